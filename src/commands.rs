@@ -1,0 +1,365 @@
+//! What each CLI command does, on top of the library modules: reading arguments, printing
+//! results for people (tables, progress) and for scripts (`--json`).
+
+use std::io::{IsTerminal, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use crate::ask::{self, Progress};
+use crate::cli::{GcArgs, LogArgs, PeerCommand};
+use crate::deliver;
+use crate::error::Error;
+use crate::history::{self, Entry};
+use crate::message::{self, Draft, Kind};
+use crate::peer::{self, Status};
+use crate::spool::{Spool, now_ms};
+use crate::time;
+
+pub fn peer(spool: &Spool, cmd: PeerCommand) -> Result<()> {
+    match cmd {
+        PeerCommand::List { json } => list(spool, json),
+        PeerCommand::Register {
+            name,
+            tmux_session,
+            path,
+        } => {
+            let p = peer::register(spool, &name, &tmux_session, &path)?;
+            println!(
+                "registered {} (pane {}, {})",
+                p.name,
+                p.pane,
+                p.path.display()
+            );
+            Ok(())
+        }
+        PeerCommand::Unregister { name } => {
+            peer::unregister(spool, &name)?;
+            println!("unregistered {name}");
+            Ok(())
+        }
+        PeerCommand::Ask {
+            name,
+            text,
+            timeout,
+            no_wait,
+        } => {
+            let text = text_arg(text)?;
+            let from = peer::sender_name(spool)?;
+            let (msg, lock) = ask::ask(spool, &from, &name, &text, timeout)?;
+            if no_wait {
+                println!("{}", msg.id);
+                return Ok(());
+            }
+            let answer = wait_printing(spool, &msg.id, &name, timeout)?;
+            drop(lock);
+            print_answer(&answer.text)
+        }
+        PeerCommand::Wait { id, timeout } => {
+            message::validate_id(&id)?;
+            let m = message::load(spool, &id)?
+                .ok_or_else(|| Error::BadInput(format!("there is no query {id} in the spool")))?;
+            // Waiting blocks whoever waits, as the asker did: the deadlock check must see it.
+            let _waiter = if m.state.is_open() {
+                spool.try_lock(&message::waiter_lock(&id))?
+            } else {
+                None
+            };
+            let answer = wait_printing(spool, &id, &m.to, timeout)?;
+            print_answer(&answer.text)
+        }
+        PeerCommand::Notify { name, text } => {
+            let text = text_arg(text)?;
+            let from = peer::sender_name(spool)?;
+            let p = peer::require(spool, &name)?;
+            let (msg, _) = message::send(
+                spool,
+                &Draft {
+                    kind: Kind::Notify,
+                    from: &from,
+                    to: &p.name,
+                    text: &text,
+                    deadline_ms: None,
+                },
+            )?;
+            deliver::kick(spool, &p.name)?;
+            let (status, _) = peer::status(&p);
+            let when = match status {
+                Status::Online => "now",
+                Status::Busy => "when its turn ends",
+                Status::Offline => "when it comes back online",
+            };
+            println!("sent {} to {} (delivered {when})", msg.id, p.name);
+            Ok(())
+        }
+        PeerCommand::Broadcast { text } => {
+            let text = text_arg(text)?;
+            let from = peer::sender_name(spool)?;
+            message::validate_text(&text)?;
+            let peers = peer::all(spool)?;
+            let panes = peer::live_panes(&peers);
+            let mut now = Vec::new();
+            let mut later = Vec::new();
+            for p in &peers {
+                let (status, _) = peer::status_of(p, &panes);
+                if p.name == from || status == Status::Offline {
+                    continue;
+                }
+                message::send(
+                    spool,
+                    &Draft {
+                        kind: Kind::Broadcast,
+                        from: &from,
+                        to: &p.name,
+                        text: &text,
+                        deadline_ms: None,
+                    },
+                )?;
+                deliver::kick(spool, &p.name)?;
+                if status == Status::Busy {
+                    later.push(p.name.clone());
+                } else {
+                    now.push(p.name.clone());
+                }
+            }
+            if now.is_empty() && later.is_empty() {
+                println!("no online peer to send to");
+            } else {
+                println!(
+                    "sent to {} now{}",
+                    list_or_none(&now),
+                    if later.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; {} when their turn ends", later.join(", "))
+                    }
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+fn list_or_none(names: &[String]) -> String {
+    if names.is_empty() {
+        "nobody".into()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// The text argument, or stdin for `-`.
+fn text_arg(text: String) -> Result<String> {
+    if text != "-" {
+        return Ok(text);
+    }
+    let mut buf = Vec::new();
+    std::io::stdin()
+        .take(message::MAX_TEXT as u64 + 1)
+        .read_to_end(&mut buf)
+        .context("cannot read the message from stdin")?;
+    String::from_utf8(buf)
+        .map_err(|_| Error::BadInput("the message on stdin is not valid UTF-8".into()).into())
+}
+
+fn print_answer(text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    if !text.ends_with('\n') {
+        out.write_all(b"\n")?;
+    }
+    Ok(())
+}
+
+/// Waits for an answer, showing progress on stderr when it is a terminal.
+fn wait_printing(
+    spool: &Spool,
+    id: &str,
+    peer: &str,
+    timeout: Duration,
+) -> Result<message::Response> {
+    let tty = std::io::stderr().is_terminal();
+    let start = Instant::now();
+    let res = ask::wait_answer(spool, id, timeout, |p: Progress| {
+        if tty {
+            eprint!("\r\x1b[2K{peer}: {p} ({}s)", start.elapsed().as_secs());
+        }
+    });
+    if tty {
+        eprint!("\r\x1b[2K");
+    }
+    res
+}
+
+#[derive(Serialize)]
+struct PeerRow<'a> {
+    name: &'a str,
+    status: Status,
+    agent: &'a str,
+    pane: &'a str,
+    tmux_socket: &'a Path,
+    path: &'a Path,
+    session_id: Option<&'a str>,
+    last_activity_ms: u64,
+    queued: usize,
+}
+
+fn list(spool: &Spool, json: bool) -> Result<()> {
+    let peers = peer::all(spool)?;
+    let panes = peer::live_panes(&peers);
+    let open = message::open_messages(spool)?;
+    let rows: Vec<PeerRow> = peers
+        .iter()
+        .map(|p| PeerRow {
+            name: &p.name,
+            status: peer::status_of(p, &panes).0,
+            agent: &p.agent,
+            pane: &p.pane,
+            tmux_socket: &p.tmux_socket,
+            path: &p.path,
+            session_id: p.session_id.as_deref(),
+            last_activity_ms: p.last_activity_ms,
+            queued: open.iter().filter(|m| m.to == p.name).count(),
+        })
+        .collect();
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(&mut out, &rows)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    if rows.is_empty() {
+        writeln!(
+            out,
+            "no peers yet: start Claude Code in a tmux pane (with the repowire hooks installed), or use `repowire peer register`"
+        )?;
+        return Ok(());
+    }
+    let now = now_ms();
+    let w = rows.iter().map(|r| r.name.len()).max().unwrap_or(4).max(4);
+    writeln!(
+        out,
+        "{:w$}  {:7}  {:5}  {:12}  PATH",
+        "NAME", "STATUS", "PANE", "LAST ACTIVITY"
+    )?;
+    for r in &rows {
+        writeln!(
+            out,
+            "{:w$}  {:7}  {:5}  {:12}  {}",
+            r.name,
+            r.status.as_str(),
+            r.pane,
+            time::ago(r.last_activity_ms, now),
+            r.path.display()
+        )?;
+    }
+    Ok(())
+}
+
+pub fn log(spool: &Spool, args: LogArgs) -> Result<()> {
+    if let Some(p) = &args.peer {
+        peer::validate_name(p).or_else(|e| if p == peer::USER { Ok(()) } else { Err(e) })?;
+    }
+    let mut out = std::io::stdout().lock();
+    let mut offsets: std::collections::HashMap<std::path::PathBuf, u64> = Default::default();
+    let mut print_new = |out: &mut std::io::StdoutLock| -> Result<()> {
+        for f in history::files(spool)? {
+            let start = offsets.get(&f).copied().unwrap_or(0);
+            let mut file = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&f)?;
+            let len = file.metadata()?.len();
+            if len <= start {
+                continue;
+            }
+            use std::io::{Seek, SeekFrom};
+            file.seek(SeekFrom::Start(start))?;
+            let mut buf = Vec::new();
+            file.take(len - start).read_to_end(&mut buf)?;
+            // Only whole lines: a line being appended right now is read next time.
+            let whole = buf.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+            offsets.insert(f.clone(), start + whole as u64);
+            for line in buf[..whole]
+                .split(|&b| b == b'\n')
+                .filter(|l| !l.is_empty())
+            {
+                let Ok(e) = serde_json::from_slice::<Entry>(line) else {
+                    continue;
+                };
+                if args
+                    .peer
+                    .as_ref()
+                    .is_some_and(|p| *p != e.from && *p != e.to)
+                {
+                    continue;
+                }
+                if args.json {
+                    out.write_all(line)?;
+                    out.write_all(b"\n")?;
+                } else {
+                    writeln!(out, "{}", format_entry(&e))?;
+                }
+            }
+        }
+        out.flush()?;
+        Ok(())
+    };
+    print_new(&mut out)?;
+    if !args.follow {
+        return Ok(());
+    }
+    let watch = crate::wait::Watch::new(&[spool.path("log")]);
+    loop {
+        watch.wait(Duration::from_secs(1));
+        print_new(&mut out)?;
+    }
+}
+
+fn format_entry(e: &Entry) -> String {
+    let what = match e.event {
+        history::Event::Sent => format!("{:?}", e.kind).to_lowercase(),
+        ev => format!("{ev:?}").to_lowercase(),
+    };
+    let arrow = match e.event {
+        history::Event::Answered => format!("{} → {}", e.to, e.from),
+        _ => format!("{} → {}", e.from, e.to),
+    };
+    let mut line = format!(
+        "{}  {:9}  {}  {}",
+        time::format_utc(e.ts_ms),
+        what,
+        e.id,
+        arrow
+    );
+    if let Some(t) = &e.text {
+        let first: String = message::neutralize(t)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .chars()
+            .take(100)
+            .collect();
+        line.push_str(": ");
+        line.push_str(&first);
+        if t.lines().count() > 1 || first.chars().count() == 100 {
+            line.push('…');
+        }
+    }
+    if let Some(err) = &e.error {
+        line.push_str(&format!(" ({err})"));
+    }
+    line
+}
+
+pub fn gc(spool: &Spool, args: GcArgs) -> Result<()> {
+    let r = crate::gc::run(spool, args.older_than)?;
+    println!(
+        "removed {} finished messages, {} answers, {} temporary files, {} lock files",
+        r.messages, r.responses, r.temp_files, r.lock_files
+    );
+    Ok(())
+}

@@ -1,0 +1,251 @@
+//! `repowire hook EVENT`: what Claude Code runs on SessionStart, UserPromptSubmit, Stop and
+//! SessionEnd.
+//!
+//! A hook must never hang and never break the agent: whatever arrives on stdin, it exits 0,
+//! prints nothing on stdout (Claude Code would read it as context or a decision), reports
+//! problems on stderr only, and a watchdog ends it if anything stalls.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Result;
+use serde_json::Value;
+
+use crate::deliver;
+use crate::message::{self, Kind, State};
+use crate::peer::{self, Peer, Turn};
+use crate::spool::{Spool, now_ms};
+use crate::tmux::Server;
+use crate::transcript;
+
+/// The most of a payload kept; the rest is read and dropped so the writer is never blocked.
+const MAX_PAYLOAD: usize = 16 * 1024 * 1024;
+/// After this long a hook gives up and exits 0, whatever it was doing.
+const WATCHDOG: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Event {
+    /// Register this session's pane as a peer (SessionStart)
+    SessionStart,
+    /// Mark the peer busy and tie the turn to the message it carries (UserPromptSubmit)
+    Prompt,
+    /// Send the turn's answer to whoever asked; the peer is idle again (Stop)
+    Stop,
+    /// Mark the peer offline; its undelivered messages wait for it (SessionEnd)
+    SessionEnd,
+}
+
+/// Runs a hook. Always succeeds: errors are printed on stderr and swallowed.
+pub fn run(home: &Path, event: Event) {
+    std::thread::spawn(|| {
+        std::thread::sleep(WATCHDOG);
+        eprintln!("repowire hook: gave up after {}s", WATCHDOG.as_secs());
+        std::process::exit(0);
+    });
+    let payload = read_payload();
+    if let Err(e) = handle(home, event, &payload) {
+        eprintln!("repowire hook: {e:#}");
+    }
+}
+
+fn read_payload() -> Value {
+    let mut buf = Vec::new();
+    let mut stdin = std::io::stdin().lock();
+    let _ = (&mut stdin).take(MAX_PAYLOAD as u64).read_to_end(&mut buf);
+    let _ = std::io::copy(&mut stdin, &mut std::io::sink());
+    serde_json::from_slice(&buf).unwrap_or(Value::Null)
+}
+
+/// A string field of the payload, if present and a string.
+fn field<'a>(p: &'a Value, key: &str) -> Option<&'a str> {
+    p.get(key).and_then(Value::as_str)
+}
+
+fn handle(home: &Path, event: Event, p: &Value) -> Result<()> {
+    if !p.is_object() {
+        return Ok(());
+    }
+    let spool = Spool::open(home)?;
+    if event == Event::SessionStart {
+        return session_start(&spool, p);
+    }
+    let Some(peer) = find_peer(&spool, field(p, "session_id"))? else {
+        return Ok(()); // not a peer (e.g. not in tmux): nothing to do
+    };
+    match event {
+        Event::SessionStart => unreachable!(),
+        Event::Prompt => prompt(&spool, &peer, p),
+        Event::Stop => stop(&spool, &peer, p),
+        Event::SessionEnd => session_end(&spool, &peer, field(p, "reason")),
+    }
+}
+
+/// The peer this hook belongs to: by its tmux pane, else by the agent's session id.
+fn find_peer(spool: &Spool, session_id: Option<&str>) -> Result<Option<Peer>> {
+    if let Some((socket, pane)) = peer::own_pane() {
+        if let Some(p) = peer::by_pane(spool, &socket, &pane)? {
+            return Ok(Some(p));
+        }
+    }
+    let Some(sid) = session_id else {
+        return Ok(None);
+    };
+    Ok(peer::all(spool)?
+        .into_iter()
+        .find(|p| p.session_id.as_deref() == Some(sid)))
+}
+
+fn session_start(spool: &Spool, p: &Value) -> Result<()> {
+    let Some((socket, pane)) = peer::own_pane() else {
+        return Ok(()); // outside tmux nobody could type to it
+    };
+    let cwd = field(p, "cwd")
+        .map(PathBuf::from)
+        .filter(|c| c.is_absolute())
+        .or_else(|| std::env::current_dir().ok())
+        .unwrap_or_else(|| PathBuf::from("/"));
+    // Only a live pane can be typed into; anything else is not a session to register.
+    let Some(live) = Server::at(&socket).pane(&pane)?.filter(|pn| !pn.dead) else {
+        return Ok(());
+    };
+    let peer = peer::session_started(
+        spool,
+        &peer::SessionStart {
+            socket: &socket,
+            pane: &pane,
+            cwd: &cwd,
+            session_id: field(p, "session_id"),
+            agent: "claude",
+            agent_command: Some(live.command),
+        },
+    )?;
+    // A question typed into the previous session will never be answered by this one.
+    fail_delivered(
+        spool,
+        &peer.name,
+        "the peer's session restarted before it answered",
+    )?;
+    deliver::kick(spool, &peer.name)
+}
+
+fn prompt(spool: &Spool, peer: &Peer, p: &Value) -> Result<()> {
+    let prompt_id = field(p, "prompt_id").map(str::to_string);
+    // Only a message this peer is being handed right now can claim the turn, so text that
+    // imitates a header cannot tie a turn to some other query.
+    let claimed = match field(p, "prompt").and_then(message::parse_header) {
+        Some(id) => {
+            message::load(spool, id)?.filter(|m| m.to == peer.name && m.state == State::Delivered)
+        }
+        None => None,
+    };
+    let claimed_id = claimed.as_ref().map(|m| m.id.clone());
+    peer::update(spool, &peer.name, |pr| {
+        let now = now_ms();
+        pr.last_activity_ms = now;
+        if pr.turn.busy && prompt_id.is_some() && pr.turn.prompt_id == prompt_id {
+            // Typed while a turn runs: Claude Code fires this hook at once, with the running
+            // turn's prompt id, and runs the prompt as its own turn after the current one.
+            pr.queued_turns.push(claimed_id.clone());
+        } else {
+            pr.turn = Turn {
+                busy: true,
+                prompt_id: prompt_id.clone(),
+                message: claimed_id.clone(),
+                since_ms: now,
+            };
+        }
+        true
+    })?;
+    if let Some(m) = claimed.filter(|m| m.kind != Kind::Ask) {
+        message::finish(
+            spool,
+            &peer.name,
+            &m.id,
+            Some(State::Delivered),
+            State::Received,
+            None,
+        )?;
+    }
+    Ok(())
+}
+
+fn stop(spool: &Spool, peer: &Peer, p: &Value) -> Result<()> {
+    let prompt_id = field(p, "prompt_id").map(str::to_string);
+    let mut answered: Option<String> = None;
+    let Some(after) = peer::update(spool, &peer.name, |pr| {
+        let same_turn = match (&pr.turn.prompt_id, &prompt_id) {
+            (Some(a), Some(b)) => a == b,
+            _ => true,
+        };
+        if pr.turn.busy && same_turn {
+            answered = pr.turn.message.take();
+        }
+        let now = now_ms();
+        pr.last_activity_ms = now;
+        pr.turn = if pr.queued_turns.is_empty() {
+            Turn::default()
+        } else {
+            Turn {
+                busy: true,
+                prompt_id: None,
+                message: pr.queued_turns.remove(0),
+                since_ms: now,
+            }
+        };
+        true
+    })?
+    else {
+        return Ok(());
+    };
+    if let Some(id) = answered {
+        if let Some(m) = message::load(spool, &id)?.filter(|m| m.kind == Kind::Ask) {
+            let text = field(p, "last_assistant_message")
+                .map(str::to_string)
+                .or_else(|| {
+                    field(p, "transcript_path")
+                        .and_then(|t| transcript::last_assistant_text(Path::new(t)))
+                })
+                .unwrap_or_else(|| "(the peer's turn ended without a text reply)".to_string());
+            let _lock = spool.lock(&format!("peers/{}.lock", after.name))?;
+            message::answer(spool, &after, &m, &text, prompt_id.as_deref())?;
+        }
+    }
+    deliver::kick(spool, &after.name)
+}
+
+fn session_end(spool: &Spool, peer: &Peer, reason: Option<&str>) -> Result<()> {
+    // `/clear` ends a session and starts the next one in the same pane at once.
+    if reason == Some("clear") {
+        return Ok(());
+    }
+    peer::update(spool, &peer.name, |pr| {
+        pr.online = false;
+        pr.turn = Turn::default();
+        pr.queued_turns.clear();
+        pr.last_activity_ms = now_ms();
+        true
+    })?;
+    fail_delivered(
+        spool,
+        &peer.name,
+        "the peer's session ended before it answered",
+    )
+}
+
+/// Fails every ask already typed into `name`'s pane and not answered.
+fn fail_delivered(spool: &Spool, name: &str, why: &str) -> Result<()> {
+    for m in message::inbox(spool, name)? {
+        if m.state == State::Delivered {
+            message::finish(
+                spool,
+                name,
+                &m.id,
+                Some(State::Delivered),
+                State::Failed,
+                Some(why.to_string()),
+            )?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,510 @@
+//! Peers: one agent session in one tmux pane, as `peers/NAME.json`.
+//!
+//! A peer record is only changed under its lock `peers/NAME.lock` ([`update`]), by the hooks
+//! (turn state), registration and delivery. Status is derived when asked ([`status_of`]): one
+//! `tmux list-panes -a` per tmux server tells which panes still exist and run the agent.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Hint};
+use crate::spool::{Spool, now_ms};
+use crate::tmux::{self, Pane, Server};
+
+/// The sender name of anything that is not a registered peer (a person at a terminal).
+pub const USER: &str = "user";
+
+/// Longest accepted peer name, in bytes.
+pub const MAX_NAME: usize = 64;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Peer {
+    pub name: String,
+    /// Which agent runs in the pane (`claude`).
+    pub agent: String,
+    /// The tmux server's socket path.
+    pub tmux_socket: PathBuf,
+    /// The pane id (`%N`).
+    pub pane: String,
+    /// The agent's working directory (its repository).
+    pub path: PathBuf,
+    /// The agent's current session id (changes on `/clear`).
+    #[serde(default)]
+    pub session_id: Option<String>,
+    /// The pane's foreground command while the agent ran, to tell the agent from a shell.
+    #[serde(default)]
+    pub agent_command: Option<String>,
+    /// The name was chosen with `peer register` and survives re-registration by the hooks.
+    #[serde(default)]
+    pub pinned: bool,
+    /// False after the agent's SessionEnd: messages wait for its return.
+    pub online: bool,
+    pub registered_ms: u64,
+    /// When the agent's current session started.
+    #[serde(default)]
+    pub started_ms: u64,
+    pub last_activity_ms: u64,
+    #[serde(default)]
+    pub turn: Turn,
+    /// Submissions typed while a turn ran, each to run as its own turn after it (Claude Code
+    /// queues them): the message id each carries, or `None` for a person's prompt.
+    #[serde(default)]
+    pub queued_turns: Vec<Option<String>>,
+}
+
+/// The agent's turn, from its UserPromptSubmit and Stop hooks.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Turn {
+    pub busy: bool,
+    /// The running turn's prompt id, when the agent gave one.
+    #[serde(default)]
+    pub prompt_id: Option<String>,
+    /// The repowire message this turn is working on, if any.
+    #[serde(default)]
+    pub message: Option<String>,
+    #[serde(default)]
+    pub since_ms: u64,
+}
+
+/// A peer's status, derived when asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Online,
+    Busy,
+    Offline,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Online => "online",
+            Status::Busy => "busy",
+            Status::Offline => "offline",
+        }
+    }
+}
+
+fn record(name: &str) -> String {
+    format!("peers/{name}.json")
+}
+
+fn lock_name(name: &str) -> String {
+    format!("peers/{name}.lock")
+}
+
+/// Checks a peer name: 1 to 64 of `A-Z a-z 0-9 . _ -`, starting with a letter or digit.
+pub fn validate_name(name: &str) -> Result<(), Error> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_NAME
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if !ok {
+        let shown: String = name
+            .chars()
+            .take(80)
+            .flat_map(char::escape_default)
+            .collect();
+        return Err(Error::BadInput(format!(
+            "invalid peer name \"{shown}\": use 1 to {MAX_NAME} letters, digits, '.', '_' or '-', starting with a letter or digit"
+        )));
+    }
+    if name == USER {
+        return Err(Error::BadInput(format!(
+            "'{USER}' is reserved for messages from a terminal; choose another name"
+        )));
+    }
+    Ok(())
+}
+
+/// A peer name made from a directory name: invalid characters become `-`.
+fn name_from_dir(dir: &Path) -> String {
+    let base = dir
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut name: String = base
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    name = name.trim_start_matches(['.', '_', '-']).to_string();
+    name.truncate(MAX_NAME - 4);
+    if name.is_empty() || name == USER {
+        name = format!("peer-{name}").trim_end_matches('-').to_string();
+    }
+    name
+}
+
+/// The repository a directory belongs to: the nearest ancestor with `.git`, else the directory.
+fn repo_root(cwd: &Path) -> &Path {
+    cwd.ancestors()
+        .find(|d| d.join(".git").exists())
+        .unwrap_or(cwd)
+}
+
+pub fn load(spool: &Spool, name: &str) -> Result<Option<Peer>> {
+    spool.read_json(&spool.path(&record(name)))
+}
+
+/// Loads a peer that must exist, with a "did you mean" hint otherwise.
+pub fn require(spool: &Spool, name: &str) -> Result<Peer> {
+    validate_name(name)?;
+    if let Some(p) = load(spool, name)? {
+        return Ok(p);
+    }
+    let hint = spool
+        .list("peers")?
+        .into_iter()
+        .map(|n| (edit_distance(&n.to_lowercase(), &name.to_lowercase()), n))
+        .filter(|(d, _)| *d <= 2)
+        .min()
+        .map(|(_, n)| n);
+    Err(Error::UnknownPeer {
+        name: name.to_string(),
+        hint: Hint(hint),
+    }
+    .into())
+}
+
+/// Levenshtein distance, for "did you mean".
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+pub fn all(spool: &Spool) -> Result<Vec<Peer>> {
+    let mut out = Vec::new();
+    for name in spool.list("peers")? {
+        // A record that vanished between listing and reading was unregistered: skip it.
+        if let Some(p) = load(spool, &name)? {
+            out.push(p);
+        }
+    }
+    Ok(out)
+}
+
+pub fn save(spool: &Spool, peer: &Peer) -> Result<()> {
+    spool.write_json(&spool.path(&record(&peer.name)), peer)
+}
+
+/// Read-modify-write of one peer record under its lock. `f` returns false to leave it as is.
+/// Returns the record as it is after the update, or `None` if there is no such peer.
+pub fn update(
+    spool: &Spool,
+    name: &str,
+    f: impl FnOnce(&mut Peer) -> bool,
+) -> Result<Option<Peer>> {
+    let _lock = spool.lock(&lock_name(name))?;
+    let Some(mut peer) = load(spool, name)? else {
+        return Ok(None);
+    };
+    if f(&mut peer) {
+        save(spool, &peer)?;
+    }
+    Ok(Some(peer))
+}
+
+/// The peer registered for a pane of a tmux server, if any.
+pub fn by_pane(spool: &Spool, socket: &Path, pane: &str) -> Result<Option<Peer>> {
+    Ok(all(spool)?
+        .into_iter()
+        .find(|p| p.pane == pane && p.tmux_socket == socket))
+}
+
+/// Where the current process runs: `$TMUX`'s server and `$TMUX_PANE`.
+pub fn own_pane() -> Option<(PathBuf, String)> {
+    let socket = tmux::socket_from_tmux_env(std::env::var("TMUX").ok().as_deref())?;
+    let pane = std::env::var("TMUX_PANE")
+        .ok()
+        .filter(|p| p.starts_with('%'))?;
+    Some((socket, pane))
+}
+
+/// The name messages from this process are sent as: the peer of the pane it runs in, else
+/// [`USER`].
+pub fn sender_name(spool: &Spool) -> Result<String> {
+    Ok(match own_pane() {
+        Some((socket, pane)) => by_pane(spool, &socket, &pane)?
+            .map(|p| p.name)
+            .unwrap_or_else(|| USER.to_string()),
+        None => USER.to_string(),
+    })
+}
+
+/// What a SessionStart hook knows about the session starting.
+pub struct SessionStart<'a> {
+    pub socket: &'a Path,
+    pub pane: &'a str,
+    pub cwd: &'a Path,
+    pub session_id: Option<&'a str>,
+    pub agent: &'a str,
+    pub agent_command: Option<String>,
+}
+
+/// Registers (or re-activates) the peer of a starting agent session. The pane's existing peer
+/// keeps its name (so `/clear` keeps the peer); else a peer of this directory whose session is
+/// over takes it back (names pinned with `peer register` first); else the repository's name,
+/// made unique.
+pub fn session_started(spool: &Spool, s: &SessionStart<'_>) -> Result<Peer> {
+    // Naming must be decided by one process at a time, or two sessions starting together in
+    // the same repository could take the same name.
+    let _naming = spool.lock("peers/.naming.lock")?;
+    let peers = all(spool)?;
+    let now = now_ms();
+    // A peer whose session is over comes back under its name when an agent starts in its
+    // directory again, so the messages that waited for it are delivered.
+    let gone = |p: &&Peer| p.path == s.cwd && (!p.online || !pane_alive(p));
+    let existing = peers
+        .iter()
+        .find(|p| p.pane == s.pane && p.tmux_socket == s.socket)
+        .or_else(|| peers.iter().filter(|p| p.pinned).find(gone))
+        .or_else(|| peers.iter().find(gone));
+    let name = match existing {
+        Some(p) => p.name.clone(),
+        None => unique_name(&peers, &name_from_dir(repo_root(s.cwd))),
+    };
+    let fresh = Peer {
+        name: name.clone(),
+        agent: s.agent.to_string(),
+        tmux_socket: s.socket.to_path_buf(),
+        pane: s.pane.to_string(),
+        path: s.cwd.to_path_buf(),
+        session_id: s.session_id.map(str::to_string),
+        agent_command: s.agent_command.clone(),
+        pinned: false,
+        online: true,
+        registered_ms: now,
+        started_ms: now,
+        last_activity_ms: now,
+        turn: Turn::default(),
+        queued_turns: Vec::new(),
+    };
+    let _lock = spool.lock(&lock_name(&name))?;
+    let peer = match load(spool, &name)? {
+        Some(old) => Peer {
+            pinned: old.pinned,
+            registered_ms: old.registered_ms,
+            ..fresh
+        },
+        None => fresh,
+    };
+    save(spool, &peer)?;
+    Ok(peer)
+}
+
+fn unique_name(peers: &[Peer], base: &str) -> String {
+    let taken = |n: &str| peers.iter().any(|p| p.name == n);
+    if !taken(base) {
+        return base.to_string();
+    }
+    (2..)
+        .map(|i| format!("{base}-{i}"))
+        .find(|n| !taken(n))
+        .expect("an unused suffix exists")
+}
+
+fn pane_alive(p: &Peer) -> bool {
+    matches!(Server::at(&p.tmux_socket).pane(&p.pane), Ok(Some(pane)) if !pane.dead)
+}
+
+/// `peer register`: gives the pane at `target` the name `name` (pinned), taking over the
+/// record of whatever peer that pane had.
+pub fn register(spool: &Spool, name: &str, target: &str, path: &Path) -> Result<Peer> {
+    validate_name(name)?;
+    let (pane, socket) = Server::from_env().resolve(target).map_err(|e| match e {
+        Error::Tmux { stderr, .. } => Error::BadInput(format!(
+            "cannot find tmux target '{target}': {stderr}; `tmux list-panes -a` shows the panes"
+        )),
+        e => e,
+    })?;
+    let path = std::fs::canonicalize(path)
+        .with_context(|| format!("cannot use path {}", path.display()))?;
+    let _naming = spool.lock("peers/.naming.lock")?;
+    let previous = by_pane(spool, &socket, &pane.id)?.filter(|p| p.name != name);
+    let now = now_ms();
+    let _lock = spool.lock(&lock_name(name))?;
+    let base = load(spool, name)?.or(previous.clone());
+    let peer = Peer {
+        name: name.to_string(),
+        agent: base.as_ref().map_or("claude".into(), |b| b.agent.clone()),
+        tmux_socket: socket,
+        pane: pane.id.clone(),
+        path,
+        session_id: base.as_ref().and_then(|b| b.session_id.clone()),
+        agent_command: base
+            .as_ref()
+            .and_then(|b| b.agent_command.clone())
+            .or(Some(pane.command.clone())),
+        pinned: true,
+        online: !pane.dead,
+        registered_ms: base.as_ref().map_or(now, |b| b.registered_ms),
+        started_ms: base.as_ref().map_or(0, |b| b.started_ms),
+        last_activity_ms: now,
+        turn: base.as_ref().map(|b| b.turn.clone()).unwrap_or_default(),
+        queued_turns: base.map(|b| b.queued_turns).unwrap_or_default(),
+    };
+    save(spool, &peer)?;
+    if let Some(prev) = previous {
+        let _prev_lock = spool.lock(&lock_name(&prev.name))?;
+        remove_record(spool, &prev.name)?;
+    }
+    Ok(peer)
+}
+
+/// `peer unregister`.
+pub fn unregister(spool: &Spool, name: &str) -> Result<()> {
+    require(spool, name)?;
+    let _lock = spool.lock(&lock_name(name))?;
+    remove_record(spool, name)
+}
+
+fn remove_record(spool: &Spool, name: &str) -> Result<()> {
+    match std::fs::remove_file(spool.path(&record(name))) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(e).context("cannot remove peer record")
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The live panes of every tmux server the peers live on, one `list-panes -a` per server.
+pub fn live_panes(peers: &[Peer]) -> HashMap<PathBuf, Vec<Pane>> {
+    let mut out: HashMap<PathBuf, Vec<Pane>> = HashMap::new();
+    for p in peers {
+        if !out.contains_key(&p.tmux_socket) {
+            let panes = Server::at(&p.tmux_socket).panes().unwrap_or_default();
+            out.insert(p.tmux_socket.clone(), panes);
+        }
+    }
+    out
+}
+
+/// A peer's status from its record and its server's panes, with the reason when offline.
+pub fn status_of(peer: &Peer, panes: &HashMap<PathBuf, Vec<Pane>>) -> (Status, &'static str) {
+    if !peer.online {
+        return (Status::Offline, "its session ended");
+    }
+    let pane = panes
+        .get(&peer.tmux_socket)
+        .and_then(|ps| ps.iter().find(|p| p.id == peer.pane));
+    let Some(pane) = pane else {
+        return (Status::Offline, "its tmux pane is gone");
+    };
+    if pane.dead {
+        return (Status::Offline, "the program in its pane exited");
+    }
+    if peer.turn.busy {
+        return (Status::Busy, "");
+    }
+    // A tool the agent runs never becomes the pane's foreground command, so an idle pane
+    // showing another command means the agent exited back to a shell.
+    if let Some(cmd) = &peer.agent_command {
+        if *cmd != pane.command {
+            return (
+                Status::Offline,
+                "its agent is no longer running in the pane",
+            );
+        }
+    }
+    (Status::Online, "")
+}
+
+/// Status of one peer (one tmux call).
+pub fn status(peer: &Peer) -> (Status, &'static str) {
+    status_of(peer, &live_panes(std::slice::from_ref(peer)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_checked() {
+        for ok in ["backend", "a", "web-2", "my_repo.v2", &"x".repeat(64)] {
+            validate_name(ok).unwrap();
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            "../etc",
+            "a/b",
+            "-x",
+            ".hidden",
+            "user",
+            "a b",
+            "a\nb",
+            "é",
+            "a\u{1b}[31m",
+            &"x".repeat(65),
+        ] {
+            assert!(validate_name(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn edit_distances() {
+        assert_eq!(edit_distance("beta", "betta"), 1);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "ab"), 2);
+    }
+
+    #[test]
+    fn dir_names_become_valid_names() {
+        for (dir, want) in [
+            ("/src/backend", "backend"),
+            ("/src/My Repo", "My-Repo"),
+            ("/src/.dotfiles", "dotfiles"),
+            ("/", "peer"),
+            ("/home/user", "peer-user"),
+        ] {
+            let n = name_from_dir(Path::new(dir));
+            assert_eq!(n, want);
+            validate_name(&n).unwrap();
+        }
+    }
+
+    #[test]
+    fn unique_names_get_suffixes() {
+        let mk = |n: &str| Peer {
+            name: n.into(),
+            agent: "claude".into(),
+            tmux_socket: "/s".into(),
+            pane: "%1".into(),
+            path: "/p".into(),
+            session_id: None,
+            agent_command: None,
+            pinned: false,
+            online: true,
+            registered_ms: 0,
+            started_ms: 0,
+            last_activity_ms: 0,
+            turn: Turn::default(),
+            queued_turns: vec![],
+        };
+        let peers = vec![mk("api"), mk("api-2")];
+        assert_eq!(unique_name(&peers, "api"), "api-3");
+        assert_eq!(unique_name(&peers, "web"), "web");
+    }
+}

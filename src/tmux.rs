@@ -1,0 +1,183 @@
+//! The few tmux operations repowire needs, on a given tmux server.
+//!
+//! Every call goes through [`Server::run`]: stdin is never passed to tmux, text always comes
+//! after `--` so it cannot be read as an option, and a failure is an [`Error::Tmux`] carrying
+//! tmux's own stderr.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use tmux_interface::{DisplayMessage, ListPanes, SendKeys, Tmux, TmuxCommand};
+
+use crate::error::Error;
+
+/// One tmux server, by socket path (`None`: the default server of this user).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Server {
+    socket: Option<PathBuf>,
+}
+
+/// What repowire reads about a pane.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pane {
+    /// `%N`, stable for the life of the pane.
+    pub id: String,
+    pub dead: bool,
+    /// The foreground command, as tmux names it (`#{pane_current_command}`).
+    pub command: String,
+    pub session: String,
+}
+
+const PANE_FORMAT: &str =
+    "#{pane_id}\t#{pane_dead}\t#{pane_current_command}\t#{session_name}\t#{socket_path}";
+
+impl Server {
+    pub fn at(socket: &Path) -> Server {
+        Server {
+            socket: Some(socket.to_path_buf()),
+        }
+    }
+
+    /// The server named by `$TMUX` (the one this process runs inside), else the default one.
+    pub fn from_env() -> Server {
+        Server {
+            socket: socket_from_tmux_env(std::env::var("TMUX").ok().as_deref()),
+        }
+    }
+
+    /// Runs one tmux command; returns its stdout.
+    pub fn run<'a>(&self, cmd: impl Into<TmuxCommand<'a>>) -> Result<String, Error> {
+        let cmd: TmuxCommand<'a> = cmd.into();
+        let name = cmd.name.as_deref().unwrap_or("").to_string();
+        let mut tmux = Tmux::with_command(cmd);
+        if let Some(s) = &self.socket {
+            tmux = tmux.socket_path(s.to_string_lossy().into_owned());
+        }
+        let out = tmux
+            .into_command()
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .output()
+            .map_err(|e| Error::Tmux {
+                command: name.clone(),
+                stderr: if e.kind() == std::io::ErrorKind::NotFound {
+                    "tmux is not installed or not on PATH; install tmux (3.0 or newer)".into()
+                } else {
+                    e.to_string()
+                },
+            })?;
+        if !out.status.success() {
+            return Err(Error::Tmux {
+                command: name,
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            });
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Types `text` into `pane` literally: no key names, no options, one write.
+    pub fn send_literal(&self, pane: &str, text: &str) -> Result<(), Error> {
+        self.run(
+            SendKeys::new()
+                .target_pane(pane)
+                .disable_lookup()
+                .key("--")
+                .key(text),
+        )
+        .map(drop)
+    }
+
+    /// Presses Enter in `pane`.
+    pub fn send_enter(&self, pane: &str) -> Result<(), Error> {
+        self.run(SendKeys::new().target_pane(pane).key("Enter"))
+            .map(drop)
+    }
+
+    /// Every pane of this server, or an empty list when no server runs there.
+    pub fn panes(&self) -> Result<Vec<Pane>, Error> {
+        match self.run(ListPanes::new().all().format(PANE_FORMAT)) {
+            Ok(out) => Ok(out
+                .lines()
+                .filter_map(|l| parse_pane(l).map(|p| p.0))
+                .collect()),
+            Err(Error::Tmux { stderr, .. }) if no_server(&stderr) => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Resolves a tmux target (session, window or pane) to its pane and the server's socket.
+    pub fn resolve(&self, target: &str) -> Result<(Pane, PathBuf), Error> {
+        let out = self.run(
+            DisplayMessage::new()
+                .print()
+                .target_pane(target)
+                .message(PANE_FORMAT),
+        )?;
+        // tmux 3.3 prints an empty line and succeeds for a target it cannot find.
+        let (pane, socket) = out
+            .lines()
+            .next()
+            .and_then(parse_pane)
+            .filter(|(p, _)| p.id.starts_with('%'))
+            .ok_or_else(|| Error::Tmux {
+                command: "display-message".into(),
+                stderr: format!("can't find pane, window or session '{target}'"),
+            })?;
+        Ok((pane, PathBuf::from(socket)))
+    }
+
+    /// One pane by id; `None` if it (or the server) is gone.
+    pub fn pane(&self, id: &str) -> Result<Option<Pane>, Error> {
+        Ok(self.panes()?.into_iter().find(|p| p.id == id))
+    }
+}
+
+fn no_server(stderr: &str) -> bool {
+    stderr.contains("no server running")
+        || stderr.contains("error connecting to")
+        || stderr.contains("No such file or directory")
+}
+
+fn parse_pane(line: &str) -> Option<(Pane, String)> {
+    let mut f = line.split('\t');
+    let pane = Pane {
+        id: f.next()?.to_string(),
+        dead: f.next()? == "1",
+        command: f.next()?.to_string(),
+        session: f.next()?.to_string(),
+    };
+    Some((pane, f.next().unwrap_or("").to_string()))
+}
+
+/// The socket path in a `$TMUX` value (`socket,pid,session`).
+pub fn socket_from_tmux_env(tmux: Option<&str>) -> Option<PathBuf> {
+    let v = tmux?;
+    let socket = v.split(',').next()?;
+    (!socket.is_empty()).then(|| PathBuf::from(socket))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn socket_from_env() {
+        assert_eq!(
+            socket_from_tmux_env(Some("/tmp/tmux-0/default,123,0")),
+            Some(PathBuf::from("/tmp/tmux-0/default"))
+        );
+        assert_eq!(socket_from_tmux_env(Some("")), None);
+        assert_eq!(socket_from_tmux_env(None), None);
+    }
+
+    #[test]
+    fn parses_pane_lines() {
+        let (p, s) = parse_pane("%3\t0\tclaude\tbackend\t/tmp/s").unwrap();
+        assert_eq!(p.id, "%3");
+        assert!(!p.dead);
+        assert_eq!(p.command, "claude");
+        assert_eq!(s, "/tmp/s");
+        assert!(parse_pane("garbage").is_none());
+    }
+}

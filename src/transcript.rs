@@ -1,0 +1,171 @@
+//! Reading the answer of a turn from a Claude Code transcript, from its end.
+//!
+//! Used only when a Stop payload lacks `last_assistant_message`. A transcript is JSON lines;
+//! an assistant message is written one content block per line, all with the same
+//! `message.id`. The reader walks lines backwards in blocks, so its cost does not grow with the
+//! file, and it stops at the turn's prompt or after [`MAX_SCAN`] bytes.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+
+use serde_json::Value;
+
+/// The most of a transcript read from its end.
+const MAX_SCAN: u64 = 8 * 1024 * 1024;
+const BLOCK: usize = 64 * 1024;
+
+/// The text of the last assistant message of the last turn, if the transcript has one.
+pub fn last_assistant_text(path: &Path) -> Option<String> {
+    let file = File::open(path).ok()?;
+    let mut lines = LinesBackwards::new(file)?;
+    let mut message_id: Option<String> = None;
+    let mut parts: Vec<String> = Vec::new();
+    while let Some(line) = lines.next_line() {
+        let Ok(v) = serde_json::from_slice::<Value>(&line) else {
+            continue; // a line cut by a crash, or not JSON: skip it
+        };
+        match v.get("type").and_then(Value::as_str) {
+            Some("assistant") => {
+                let msg = v.get("message");
+                let id = msg
+                    .and_then(|m| m.get("id"))
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
+                let texts = text_blocks(msg.and_then(|m| m.get("content")));
+                if message_id.is_some() && id != message_id {
+                    break; // an earlier message: the last one is complete
+                }
+                if texts.is_empty() && message_id.is_none() {
+                    continue; // e.g. a trailing tool_use block without text
+                }
+                message_id = id.or(Some(String::new()));
+                parts.extend(texts.into_iter().rev());
+            }
+            // A typed prompt (string content) opens the turn: nothing before it belongs to it.
+            Some("user") if v.pointer("/message/content").is_some_and(Value::is_string) => break,
+            _ => {}
+        }
+    }
+    if parts.is_empty() {
+        return None;
+    }
+    parts.reverse();
+    Some(parts.join("\n\n"))
+}
+
+fn text_blocks(content: Option<&Value>) -> Vec<String> {
+    match content {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(blocks)) => blocks
+            .iter()
+            .filter(|b| b.get("type").and_then(Value::as_str) == Some("text"))
+            .filter_map(|b| b.get("text").and_then(Value::as_str))
+            .map(str::to_string)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Lines of a file from the last to the first, reading at most [`MAX_SCAN`] bytes.
+struct LinesBackwards {
+    file: File,
+    /// File offset of `buf[0]`.
+    pos: u64,
+    /// Bytes not yet returned, a suffix of which may be a partial line.
+    buf: Vec<u8>,
+    floor: u64,
+}
+
+impl LinesBackwards {
+    fn new(mut file: File) -> Option<Self> {
+        let len = file.seek(SeekFrom::End(0)).ok()?;
+        Some(LinesBackwards {
+            file,
+            pos: len,
+            buf: Vec::new(),
+            floor: len.saturating_sub(MAX_SCAN),
+        })
+    }
+
+    fn next_line(&mut self) -> Option<Vec<u8>> {
+        loop {
+            // Drop a trailing newline, then split off the last line if its start is known.
+            while self.buf.last() == Some(&b'\n') {
+                self.buf.pop();
+            }
+            if let Some(nl) = self.buf.iter().rposition(|&b| b == b'\n') {
+                let line = self.buf.split_off(nl + 1);
+                self.buf.pop();
+                return Some(line);
+            }
+            if self.pos <= self.floor {
+                // Start of the file (or of what we allow ourselves to read): the rest is a
+                // whole line only if we reached the real start.
+                if self.pos == 0 && !self.buf.is_empty() {
+                    return Some(std::mem::take(&mut self.buf));
+                }
+                return None;
+            }
+            let n = (self.pos - self.floor).min(BLOCK as u64) as usize;
+            let start = self.pos - n as u64;
+            let mut chunk = vec![0; n];
+            self.file.seek(SeekFrom::Start(start)).ok()?;
+            self.file.read_exact(&mut chunk).ok()?;
+            chunk.extend_from_slice(&self.buf);
+            self.buf = chunk;
+            self.pos = start;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn transcript(lines: &[&str]) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        for l in lines {
+            writeln!(f, "{l}").unwrap();
+        }
+        f
+    }
+
+    #[test]
+    fn joins_the_blocks_of_the_last_message() {
+        let f = transcript(&[
+            r#"{"type":"user","message":{"role":"user","content":"q"}}"#,
+            r#"{"type":"assistant","message":{"id":"m1","content":[{"type":"text","text":"old"}]}}"#,
+            r#"{"type":"user","message":{"role":"user","content":[{"type":"tool_result","content":"x"}]}}"#,
+            r#"{"type":"assistant","message":{"id":"m2","content":[{"type":"text","text":"first"}]}}"#,
+            r#"{"type":"assistant","message":{"id":"m2","content":[{"type":"text","text":"second"}]}}"#,
+            r#"{"type":"system","subtype":"turn_duration"}"#,
+        ]);
+        assert_eq!(
+            last_assistant_text(f.path()).as_deref(),
+            Some("first\n\nsecond")
+        );
+    }
+
+    #[test]
+    fn stops_at_the_prompt_and_survives_a_cut_line() {
+        let f = transcript(&[
+            r#"{"type":"assistant","message":{"id":"m1","content":[{"type":"text","text":"previous turn"}]}}"#,
+            r#"{"type":"user","message":{"role":"user","content":"new prompt"}}"#,
+            r#"{"type":"assistant","message":{"id":"m2","content":[{"type":"te"#,
+        ]);
+        assert_eq!(last_assistant_text(f.path()), None);
+        assert_eq!(last_assistant_text(Path::new("/nonexistent/t.jsonl")), None);
+    }
+
+    #[test]
+    fn reads_past_block_boundaries() {
+        let big = "y".repeat(BLOCK * 2 + 17);
+        let line = format!(
+            r#"{{"type":"assistant","message":{{"id":"m","content":[{{"type":"text","text":"{big}"}}]}}}}"#
+        );
+        let f = transcript(&[r#"{"type":"user","message":{"content":"q"}}"#, &line]);
+        assert_eq!(last_assistant_text(f.path()), Some(big));
+    }
+}

@@ -1,0 +1,117 @@
+//! Waiting for the spool to change, the right way round: arm the watch, then check, then
+//! block; on any event, check again. Where inotify is unavailable or exhausted (ENOSPC,
+//! EMFILE) or the filesystem sends no events, it polls instead, so a wait always ends.
+
+use std::path::PathBuf;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use notify::{RecursiveMode, Watcher};
+
+/// How often a wait re-checks even without events: a safety net for filesystems that send
+/// none, and the pace of polling when there is no watch at all.
+const TICK_WATCHED: Duration = Duration::from_millis(1000);
+const TICK_POLLING: Duration = Duration::from_millis(50);
+
+/// A watch on some spool directories.
+pub struct Watch {
+    events: Option<(Receiver<()>, notify::RecommendedWatcher)>,
+}
+
+impl Watch {
+    /// Watches `dirs` (not recursively). Never fails: without inotify it polls.
+    pub fn new(dirs: &[PathBuf]) -> Watch {
+        Watch {
+            events: arm(dirs).ok(),
+        }
+    }
+
+    pub fn is_polling(&self) -> bool {
+        self.events.is_none()
+    }
+
+    /// Blocks until something changed in the watched directories or `max` passed (at most one
+    /// tick), then swallows the other events already queued: the caller re-checks everything.
+    pub fn wait(&self, max: Duration) {
+        match &self.events {
+            Some((rx, _)) => {
+                match rx.recv_timeout(max.min(TICK_WATCHED)) {
+                    Ok(()) | Err(RecvTimeoutError::Timeout) => {}
+                    // The watcher thread died: degrade to polling pace.
+                    Err(RecvTimeoutError::Disconnected) => {
+                        std::thread::sleep(max.min(TICK_POLLING))
+                    }
+                }
+                while rx.try_recv().is_ok() {}
+            }
+            None => std::thread::sleep(max.min(TICK_POLLING)),
+        }
+    }
+}
+
+fn arm(dirs: &[PathBuf]) -> notify::Result<(Receiver<()>, notify::RecommendedWatcher)> {
+    let (tx, rx) = mpsc::channel();
+    let mut w = notify::recommended_watcher(move |_res: notify::Result<notify::Event>| {
+        // Errors count as events too: the caller rescans either way.
+        let _ = tx.send(());
+    })?;
+    for d in dirs {
+        w.watch(d, RecursiveMode::NonRecursive)?;
+    }
+    Ok((rx, w))
+}
+
+/// Calls `check` until it returns `Some`, re-checking whenever `dirs` change; `None` once
+/// `deadline` has passed without an answer.
+pub fn until<T, E>(
+    dirs: &[PathBuf],
+    deadline: Option<Instant>,
+    mut check: impl FnMut() -> Result<Option<T>, E>,
+) -> Result<Option<T>, E> {
+    let watch = Watch::new(dirs);
+    loop {
+        if let Some(v) = check()? {
+            return Ok(Some(v));
+        }
+        let left = match deadline {
+            Some(d) => match d.checked_duration_since(Instant::now()) {
+                Some(left) if !left.is_zero() => left,
+                _ => return Ok(None),
+            },
+            None => TICK_WATCHED,
+        };
+        watch.wait(left);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wakes_on_a_new_file_and_times_out_without_one() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().to_path_buf();
+        let target = dir.join("x");
+        let writer = {
+            let target = target.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(100));
+                std::fs::write(target, b"1").unwrap();
+            })
+        };
+        let got = until::<_, ()>(
+            std::slice::from_ref(&dir),
+            Some(Instant::now() + Duration::from_secs(10)),
+            || Ok(target.exists().then_some(())),
+        );
+        writer.join().unwrap();
+        assert_eq!(got, Ok(Some(())));
+        let none = until::<(), ()>(
+            &[dir],
+            Some(Instant::now() + Duration::from_millis(50)),
+            || Ok(None),
+        );
+        assert_eq!(none, Ok(None));
+    }
+}

@@ -1,0 +1,11 @@
+//! One integration-test binary, so the crate links once. Every test runs the real `repowire`
+//! binary against a temporary spool; the mesh tests use a private tmux server.
+
+#[macro_use]
+mod util;
+
+mod claude;
+mod cli;
+mod hooks;
+mod man;
+mod mesh;
