@@ -1,9 +1,10 @@
-//! Asking a peer and waiting for the answer: what `peer ask`, `peer wait` and the MCP tools
-//! share.
+//! Sending to peers: asking and waiting for the answer, notifying, broadcasting. What the
+//! `peer` commands and the MCP tools share.
 //!
 //! The asker queues the question, kicks delivery and waits on the spool. It holds the
 //! question's waiter lock while it waits, so the deadlock check sees it; if it dies or gives up,
-//! the question stays in the spool and its answer is still stored when it comes.
+//! the question stays in the spool and its answer is still stored when it comes. An asker that
+//! cancels its wait withdraws a question the peer does not have yet.
 
 use std::time::{Duration, Instant};
 
@@ -11,8 +12,9 @@ use anyhow::Result;
 
 use crate::deliver;
 use crate::error::Error;
+use crate::history;
 use crate::message::{self, Draft, Kind, Message, Response, State};
-use crate::peer::{self, Status};
+use crate::peer::{self, Peer, Status};
 use crate::spool::{Lock, Spool, now_ms};
 use crate::wait;
 
@@ -40,6 +42,8 @@ impl std::fmt::Display for Progress {
 
 /// How often a waiting asker asks tmux whether the peer's pane still runs its agent.
 const LIVENESS_EVERY: Duration = Duration::from_secs(1);
+/// How soon a cancellable wait notices that it was cancelled.
+const CANCEL_TICK: Duration = Duration::from_millis(100);
 
 /// Queues question `text` from `from` to `to`. Refuses an unknown or offline peer, and a
 /// question that would deadlock. Returns the queued message and the waiter lock to hold.
@@ -73,17 +77,19 @@ pub fn ask(
     Ok((msg, lock.expect("an ask has a waiter lock")))
 }
 
-/// Waits for the answer to `id` until `deadline`, calling `progress` when its stage changes.
+/// Waits for the answer to `id` for `timeout`, calling `progress` with its stage at every
+/// check (on every change, and at least once a second).
 /// On timeout, a question not yet delivered is withdrawn; a delivered one stays, and its answer
-/// can be fetched later.
+/// can be fetched later. When `cancelled` turns true, the wait ends within [`CANCEL_TICK`]
+/// with [`Error::Cancelled`], after withdrawing the question as [`cancel`] does.
 pub fn wait_answer(
     spool: &Spool,
     id: &str,
     timeout: Duration,
+    cancelled: Option<&dyn Fn() -> bool>,
     mut progress: impl FnMut(Progress),
 ) -> Result<Response> {
     let deadline = Instant::now() + timeout;
-    let mut last: Option<Progress> = None;
     let mut next_liveness = Instant::now() + LIVENESS_EVERY;
     let dirs = [
         spool.path("responses"),
@@ -91,7 +97,12 @@ pub fn wait_answer(
         spool.path("done"),
         spool.path("peers"),
     ];
-    let got = wait::until(&dirs, Some(deadline), || -> Result<Option<Response>> {
+    // Checked at least as often as the peer's liveness is, and soon after a cancellation.
+    let tick = match cancelled {
+        Some(_) => CANCEL_TICK,
+        None => LIVENESS_EVERY,
+    };
+    let check = || -> Result<Option<Response>> {
         if let Some(r) = message::load_response(spool, id)? {
             return Ok(Some(r));
         }
@@ -99,7 +110,14 @@ pub fn wait_answer(
             return Err(Error::BadInput(format!("there is no query {id} in the spool")).into());
         };
         if !m.state.is_open() {
+            // Answered between the two reads: the answer is stored before the message moves.
+            if let Some(r) = message::load_response(spool, id)? {
+                return Ok(Some(r));
+            }
             return Err(finished_error(&m).into());
+        }
+        if cancelled.is_some_and(|c| c()) {
+            return Err(cancel(spool, &m)?.into());
         }
         let Some(p) = peer::load(spool, &m.to)? else {
             message::finish(
@@ -133,28 +151,14 @@ pub fn wait_answer(
                 .into());
             }
         }
-        let now = match m.state {
-            State::Queued => {
-                let ahead = message::inbox(spool, &m.to)?
-                    .iter()
-                    .take_while(|o| o.id != m.id)
-                    .count()
-                    + usize::from(p.turn.busy);
-                Progress::Queued { ahead }
-            }
-            _ if p.turn.message.as_deref() == Some(id) => Progress::Answering,
-            _ => Progress::Delivered,
-        };
-        if last != Some(now) {
-            last = Some(now);
-            progress(now);
-        }
+        progress(self::progress(spool, &m, &p)?);
         // A deliverer may have been lost (killed): start another when the peer is free.
         if m.state == State::Queued {
             deliver::kick(spool, &m.to)?;
         }
         Ok(None)
-    })?;
+    };
+    let got = wait::until_every(&dirs, Some(deadline), tick, check)?;
     if let Some(r) = got {
         return Ok(r);
     }
@@ -192,18 +196,171 @@ pub fn wait_answer(
     .into())
 }
 
+/// Where open question `m` to peer `p` stands.
+pub fn progress(spool: &Spool, m: &Message, p: &Peer) -> Result<Progress> {
+    Ok(match m.state {
+        State::Queued => {
+            let inbox = message::inbox(spool, &m.to)?;
+            let before: Vec<&Message> = inbox.iter().take_while(|o| o.id != m.id).collect();
+            // A running turn on a question ahead is already counted among them.
+            let own_turn = before
+                .iter()
+                .any(|o| p.turn.message.as_deref() == Some(o.id.as_str()));
+            let ahead = before.len() + usize::from(p.turn.busy && !own_turn);
+            Progress::Queued { ahead }
+        }
+        _ if p.turn.message.as_deref() == Some(m.id.as_str()) => Progress::Answering,
+        _ => Progress::Delivered,
+    })
+}
+
+/// Withdraws question `m` for its asker. Still queued, it becomes cancelled and is never typed.
+/// Already typed, it stays delivered, so the peer's answer is still stored, and only the
+/// history records the cancellation. Returns the error that says which it was.
+fn cancel(spool: &Spool, m: &Message) -> Result<Error> {
+    let after = message::finish(
+        spool,
+        &m.to,
+        &m.id,
+        Some(State::Queued),
+        State::Cancelled,
+        Some("its asker withdrew it before it was delivered".into()),
+    )?;
+    let what = match after {
+        Some(a) if a.state == State::Cancelled => "it was withdrawn before the peer got it",
+        Some(a) if a.state == State::Delivered => {
+            let noted = Message {
+                error: Some(
+                    "the asker cancelled it after it was delivered; its answer is still stored"
+                        .into(),
+                ),
+                ..a
+            };
+            history::append(spool, history::Event::Cancelled, &noted, None);
+            "the peer already had it; its answer will be stored when it comes"
+        }
+        _ => "it had already finished",
+    };
+    Ok(Error::Cancelled {
+        id: m.id.clone(),
+        peer: m.to.clone(),
+        what: what.into(),
+    })
+}
+
+/// A notification sent with [`notify`].
+pub struct Notified {
+    pub id: String,
+    pub to: String,
+    /// The peer's status when it was sent, which says when it arrives.
+    pub status: Status,
+}
+
+impl std::fmt::Display for Notified {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let when = match self.status {
+            Status::Online => "now",
+            Status::Busy => "when its turn ends",
+            Status::Offline => "when it comes back online",
+        };
+        write!(f, "sent {} to {} (delivered {when})", self.id, self.to)
+    }
+}
+
+/// Sends `to` a message that needs no answer. A busy peer gets it when its turn ends, an
+/// offline one when it comes back.
+pub fn notify(spool: &Spool, from: &str, to: &str, text: &str) -> Result<Notified> {
+    let p = peer::require(spool, to)?;
+    let (msg, _) = message::send(
+        spool,
+        &Draft {
+            kind: Kind::Notify,
+            from,
+            to: &p.name,
+            text,
+            deadline_ms: None,
+        },
+    )?;
+    deliver::kick(spool, &p.name)?;
+    Ok(Notified {
+        id: msg.id,
+        to: p.name.clone(),
+        status: peer::status(&p).0,
+    })
+}
+
+/// Who a broadcast went to: idle peers get it now, busy ones when their turn ends.
+pub struct Broadcast {
+    pub now: Vec<String>,
+    pub later: Vec<String>,
+}
+
+impl std::fmt::Display for Broadcast {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.now.is_empty() && self.later.is_empty() {
+            return write!(f, "no online peer to send to");
+        }
+        let now = if self.now.is_empty() {
+            "nobody".to_string()
+        } else {
+            self.now.join(", ")
+        };
+        write!(f, "sent to {now} now")?;
+        if !self.later.is_empty() {
+            write!(f, "; {} when their turn ends", self.later.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
+/// Sends every online peer but `from` a message that needs no answer, one copy each.
+pub fn broadcast(spool: &Spool, from: &str, text: &str) -> Result<Broadcast> {
+    message::validate_text(text)?;
+    let peers = peer::all(spool)?;
+    let panes = peer::live_panes(&peers);
+    let mut sent = Broadcast {
+        now: Vec::new(),
+        later: Vec::new(),
+    };
+    for p in &peers {
+        let (status, _) = peer::status_of(p, &panes);
+        if p.name == from || status == Status::Offline {
+            continue;
+        }
+        message::send(
+            spool,
+            &Draft {
+                kind: Kind::Broadcast,
+                from,
+                to: &p.name,
+                text,
+                deadline_ms: None,
+            },
+        )?;
+        deliver::kick(spool, &p.name)?;
+        if status == Status::Busy {
+            sent.later.push(p.name.clone());
+        } else {
+            sent.now.push(p.name.clone());
+        }
+    }
+    Ok(sent)
+}
+
 /// The error for a question that finished without an answer.
 pub fn finished_error(m: &Message) -> Error {
-    let why = m.error.clone().unwrap_or_else(|| match m.state {
-        State::Expired => "expired before it could be delivered".into(),
-        _ => "ended without an answer".into(),
-    });
+    let what = match m.state {
+        State::Failed => "failed",
+        State::Expired => "expired",
+        State::Cancelled => "was cancelled",
+        _ => "ended without an answer",
+    };
     Error::Failed {
         id: m.id.clone(),
         peer: m.to.clone(),
-        why: match m.state {
-            State::Failed => format!("failed: {why}"),
-            _ => why,
+        why: match &m.error {
+            Some(e) => format!("{what}: {e}"),
+            None => what.to_string(),
         },
     }
 }

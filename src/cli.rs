@@ -40,6 +40,13 @@ pub enum Command {
     /// Prune finished messages, their answers and stale temporary files
     Gc(GcArgs),
 
+    /// Run the MCP server on stdio (each agent session starts its own)
+    ///
+    /// Its tools let the agent list the peers, ask one and get the answer, notify them and
+    /// register a pane. Register it with Claude Code once:
+    /// claude mcp add -s user repowire -- /abs/path/repowire mcp
+    Mcp,
+
     /// Run an agent hook (Claude Code calls this; it reads the hook's JSON payload on stdin)
     ///
     /// Always exits 0 and prints nothing on stdout, whatever the input.

@@ -11,10 +11,9 @@ use serde::Serialize;
 
 use crate::ask::{self, Progress};
 use crate::cli::{GcArgs, LogArgs, PeerCommand};
-use crate::deliver;
 use crate::error::Error;
 use crate::history::{self, Entry};
-use crate::message::{self, Draft, Kind};
+use crate::message;
 use crate::peer::{self, Status};
 use crate::spool::{Spool, now_ms};
 use crate::time;
@@ -74,80 +73,15 @@ pub fn peer(spool: &Spool, cmd: PeerCommand) -> Result<()> {
         PeerCommand::Notify { name, text } => {
             let text = text_arg(text)?;
             let from = peer::sender_name(spool)?;
-            let p = peer::require(spool, &name)?;
-            let (msg, _) = message::send(
-                spool,
-                &Draft {
-                    kind: Kind::Notify,
-                    from: &from,
-                    to: &p.name,
-                    text: &text,
-                    deadline_ms: None,
-                },
-            )?;
-            deliver::kick(spool, &p.name)?;
-            let (status, _) = peer::status(&p);
-            let when = match status {
-                Status::Online => "now",
-                Status::Busy => "when its turn ends",
-                Status::Offline => "when it comes back online",
-            };
-            println!("sent {} to {} (delivered {when})", msg.id, p.name);
+            println!("{}", ask::notify(spool, &from, &name, &text)?);
             Ok(())
         }
         PeerCommand::Broadcast { text } => {
             let text = text_arg(text)?;
             let from = peer::sender_name(spool)?;
-            message::validate_text(&text)?;
-            let peers = peer::all(spool)?;
-            let panes = peer::live_panes(&peers);
-            let mut now = Vec::new();
-            let mut later = Vec::new();
-            for p in &peers {
-                let (status, _) = peer::status_of(p, &panes);
-                if p.name == from || status == Status::Offline {
-                    continue;
-                }
-                message::send(
-                    spool,
-                    &Draft {
-                        kind: Kind::Broadcast,
-                        from: &from,
-                        to: &p.name,
-                        text: &text,
-                        deadline_ms: None,
-                    },
-                )?;
-                deliver::kick(spool, &p.name)?;
-                if status == Status::Busy {
-                    later.push(p.name.clone());
-                } else {
-                    now.push(p.name.clone());
-                }
-            }
-            if now.is_empty() && later.is_empty() {
-                println!("no online peer to send to");
-            } else {
-                println!(
-                    "sent to {} now{}",
-                    list_or_none(&now),
-                    if later.is_empty() {
-                        String::new()
-                    } else {
-                        format!("; {} when their turn ends", later.join(", "))
-                    }
-                );
-            }
+            println!("{}", ask::broadcast(spool, &from, &text)?);
             Ok(())
         }
-    }
-}
-
-fn list_or_none(names: &[String]) -> String {
-    if names.is_empty() {
-        "nobody".into()
-    } else {
-        names.join(", ")
     }
 }
 
@@ -183,7 +117,7 @@ fn wait_printing(
 ) -> Result<message::Response> {
     let tty = std::io::stderr().is_terminal();
     let start = Instant::now();
-    let res = ask::wait_answer(spool, id, timeout, |p: Progress| {
+    let res = ask::wait_answer(spool, id, timeout, None, |p: Progress| {
         if tty {
             eprint!("\r\x1b[2K{peer}: {p} ({}s)", start.elapsed().as_secs());
         }

@@ -30,9 +30,11 @@ const CHUNK_GAP: Duration = Duration::from_millis(30);
 /// newline in a paste.
 const SETTLE: Duration = Duration::from_millis(300);
 /// How long to wait for the agent's UserPromptSubmit hook to confirm it took the prompt
-/// before pressing Enter again.
+/// before looking at its screen again.
 const CONFIRM: Duration = Duration::from_millis(1500);
-const ENTER_RETRIES: usize = 2;
+/// A message without a deadline (a notification) typed into a pane that never takes it is
+/// failed after this long.
+const STUCK_LIMIT_MS: u64 = 10 * 60 * 1000;
 /// A session that just started may not read its terminal yet; input typed then can be lost.
 const STARTUP_GRACE_MS: u64 = 1500;
 
@@ -84,31 +86,34 @@ fn has_work(spool: &Spool, name: &str) -> Result<bool> {
 /// `repowire deliver NAME`: delivers while there is work, then exits.
 pub fn pump(spool: &Spool, name: &str) -> Result<()> {
     loop {
-        {
+        let recheck = {
             let Some(_lock) = spool.try_lock(&lock_name(name))? else {
                 return Ok(());
             };
-            drain(spool, name)?;
-        }
-        if !has_work(spool, name)? {
+            drain(spool, name)?
+        };
+        if !recheck || !has_work(spool, name)? {
             return Ok(());
         }
     }
 }
 
-fn drain(spool: &Spool, name: &str) -> Result<()> {
+/// Delivers while the peer is idle and has mail. Returns true when it stopped because there
+/// was nothing to do (then a kick may have been missed while it held the lock: look again),
+/// false when delivery is blocked until something else changes.
+fn drain(spool: &Spool, name: &str) -> Result<bool> {
     loop {
         let Some(peer) = peer::load(spool, name)? else {
-            return Ok(());
+            return Ok(false);
         };
         if !peer.online || peer.turn.busy {
-            return Ok(());
+            return Ok(true);
         }
         let Some(next) = message::inbox(spool, name)?
             .into_iter()
             .find(|m| m.state == State::Queued)
         else {
-            return Ok(());
+            return Ok(true);
         };
         if next.deadline_ms.is_some_and(|d| d <= now_ms()) {
             message::finish(
@@ -121,9 +126,8 @@ fn drain(spool: &Spool, name: &str) -> Result<()> {
             )?;
             continue;
         }
-        let (status, _) = peer::status(&peer);
-        if status == Status::Offline {
-            return Ok(());
+        if peer::status(&peer).0 == Status::Offline {
+            return Ok(false);
         }
         let grace_end = peer.started_ms + STARTUP_GRACE_MS;
         if now_ms() < grace_end {
@@ -131,14 +135,20 @@ fn drain(spool: &Spool, name: &str) -> Result<()> {
             continue;
         }
         if !deliver_one(spool, &peer, next)? {
-            return Ok(());
+            return Ok(false);
         }
     }
 }
 
-/// Types one message and waits until the agent's prompt hook confirms it. Returns false when
-/// the pane did not take it (the message is then failed and delivery stops).
+/// Types one message and waits until the agent's prompt hook confirms it took it. Returns
+/// false when delivery to this peer must stop for now.
 fn deliver_one(spool: &Spool, peer: &Peer, msg: Message) -> Result<bool> {
+    let server = Server::at(&peer.tmux_socket);
+    // Never type after someone else's text: a person's draft, or a prompt the agent did not
+    // take. The draft's own turn ends with a Stop hook, which delivers again.
+    if prompt_box(&server, &peer.pane).is_some_and(|t| !t.is_empty()) {
+        return Ok(false);
+    }
     // Marked delivered before typing, so the prompt hook, which may run before we return, can
     // tie the turn to it.
     let Some(msg) = message::update(spool, &peer.name, &msg.id, |m| {
@@ -157,7 +167,6 @@ fn deliver_one(spool: &Spool, peer: &Peer, msg: Message) -> Result<bool> {
     }
     history::append(spool, history::Event::Delivered, &msg, None);
 
-    let server = Server::at(&peer.tmux_socket);
     if let Err(e) = type_text(&server, &peer.pane, &message::prompt_text(&msg)) {
         message::finish(
             spool,
@@ -169,8 +178,13 @@ fn deliver_one(spool: &Spool, peer: &Peer, msg: Message) -> Result<bool> {
         )?;
         return Ok(false);
     }
-    for _ in 0..=ENTER_RETRIES {
-        server.send_enter(&peer.pane)?;
+    server.send_enter(&peer.pane)?;
+    // A busy machine can delay the agent reading its input for seconds, and then the text and
+    // Enter arrive together as one paste. So keep waiting until the message's deadline, and
+    // press Enter again only where it cannot do harm: the prompt box is on screen and holds
+    // text (never into a dialog, where Enter would choose an answer).
+    let give_up = msg.deadline_ms.unwrap_or(now_ms() + STUCK_LIMIT_MS);
+    loop {
         let taken = wait::until(
             &[spool.path("peers"), spool.path("queue")],
             Some(Instant::now() + CONFIRM),
@@ -179,19 +193,56 @@ fn deliver_one(spool: &Spool, peer: &Peer, msg: Message) -> Result<bool> {
         if taken.is_some() {
             return Ok(true);
         }
+        if peer::status(peer).0 == Status::Offline {
+            return Ok(false); // the asker and the SessionEnd hook report it
+        }
+        if now_ms() >= give_up {
+            message::finish(
+                spool,
+                &peer.name,
+                &msg.id,
+                Some(State::Delivered),
+                State::Failed,
+                Some(format!(
+                    "it was typed into pane {} but the agent has not taken it as a prompt; the text may still be in its prompt box",
+                    peer.pane
+                )),
+            )?;
+            return Ok(false);
+        }
+        if prompt_box(&server, &peer.pane).is_some_and(|t| !t.is_empty()) {
+            server.send_enter(&peer.pane)?;
+        }
     }
-    message::finish(
-        spool,
-        &peer.name,
-        &msg.id,
-        Some(State::Delivered),
-        State::Failed,
-        Some(format!(
-            "it was typed into pane {} but the agent did not take it as a prompt (is a dialog open there?)",
-            peer.pane
-        )),
-    )?;
-    Ok(false)
+}
+
+/// The text in the agent's prompt box, if its screen shows one: Claude Code (and the stand-in
+/// agent) draw it as a line starting with `❯` between the last two horizontal rules. `None`
+/// when no box is on screen (a dialog is open, or an agent that draws none).
+fn prompt_box(server: &Server, pane: &str) -> Option<String> {
+    input_box(&server.capture(pane).ok()?)
+}
+
+fn input_box(screen: &str) -> Option<String> {
+    let lines: Vec<&str> = screen.trim_end_matches('\n').split('\n').collect();
+    let is_rule = |l: &&str| l.trim_start().starts_with(&"─".repeat(10));
+    let rules: Vec<usize> = (0..lines.len()).filter(|&i| is_rule(&lines[i])).collect();
+    let [.., top, bottom] = rules[..] else {
+        return None;
+    };
+    let body = &lines[top + 1..bottom];
+    let first = body.first()?.strip_prefix('❯')?;
+    let text = std::iter::once(first)
+        .chain(body[1..].iter().copied())
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join("\n");
+    let text = text.trim();
+    // Claude Code's hint while prompts typed during a turn wait: the box is empty.
+    if text.starts_with("Press up to edit queued messages") {
+        return Some(String::new());
+    }
+    Some(text.to_string())
 }
 
 /// Whether the agent took message `id` as a prompt: its turn (or a queued turn) carries it, or
@@ -221,4 +272,33 @@ fn type_text(server: &Server, pane: &str, text: &str) -> Result<(), crate::error
         std::thread::sleep(if rest.is_empty() { SETTLE } else { CHUNK_GAP });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::input_box;
+
+    const RULE: &str = "────────────────────────────────────────";
+
+    #[test]
+    fn reads_claude_codes_prompt_box() {
+        let screen = format!(
+            "● ECHO: hi\n\n{RULE}\n❯ half a draft\n  second line\n{RULE}\n  ? for shortcuts\n"
+        );
+        assert_eq!(
+            input_box(&screen).as_deref(),
+            Some("half a draft\nsecond line")
+        );
+        let empty = format!("{RULE}\n❯ \n{RULE}\n");
+        assert_eq!(input_box(&empty).as_deref(), Some(""));
+        let queued = format!("{RULE}\n❯ Press up to edit queued messages\n{RULE}\n");
+        assert_eq!(input_box(&queued).as_deref(), Some(""));
+    }
+
+    #[test]
+    fn no_box_on_a_dialog_or_a_plain_screen() {
+        let dialog = format!("{RULE}\n Do you want to proceed?\n ❯ 1. Yes\n   2. No\n{RULE}\n");
+        assert_eq!(input_box(&dialog), None);
+        assert_eq!(input_box("$ ls\nfile\n"), None);
+    }
 }

@@ -29,6 +29,13 @@ pub enum Error {
     )]
     Deadlock { peer: String, cycle: String },
 
+    #[error("query {id} to '{peer}' was cancelled by its asker; {what}")]
+    Cancelled {
+        id: String,
+        peer: String,
+        what: String,
+    },
+
     #[error("query {id} to '{peer}' {why}")]
     Failed {
         id: String,
@@ -47,6 +54,8 @@ impl Error {
     /// The process exit code for this error (documented in repowire-peer-ask(1)).
     pub fn exit_code(&self) -> u8 {
         match self {
+            // Only an MCP call is cancelled: the CLI never exits with it.
+            Error::Cancelled { .. } => 1,
             Error::BadInput(_) => 2,
             Error::UnknownPeer { .. } => 3,
             Error::PeerOffline { .. } => 4,

@@ -19,6 +19,9 @@ pub enum Event {
     Answered,
     Received,
     Expired,
+    /// The asker withdrew the question; when the peer already had it, the message stays
+    /// delivered and its answer is still stored.
+    Cancelled,
     Failed,
 }
 
@@ -30,6 +33,7 @@ impl From<State> for Event {
             State::Answered => Event::Answered,
             State::Received => Event::Received,
             State::Expired => Event::Expired,
+            State::Cancelled => Event::Cancelled,
             State::Failed => Event::Failed,
         }
     }
@@ -65,7 +69,10 @@ pub fn append(spool: &Spool, event: Event, m: &Message, answer: Option<&str>) {
             Event::Answered => answer.map(str::to_string),
             _ => None,
         },
-        error: m.error.clone(),
+        // An answer that comes after its question was given up on is still an answer.
+        error: (event != Event::Answered)
+            .then(|| m.error.clone())
+            .flatten(),
     };
     if let Err(e) = write(spool, &entry) {
         eprintln!("repowire: cannot write the history: {e}");

@@ -83,10 +83,10 @@ fn handle(home: &Path, event: Event, p: &Value) -> Result<()> {
 
 /// The peer this hook belongs to: by its tmux pane, else by the agent's session id.
 fn find_peer(spool: &Spool, session_id: Option<&str>) -> Result<Option<Peer>> {
-    if let Some((socket, pane)) = peer::own_pane() {
-        if let Some(p) = peer::by_pane(spool, &socket, &pane)? {
-            return Ok(Some(p));
-        }
+    if let Some((socket, pane)) = peer::own_pane()
+        && let Some(p) = peer::by_pane(spool, &socket, &pane)?
+    {
+        return Ok(Some(p));
     }
     let Some(sid) = session_id else {
         return Ok(None);
@@ -198,18 +198,18 @@ fn stop(spool: &Spool, peer: &Peer, p: &Value) -> Result<()> {
     else {
         return Ok(());
     };
-    if let Some(id) = answered {
-        if let Some(m) = message::load(spool, &id)?.filter(|m| m.kind == Kind::Ask) {
-            let text = field(p, "last_assistant_message")
-                .map(str::to_string)
-                .or_else(|| {
-                    field(p, "transcript_path")
-                        .and_then(|t| transcript::last_assistant_text(Path::new(t)))
-                })
-                .unwrap_or_else(|| "(the peer's turn ended without a text reply)".to_string());
-            let _lock = spool.lock(&format!("peers/{}.lock", after.name))?;
-            message::answer(spool, &after, &m, &text, prompt_id.as_deref())?;
-        }
+    if let Some(id) = answered
+        && let Some(m) = message::load(spool, &id)?.filter(|m| m.kind == Kind::Ask)
+    {
+        let text = field(p, "last_assistant_message")
+            .map(str::to_string)
+            .or_else(|| {
+                field(p, "transcript_path")
+                    .and_then(|t| transcript::last_assistant_text(Path::new(t)))
+            })
+            .unwrap_or_else(|| "(the peer's turn ended without a text reply)".to_string());
+        let _lock = spool.lock(&format!("peers/{}.lock", after.name))?;
+        message::answer(spool, &after, &m, &text, prompt_id.as_deref())?;
     }
     deliver::kick(spool, &after.name)
 }

@@ -11,6 +11,7 @@ pub mod error;
 pub mod gc;
 pub mod history;
 pub mod hook;
+pub mod mcp;
 pub mod message;
 pub mod peer;
 pub mod spool;
@@ -51,6 +52,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Peer(cmd) => commands::peer(&spool, cmd),
         Command::Log(args) => commands::log(&spool, args),
         Command::Gc(args) => commands::gc(&spool, args),
+        Command::Mcp => mcp::run(spool),
         Command::Deliver { name } => deliver::pump(&spool, &name),
         Command::Hook { .. } | Command::Standin { .. } => unreachable!("handled above"),
     }

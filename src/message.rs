@@ -45,6 +45,8 @@ pub enum State {
     Received,
     /// Its deadline passed before it could be delivered; withdrawn.
     Expired,
+    /// Withdrawn by its asker before it was delivered.
+    Cancelled,
     /// Could not be delivered or answered; `error` says why.
     Failed,
 }
@@ -121,10 +123,13 @@ pub fn validate_id(id: &str) -> Result<(), Error> {
 
 /// Loads a message wherever it is (finished records win over a stale open copy).
 pub fn load(spool: &Spool, id: &str) -> Result<Option<Message>> {
+    // The open copy first: a message is written to done/ before it leaves queue/, so in this
+    // order one that finishes meanwhile is still found.
+    let open = spool.read_json(&queue_path(spool, id))?;
     if let Some(m) = spool.read_json(&done_path(spool, id))? {
         return Ok(Some(m));
     }
-    spool.read_json(&queue_path(spool, id))
+    Ok(open)
 }
 
 pub fn load_response(spool: &Spool, id: &str) -> Result<Option<Response>> {
@@ -184,14 +189,15 @@ pub struct Draft<'a> {
 pub fn send(spool: &Spool, d: &Draft<'_>) -> Result<(Message, Option<crate::spool::Lock>)> {
     validate_text(d.text)?;
     let _send = spool.lock("queue/.send.lock")?;
-    if d.kind == Kind::Ask && d.from != USER {
-        if let Some(cycle) = find_cycle(spool, d.from, d.to)? {
-            return Err(Error::Deadlock {
-                peer: d.from.to_string(),
-                cycle,
-            }
-            .into());
+    if d.kind == Kind::Ask
+        && d.from != USER
+        && let Some(cycle) = find_cycle(spool, d.from, d.to)?
+    {
+        return Err(Error::Deadlock {
+            peer: d.from.to_string(),
+            cycle,
         }
+        .into());
     }
     let id = next_id(spool)?;
     let waiter = match d.kind {

@@ -419,13 +419,13 @@ pub fn status_of(peer: &Peer, panes: &HashMap<PathBuf, Vec<Pane>>) -> (Status, &
     }
     // A tool the agent runs never becomes the pane's foreground command, so an idle pane
     // showing another command means the agent exited back to a shell.
-    if let Some(cmd) = &peer.agent_command {
-        if *cmd != pane.command {
-            return (
-                Status::Offline,
-                "its agent is no longer running in the pane",
-            );
-        }
+    if let Some(cmd) = &peer.agent_command
+        && *cmd != pane.command
+    {
+        return (
+            Status::Offline,
+            "its agent is no longer running in the pane",
+        );
     }
     (Status::Online, "")
 }

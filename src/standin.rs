@@ -102,6 +102,8 @@ struct Agent {
     turn: Option<Turn>,
     queued: VecDeque<String>,
     quit: bool,
+    /// Whether the prompt box is on screen (its three lines end at the cursor).
+    box_drawn: std::cell::Cell<bool>,
 }
 
 impl Agent {
@@ -141,6 +143,7 @@ impl Agent {
             turn: None,
             queued: VecDeque::new(),
             quit: false,
+            box_drawn: std::cell::Cell::new(false),
         })
     }
 
@@ -442,27 +445,41 @@ impl Agent {
             .split('\n')
             .map(|line| line.chars().map(visible).collect())
             .collect();
+        self.erase_input();
         out(&format!(
-            "\r\x1b[K{marker}{}\r\n",
+            "{marker}{}\r\n",
             lines.join(&format!("\r\n{indent}"))
         ));
         self.draw_input();
     }
 
+    /// Removes the prompt box, so output can take its place.
+    fn erase_input(&self) {
+        if self.box_drawn.replace(false) {
+            out("\x1b[2A\r\x1b[J");
+        }
+    }
+
+    /// Draws the prompt box as Claude Code does, a `❯` line between two rules, which is what
+    /// repowire reads to tell an empty box from a draft.
     fn draw_input(&self) {
         let text: String = String::from_utf8_lossy(&self.input)
             .chars()
             .map(|c| if c == '\n' { '↵' } else { visible(c) })
             .collect();
         // One screen row, so redrawing never leaves wrapped leftovers.
-        let room = terminal_width().saturating_sub(4).max(8);
+        let width = terminal_width().saturating_sub(1).max(12);
+        let room = width.saturating_sub(3);
         let len = text.chars().count();
         let shown = if len > room {
             format!("…{}", text.chars().skip(len + 1 - room).collect::<String>())
         } else {
             text
         };
-        out(&format!("\r\x1b[K❯ {shown}"));
+        let rule = "─".repeat(width);
+        self.erase_input();
+        out(&format!("{rule}\r\n❯ {shown}\r\n{rule}"));
+        self.box_drawn.set(true);
     }
 }
 

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use tmux_interface::{DisplayMessage, ListPanes, SendKeys, Tmux, TmuxCommand};
+use tmux_interface::{CapturePane, DisplayMessage, ListPanes, SendKeys, Tmux, TmuxCommand};
 
 use crate::error::Error;
 
@@ -49,7 +49,9 @@ impl Server {
     pub fn run<'a>(&self, cmd: impl Into<TmuxCommand<'a>>) -> Result<String, Error> {
         let cmd: TmuxCommand<'a> = cmd.into();
         let name = cmd.name.as_deref().unwrap_or("").to_string();
-        let mut tmux = Tmux::with_command(cmd);
+        // -u: without a UTF-8 locale (as in a minimal environment) tmux would print `_` for
+        // the tabs that separate the fields repowire reads, and for any non-ASCII text.
+        let mut tmux = Tmux::with_command(cmd).force_utf8();
         if let Some(s) = &self.socket {
             tmux = tmux.socket_path(s.to_string_lossy().into_owned());
         }
@@ -92,6 +94,11 @@ impl Server {
     pub fn send_enter(&self, pane: &str) -> Result<(), Error> {
         self.run(SendKeys::new().target_pane(pane).key("Enter"))
             .map(drop)
+    }
+
+    /// What `pane` shows now, as text.
+    pub fn capture(&self, pane: &str) -> Result<String, Error> {
+        self.run(CapturePane::new().stdout().target_pane(pane))
     }
 
     /// Every pane of this server, or an empty list when no server runs there.

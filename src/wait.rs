@@ -66,6 +66,17 @@ fn arm(dirs: &[PathBuf]) -> notify::Result<(Receiver<()>, notify::RecommendedWat
 pub fn until<T, E>(
     dirs: &[PathBuf],
     deadline: Option<Instant>,
+    check: impl FnMut() -> Result<Option<T>, E>,
+) -> Result<Option<T>, E> {
+    until_every(dirs, deadline, TICK_WATCHED, check)
+}
+
+/// [`until`], re-checking at least every `tick` even without events: for a wait that
+/// something outside the spool can end (a cancelled MCP call).
+pub fn until_every<T, E>(
+    dirs: &[PathBuf],
+    deadline: Option<Instant>,
+    tick: Duration,
     mut check: impl FnMut() -> Result<Option<T>, E>,
 ) -> Result<Option<T>, E> {
     let watch = Watch::new(dirs);
@@ -80,7 +91,7 @@ pub fn until<T, E>(
             },
             None => TICK_WATCHED,
         };
-        watch.wait(left);
+        watch.wait(left.min(tick));
     }
 }
 

@@ -40,37 +40,41 @@ fn target_dir() -> PathBuf {
 
 /// Runs `cmd` with stdin closed, killing it after `timeout`. Output goes through files (no
 /// pipe can fill up). Panics if it cannot be started or does not finish in time.
-fn run_for(mut cmd: Command, timeout: Duration) -> Output {
-    let tmp = tempfile::tempdir().unwrap();
-    let (out_p, err_p) = (tmp.path().join("out"), tmp.path().join("err"));
-    cmd.stdin(Stdio::null())
-        .stdout(std::fs::File::create(&out_p).unwrap())
-        .stderr(std::fs::File::create(&err_p).unwrap());
+fn run_for(cmd: Command, timeout: Duration) -> Output {
+    try_run_for(cmd, timeout).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`run_for`] that reports instead of panicking (for the teardown).
+fn try_run_for(mut cmd: Command, timeout: Duration) -> Result<Output, String> {
     let what = format!("{cmd:?}");
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
+    let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let (out_p, err_p) = (tmp.path().join("out"), tmp.path().join("err"));
+    let file = |p: &Path| std::fs::File::create(p).map_err(|e| e.to_string());
+    cmd.stdin(Stdio::null())
+        .stdout(file(&out_p)?)
+        .stderr(file(&err_p)?);
+    let mut child = cmd.spawn().map_err(|e| format!("cannot run {what}: {e}"))?;
     let end = Instant::now() + timeout;
     let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
+        if let Some(s) = child.try_wait().map_err(|e| e.to_string())? {
             break s;
         }
         if Instant::now() >= end {
             let _ = child.kill();
             let _ = child.wait();
-            panic!(
+            return Err(format!(
                 "{what} did not finish within {timeout:?}; stdout: {}; stderr: {}",
                 std::fs::read_to_string(&out_p).unwrap_or_default(),
                 std::fs::read_to_string(&err_p).unwrap_or_default()
-            );
+            ));
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    Output {
+    Ok(Output {
         status,
         stdout: std::fs::read(&out_p).unwrap_or_default(),
         stderr: std::fs::read(&err_p).unwrap_or_default(),
-    }
+    })
 }
 
 fn runs(program: &str, arg: &str) -> bool {
@@ -403,30 +407,37 @@ impl Claude {
         }
     }
 
-    /// How long after repowire logged `delivered` the agent's UserPromptSubmit hook ran.
-    fn delivery_latency(&self, name: &str, id: &str) -> Option<f64> {
+    /// How long after repowire logged `delivered` the agent's UserPromptSubmit hook ran (typing,
+    /// the pause before Enter, Enter retries), as text.
+    fn delivery_latency(&self, name: &str, id: &str) -> String {
         let delivered = self
             .events_of(id)
             .into_iter()
-            .find(|(ev, _)| ev == "delivered")?
-            .1["ts_ms"]
-            .as_f64()?;
-        let (ts, _) = self.prompt_of(name, id)?;
-        Some(ts - delivered / 1000.0)
+            .find(|(ev, _)| ev == "delivered")
+            .and_then(|(_, e)| e["ts_ms"].as_f64());
+        match (delivered, self.prompt_of(name, id)) {
+            (Some(d), Some((ts, _))) => format!("{:.2}s", ts - d / 1000.0),
+            _ => "?".into(),
+        }
     }
 
-    /// Fails the test with `msg` and what the sessions show.
+    /// Fails the test with `msg` (the teardown then prints what the sessions show).
     fn fail(&self, msg: &str) -> ! {
-        panic!("{msg}\n{}", self.diagnosis())
+        panic!("{msg}")
     }
 
+    /// What the sessions show: screens, hook calls, peers and history. Never panics.
     fn diagnosis(&self) -> String {
+        let output = |c: Command| {
+            try_run_for(c, Duration::from_secs(30))
+                .map(|o| text(&o.stdout) + &text(&o.stderr))
+                .unwrap_or_else(|e| e)
+        };
         let mut d = format!("--- state: {}\n", self.root.display());
         for name in ["alpha", "beta"] {
             let mut c = self.harness("screen");
             c.arg(name);
-            let out = run_for(c, Duration::from_secs(30));
-            let screen = text(&out.stdout);
+            let screen = output(c);
             let lines: Vec<&str> = screen.lines().filter(|l| !l.trim().is_empty()).collect();
             d += &format!(
                 "--- {name}'s screen:\n{}\n",
@@ -454,32 +465,29 @@ impl Claude {
                 detail.chars().take(160).collect::<String>()
             );
         }
-        let mut c = Command::new(util::bin());
-        c.args(["peer", "list"]).env("REPOWIRE_HOME", &self.spool);
-        d += &format!(
-            "--- peer list:\n{}",
-            text(&run_for(c, Duration::from_secs(30)).stdout)
-        );
-        let mut c = Command::new(util::bin());
-        c.arg("log").env("REPOWIRE_HOME", &self.spool);
-        d += &format!(
-            "--- log:\n{}",
-            text(&run_for(c, Duration::from_secs(30)).stdout)
-        );
+        for args in [&["peer", "list"][..], &["log"][..]] {
+            let mut c = Command::new(util::bin());
+            c.args(args).env("REPOWIRE_HOME", &self.spool);
+            d += &format!("--- repowire {}:\n{}", args.join(" "), output(c));
+        }
         d
     }
 }
 
 impl Drop for Claude {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("{}", self.diagnosis());
+        }
         // The sessions' process ids, to wait for their SessionEnd hooks before the directory
-        // goes.
-        let socket = self.info["socket"].as_str().unwrap_or("").to_string();
-        let pids: Vec<String> = if socket.is_empty() {
-            Vec::new()
-        } else {
-            Command::new("tmux")
-                .args(["-L", &socket, "list-panes", "-a", "-F", "#{pane_pid}"])
+        // goes. (state.json is read again: `up` may have failed half-way.)
+        let info: Value = std::fs::read(self.state.join("state.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        let pids: Vec<String> = match info["socket"].as_str() {
+            Some(socket) => Command::new("tmux")
+                .args(["-L", socket, "list-panes", "-a", "-F", "#{pane_pid}"])
                 .stdin(Stdio::null())
                 .output()
                 .map(|o| {
@@ -488,16 +496,12 @@ impl Drop for Claude {
                         .map(str::to_string)
                         .collect()
                 })
-                .unwrap_or_default()
+                .unwrap_or_default(),
+            None => Vec::new(),
         };
-        let down = Command::new("python3")
-            .arg(shared_dir().join("cc_harness.py"))
-            .args(["down", "--state"])
-            .arg(&self.state)
-            .stdin(Stdio::null())
-            .output();
+        let down = try_run_for(self.harness("down"), Duration::from_secs(60));
         if !down.as_ref().is_ok_and(|o| o.status.success()) {
-            eprintln!("cc_harness.py down failed: {down:?}");
+            eprintln!("claude: cc_harness.py down failed: {down:?}");
         }
         let gone = |pid: &String| {
             std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| {
@@ -512,10 +516,10 @@ impl Drop for Claude {
         while !pids.iter().all(gone) && Instant::now() < end {
             std::thread::sleep(Duration::from_millis(50));
         }
-        if std::thread::panicking() {
-            if let Some(dir) = self.dir.take() {
-                eprintln!("claude: kept {} for inspection", dir.keep().display());
-            }
+        if std::thread::panicking()
+            && let Some(dir) = self.dir.take()
+        {
+            eprintln!("claude: kept {} for inspection", dir.keep().display());
         }
     }
 }
@@ -539,7 +543,7 @@ fn claude_code_answers_asks_and_gets_notifications() {
     );
     let id = cc.last_sent("user", "beta");
     eprintln!(
-        "claude: ask beta (REPLY) round trip {took:.2?}; delivered → UserPromptSubmit {:.2?}s",
+        "claude: ask beta (REPLY) round trip {took:.2?}; delivered → UserPromptSubmit {}",
         cc.delivery_latency("beta", &id)
     );
     assert_eq!(answer, "forty-two, says beta's Claude Code");
@@ -560,7 +564,7 @@ fn claude_code_answers_asks_and_gets_notifications() {
     let (answer, took) = cc.ask("beta", question);
     let id = cc.last_sent("user", "beta");
     eprintln!(
-        "claude: ask beta (ECHO, {} bytes) round trip {took:.2?}; delivered → UserPromptSubmit {:.2?}s",
+        "claude: ask beta (ECHO, {} bytes) round trip {took:.2?}; delivered → UserPromptSubmit {}",
         question.len(),
         cc.delivery_latency("beta", &id)
     );
@@ -612,7 +616,7 @@ fn claude_code_answers_asks_and_gets_notifications() {
         cc.fail(&format!("alpha's turn never saw notification {nid}"));
     }
     eprintln!(
-        "claude: notify alpha → its Stop hook {:.2?}; delivered → UserPromptSubmit {:.2?}s",
+        "claude: notify alpha → its Stop hook {:.2?}; delivered → UserPromptSubmit {}",
         t.elapsed(),
         cc.delivery_latency("alpha", &nid)
     );
@@ -623,17 +627,24 @@ fn claude_code_answers_asks_and_gets_notifications() {
         "{last}"
     );
     assert!(last.ends_with(&format!("\n{note}")), "{last}");
-    // It is in alpha's transcript as a prompt of its own.
+    // It is in alpha's transcript as a prompt of its own (Claude Code writes the transcript
+    // a moment after the Stop hook ran).
     let transcript = PathBuf::from(cc.info["sessions"]["alpha"]["transcript"].as_str().unwrap());
-    let typed: Vec<String> = read_jsonl(&transcript)
-        .into_iter()
-        .filter(|l| l["type"] == "user")
-        .filter_map(|l| l["message"]["content"].as_str().map(str::to_string))
-        .collect();
-    assert!(
-        typed.iter().any(|c| c.contains(&nid) && c.ends_with(note)),
-        "not in alpha's transcript: {typed:?}"
-    );
+    let typed = || -> Vec<String> {
+        read_jsonl(&transcript)
+            .into_iter()
+            .filter(|l| l["type"] == "user")
+            .filter_map(|l| l["message"]["content"].as_str().map(str::to_string))
+            .collect()
+    };
+    let in_transcript = cc.eventually(Duration::from_secs(10), || {
+        typed()
+            .iter()
+            .any(|c| c.contains(&nid) && c.ends_with(note))
+    });
+    if !in_transcript {
+        cc.fail(&format!("not in alpha's transcript: {:?}", typed()));
+    }
     let got = cc.eventually(Duration::from_secs(10), || {
         cc.events_of(&nid)
             .iter()
@@ -672,9 +683,14 @@ fn claude_code_sessions_ask_each_other_and_deadlock_is_refused() {
         sh_quote("REPLY pong from beta")
     ));
     let (answer, took) = cc.ask("alpha", &question);
-    eprintln!("claude: user → alpha → beta round trip {took:.2?}");
-    assert_eq!(answer, "TOOL_RESULT: pong from beta");
+    let outer = cc.last_sent("user", "alpha");
     let inner = cc.last_sent("alpha", "beta");
+    eprintln!(
+        "claude: user → alpha → beta round trip {took:.2?}; delivered → UserPromptSubmit: alpha {}, beta {}",
+        cc.delivery_latency("alpha", &outer),
+        cc.delivery_latency("beta", &inner)
+    );
+    assert_eq!(answer, "TOOL_RESULT: pong from beta");
     let names: Vec<String> = cc.events_of(&inner).into_iter().map(|(e, _)| e).collect();
     assert_eq!(names, ["sent", "delivered", "answered"]);
     cc.assert_online("alpha");
@@ -690,8 +706,13 @@ fn claude_code_sessions_ask_each_other_and_deadlock_is_refused() {
         sh_quote(&back)
     ));
     let (answer, took) = cc.ask("alpha", &question);
-    eprintln!("claude: deadlock refused, round trip {took:.2?}");
+    let outer = cc.last_sent("user", "alpha");
     let inner = cc.last_sent("alpha", "beta");
+    eprintln!(
+        "claude: deadlock refused, round trip {took:.2?}; delivered → UserPromptSubmit: alpha {}, beta {}",
+        cc.delivery_latency("alpha", &outer),
+        cc.delivery_latency("beta", &inner)
+    );
     let refused = format!(
         "deadlock refused: beta would wait for alpha, alpha is waiting for beta (query {inner})"
     );

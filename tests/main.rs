@@ -8,4 +8,5 @@ mod claude;
 mod cli;
 mod hooks;
 mod man;
+mod mcp;
 mod mesh;

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::process::Stdio;
 use std::time::Duration;
 
-use crate::util::{Mesh, body, text};
+use crate::util::{Mesh, body, spawn_piped, text};
 
 const T: Duration = Duration::from_secs(20);
 
@@ -83,12 +83,10 @@ fn concurrent_asks_queue_in_order_and_each_asker_gets_its_own_answer() {
     let b = m.agent("beta", &[]);
     let askers: Vec<_> = (0..6)
         .map(|i| {
-            m.cmd()
-                .args(["peer", "ask", "beta", &format!("question number {i}")])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
+            spawn_piped(
+                m.cmd()
+                    .args(["peer", "ask", "beta", &format!("question number {i}")]),
+            )
         })
         .collect();
     for (i, child) in askers.into_iter().enumerate() {
@@ -221,13 +219,7 @@ fn deadlock_cycles_of_two_and_three_are_refused_at_once() {
     let _c = m.agent("gamma", &[]);
     let (pa, pb, pc) = (m.pane("alpha"), m.pane("beta"), m.pane("gamma"));
     // alpha waits on beta, which takes its time.
-    let mut a_waits = m
-        .cmd_in(&pa)
-        .args(["peer", "ask", "beta", "SLEEP 6"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut a_waits = spawn_piped(m.cmd_in(&pa).args(["peer", "ask", "beta", "SLEEP 6"]));
     assert!(m.eventually(T, || m.status("beta") == "busy"));
     let out = m
         .cmd_in(&pb)
@@ -242,13 +234,7 @@ fn deadlock_cycles_of_two_and_three_are_refused_at_once() {
     );
 
     // beta waits on gamma (busy too): then gamma asking alpha closes alpha→beta→gamma→alpha.
-    let mut b_waits = m
-        .cmd_in(&pb)
-        .args(["peer", "ask", "gamma", "SLEEP 4"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut b_waits = spawn_piped(m.cmd_in(&pb).args(["peer", "ask", "gamma", "SLEEP 4"]));
     assert!(m.eventually(T, || m.status("gamma") == "busy"));
     let out = m
         .cmd_in(&pc)
@@ -359,13 +345,10 @@ fn a_peer_that_dies_mid_question_fails_the_asker_promptly() {
     need_tmux!();
     let m = Mesh::new();
     let _b = m.agent("beta", &[]);
-    let asker = m
-        .cmd()
-        .args(["peer", "ask", "beta", "SLEEP 30", "--timeout", "60s"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let asker = spawn_piped(
+        m.cmd()
+            .args(["peer", "ask", "beta", "SLEEP 30", "--timeout", "60s"]),
+    );
     assert!(m.eventually(T, || m.status("beta") == "busy"));
     m.tmux(["kill-pane", "-t", "beta"]);
     let out = asker.wait_with_output().unwrap();
@@ -438,14 +421,11 @@ fn hostile_text_arrives_as_inert_text() {
     .map(|t| t.replace("PWNED", &pwned.display().to_string()));
     for t in &corpus {
         // On stdin, so NUL can be sent too (an argument cannot hold it).
-        let mut child = m
-            .cmd()
-            .args(["peer", "ask", "beta", "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = spawn_piped(
+            m.cmd()
+                .args(["peer", "ask", "beta", "-"])
+                .stdin(Stdio::piped()),
+        );
         child.stdin.take().unwrap().write_all(t.as_bytes()).unwrap();
         let out = child.wait_with_output().unwrap();
         assert!(out.status.success(), "{t:?}: {}", text(&out.stderr));
@@ -550,4 +530,92 @@ fn log_follow_prints_new_entries_as_they_come() {
         lines[2].contains("answered") && lines[2].contains("beta → user"),
         "{lines:?}"
     );
+}
+
+#[test]
+fn on_a_terminal_ask_shows_what_it_waits_for_and_how_long() {
+    need_tmux!();
+    let m = Mesh::new();
+    let _b = m.agent("beta", &[]);
+    let out = m.tmux([
+        "new-session",
+        "-d",
+        "-s",
+        "asker",
+        "-x",
+        "120",
+        "-y",
+        "10",
+        "-e",
+        &format!("REPOWIRE_HOME={}", m.home.display()),
+        "sh",
+        "-c",
+        &format!(
+            "{} peer ask beta 'SLEEP 3'; sleep 30",
+            crate::util::bin().display()
+        ),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let screen = || text(&m.tmux(["capture-pane", "-p", "-t", "asker"]).stdout);
+    assert!(
+        m.eventually(T, || screen().contains("beta: answering (2s)")),
+        "{}",
+        screen()
+    );
+    // The progress line is cleared before the answer is printed.
+    assert!(
+        m.eventually(T, || screen().contains("ECHO: [repowire]")),
+        "{}",
+        screen()
+    );
+    assert!(!screen().contains("answering"), "{}", screen());
+}
+
+/// Text is never typed after a person's unsent draft; the message waits for the draft's turn.
+#[test]
+fn a_draft_in_the_prompt_box_is_never_typed_into() {
+    need_tmux!();
+    let m = Mesh::new();
+    let b = m.agent("beta", &[]);
+    m.ok(["peer", "ask", "beta", "warm up"]);
+    m.tmux(["send-keys", "-t", "beta", "-l", "--", "my own draft"]);
+    assert!(m.eventually(T, || {
+        text(&m.tmux(["capture-pane", "-p", "-t", "beta"]).stdout).contains("❯ my own draft")
+    }));
+    m.ok(["peer", "notify", "beta", "after the draft"]);
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(
+        b.prompts().len(),
+        1,
+        "typed into a draft: {:?}",
+        b.prompts()
+    );
+    m.tmux(["send-keys", "-t", "beta", "Enter"]);
+    assert!(
+        m.eventually(T, || b.prompts().len() == 3),
+        "{:?}",
+        b.prompts()
+    );
+    let prompts = b.prompts();
+    assert_eq!(prompts[1], "my own draft");
+    assert_eq!(body(&prompts[2]), "after the draft");
+}
+
+/// tmux without a UTF-8 locale prints `_` for the tab separators of its output, which made
+/// every peer look offline to a client that starts servers with a bare environment.
+#[test]
+fn status_is_right_without_a_utf8_locale() {
+    need_tmux!();
+    let m = Mesh::new();
+    let _b = m.agent("beta", &[]);
+    let out = m
+        .cmd()
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap())
+        .env("REPOWIRE_HOME", &m.home)
+        .args(["peer", "list", "--json"])
+        .output()
+        .unwrap();
+    let peers: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(peers[0]["status"], "online", "{}", text(&out.stderr));
 }

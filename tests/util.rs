@@ -255,3 +255,11 @@ pub fn text(b: &[u8]) -> String {
 pub fn body(prompt: &str) -> &str {
     prompt.split_once('\n').map_or("", |(_, b)| b)
 }
+
+/// Starts a command in the background with its output captured.
+pub fn spawn_piped(cmd: &mut Command) -> std::process::Child {
+    cmd.stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}

@@ -1,0 +1,357 @@
+//! `repowire mcp`: the MCP server (stdio, rmcp) that each agent session starts, so that its
+//! agent uses the mesh as tools: list the peers, ask one and wait for the answer, fetch a late
+//! answer, notify one or all, register a pane.
+//!
+//! What it promises:
+//! - nothing but protocol on stdout;
+//! - the caller is the peer of the pane the server runs in (`TMUX`, `TMUX_PANE`), looked up on
+//!   every call, because the SessionStart hook may register it after the server started;
+//!   outside tmux it is `user`;
+//! - calls run concurrently: the spool and tmux work of each runs on the blocking pool, so a
+//!   long `ask_peer` never holds up another call;
+//! - a bad argument or a refused message (unknown peer, empty text, deadlock...) is a tool
+//!   error with the library's message, never a protocol error or a crash;
+//! - a cancelled `ask_peer` stops waiting within a tenth of a second and withdraws its
+//!   question if the peer does not have it yet (see [`ask::wait_answer`]); when stdin closes
+//!   or the parent dies, every wait is cancelled that way and the server exits.
+
+use std::fmt::Write as _;
+use std::io;
+use std::path::Path;
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll};
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow};
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{DiscoverRequestMethod, DiscoverResult, ProgressNotificationParam};
+// The `JsonSchema` derive names its crate `schemars`: rmcp's, so the versions match.
+use rmcp::schemars::{self, JsonSchema};
+use rmcp::service::{RequestContext, ServerInitializeError};
+use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt, tool, tool_handler, tool_router};
+use serde::Deserialize;
+use tokio::io::{AsyncRead, ReadBuf};
+use tokio::sync::mpsc::UnboundedSender;
+use tokio_util::sync::CancellationToken;
+
+use crate::ask::{self, Progress};
+use crate::error::Error;
+use crate::message;
+use crate::peer::{self, USER};
+use crate::spool::Spool;
+
+/// How long `ask_peer` waits when the caller does not say. Agent turns take minutes, and a
+/// question queued behind a busy peer's turn waits for that turn too.
+const DEFAULT_TIMEOUT_SECS: u64 = 300;
+/// The longest wait a call may ask for; past it, `get_answer` is the way.
+const MAX_TIMEOUT_SECS: u64 = 3600;
+/// How often the server looks whether its parent (the agent) is still alive.
+const PARENT_POLL: Duration = Duration::from_millis(200);
+
+/// Serves MCP on stdin and stdout until stdin closes or the parent dies.
+pub fn run(spool: Spool) -> Result<()> {
+    // Cancelled when the client is gone: ends the service and, through it, every call.
+    let closing = CancellationToken::new();
+    watch_parent(closing.clone());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let res = rt.block_on(async {
+        let stdin = Stdin {
+            inner: tokio::io::stdin(),
+            closing: closing.clone(),
+        };
+        let transport = (stdin, tokio::io::stdout());
+        let server = Server { spool };
+        let service = match server.serve_with_ct(transport, closing).await {
+            Ok(s) => s,
+            // Gone before it initialized (as `claude mcp list` may be): nothing to serve.
+            Err(ServerInitializeError::ConnectionClosed(_) | ServerInitializeError::Cancelled) => {
+                return Ok(());
+            }
+            Err(e) => return Err(anyhow!(e).context("MCP initialization failed")),
+        };
+        service.waiting().await.context("the MCP server failed")?;
+        Ok(())
+    });
+    // Every call has ended (rmcp waits for them); a read of stdin that never returns (the
+    // parent died, another process holds the pipe) must not hold up the exit.
+    rt.shutdown_background();
+    res
+}
+
+/// Cancels `closing` when the parent process dies, even if stdin stays open (another process
+/// may hold the pipe). Polled rather than `PR_SET_PDEATHSIG`, which fires when the parent
+/// *thread* that started us exits: in a multi-threaded agent that is not its death.
+fn watch_parent(closing: CancellationToken) {
+    let parent = std::os::unix::process::parent_id();
+    std::thread::spawn(move || {
+        while std::os::unix::process::parent_id() == parent {
+            std::thread::sleep(PARENT_POLL);
+        }
+        closing.cancel();
+    });
+}
+
+/// Stdin that cancels `closing` at its end, so calls still waiting end at once: rmcp would
+/// first give them seconds to answer a client that is gone.
+struct Stdin {
+    inner: tokio::io::Stdin,
+    closing: CancellationToken,
+}
+
+impl AsyncRead for Stdin {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let (before, room) = (buf.filled().len(), buf.remaining() > 0);
+        let res = Pin::new(&mut self.inner).poll_read(cx, buf);
+        match &res {
+            Poll::Ready(Ok(())) if room && buf.filled().len() == before => self.closing.cancel(),
+            Poll::Ready(Err(_)) => self.closing.cancel(),
+            _ => {}
+        }
+        res
+    }
+}
+
+#[derive(Clone)]
+struct Server {
+    spool: Spool,
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct AskArgs {
+    /// A name from list_peers
+    peer_name: String,
+    /// The question, with the context the peer needs to answer it
+    query: String,
+    /// Give up after this long (default 300)
+    timeout_seconds: Option<u64>,
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct GetAnswerArgs {
+    /// The query id from a timed-out ask_peer
+    query_id: String,
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct NotifyArgs {
+    /// A name from list_peers
+    peer_name: String,
+    message: String,
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct BroadcastArgs {
+    message: String,
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct RegisterArgs {
+    /// The peer name to give it
+    name: String,
+    /// The tmux session, window or pane it runs in (e.g. backend, %3)
+    tmux_session: String,
+    /// Its working directory
+    path: String,
+}
+
+#[tool_router]
+impl Server {
+    #[tool(
+        description = "List the other agent sessions (peers) you can ask: name, status (online/busy/offline), repository path. Marks you."
+    )]
+    async fn list_peers(&self) -> Result<String, String> {
+        self.blocking(|spool| {
+            let me = peer::sender_name(spool)?;
+            let peers = peer::all(spool)?;
+            let panes = peer::live_panes(&peers);
+            let mut out = String::new();
+            for p in &peers {
+                let status = peer::status_of(p, &panes).0.as_str();
+                let you = if p.name == me { " (you)" } else { "" };
+                writeln!(out, "{}: {status}, {}{you}", p.name, p.path.display())?;
+            }
+            if peers.is_empty() {
+                out.push_str("no peers yet\n");
+            }
+            if me == USER {
+                out.push_str("(you are not a peer: your messages are sent as 'user')\n");
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    #[tool(
+        description = "Ask another agent session a question; blocks until it answers. Use for context from another repository."
+    )]
+    async fn ask_peer(
+        &self,
+        Parameters(a): Parameters<AskArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<String, String> {
+        // Progress goes out from a task of its own, in order: the wait must never block on
+        // sending it (rmcp acknowledges a notification only while it still reads stdin).
+        let (stages, mut to_send) = tokio::sync::mpsc::unbounded_channel::<Progress>();
+        let sender = ctx.meta.get_progress_token().map(|token| {
+            let client = ctx.peer.clone();
+            tokio::spawn(async move {
+                let mut step = 0.0;
+                while let Some(p) = to_send.recv().await {
+                    step += 1.0;
+                    let mut note = ProgressNotificationParam::new(token.clone(), step);
+                    note.message = Some(p.to_string());
+                    // A client that is gone is no error: the answer still lands in the spool.
+                    let _ = client.notify_progress(note).await;
+                }
+            })
+        });
+        let ct = ctx.ct.clone();
+        let res = self
+            .blocking(move |spool| ask_and_wait(spool, &a, &|| ct.is_cancelled(), stages))
+            .await;
+        // Its progress before its result; but after a cancellation nobody reads either.
+        if let Some(sender) = sender.filter(|_| !ctx.ct.is_cancelled()) {
+            let _ = sender.await;
+        }
+        res
+    }
+
+    #[tool(
+        description = "The answer to an earlier ask_peer (e.g. one that timed out), or where the question stands."
+    )]
+    async fn get_answer(&self, Parameters(a): Parameters<GetAnswerArgs>) -> Result<String, String> {
+        self.blocking(move |spool| {
+            let id = a.query_id.trim();
+            message::validate_id(id)?;
+            if let Some(r) = message::load_response(spool, id)? {
+                return Ok(r.text);
+            }
+            let m = message::load(spool, id)?
+                .ok_or_else(|| Error::BadInput(format!("there is no query {id} in the spool")))?;
+            if !m.state.is_open() {
+                return Err(ask::finished_error(&m).into());
+            }
+            let stage = match peer::load(spool, &m.to)? {
+                Some(p) => ask::progress(spool, &m, &p)?.to_string(),
+                None => "its peer was unregistered".to_string(),
+            };
+            Ok(format!(
+                "not answered yet: query {id} to '{}' is {stage}; call get_answer again later",
+                m.to
+            ))
+        })
+        .await
+    }
+
+    #[tool(description = "Send a peer a message that needs no answer; returns at once.")]
+    async fn notify_peer(&self, Parameters(a): Parameters<NotifyArgs>) -> Result<String, String> {
+        self.blocking(move |spool| {
+            let from = peer::sender_name(spool)?;
+            Ok(ask::notify(spool, &from, &a.peer_name, &a.message)?.to_string())
+        })
+        .await
+    }
+
+    #[tool(description = "Send a message to every online peer but you; returns at once.")]
+    async fn broadcast(&self, Parameters(a): Parameters<BroadcastArgs>) -> Result<String, String> {
+        self.blocking(move |spool| {
+            let from = peer::sender_name(spool)?;
+            Ok(ask::broadcast(spool, &from, &a.message)?.to_string())
+        })
+        .await
+    }
+
+    #[tool(description = "Give the agent in a tmux pane a peer name (kept across its restarts).")]
+    async fn register_peer(
+        &self,
+        Parameters(a): Parameters<RegisterArgs>,
+    ) -> Result<String, String> {
+        self.blocking(move |spool| {
+            let p = peer::register(spool, &a.name, &a.tmux_session, Path::new(&a.path))?;
+            Ok(format!(
+                "registered {} (pane {}, {})",
+                p.name,
+                p.pane,
+                p.path.display()
+            ))
+        })
+        .await
+    }
+}
+
+/// `ask_peer`'s work: asks, waits until the answer, a timeout or `cancelled`, and sends each
+/// new stage to `stages`.
+fn ask_and_wait(
+    spool: &Spool,
+    a: &AskArgs,
+    cancelled: &dyn Fn() -> bool,
+    stages: UnboundedSender<Progress>,
+) -> Result<String> {
+    let secs = a.timeout_seconds.unwrap_or(DEFAULT_TIMEOUT_SECS);
+    if !(1..=MAX_TIMEOUT_SECS).contains(&secs) {
+        return Err(Error::BadInput(format!(
+            "timeout_seconds must be from 1 to {MAX_TIMEOUT_SECS}; for a longer wait, call get_answer after a timeout"
+        ))
+        .into());
+    }
+    let timeout = Duration::from_secs(secs);
+    let from = peer::sender_name(spool)?;
+    let (msg, _waiting) = ask::ask(spool, &from, &a.peer_name, &a.query, timeout)?;
+    let mut last = None;
+    let report = |p: Progress| {
+        // Between the Stop hook ending the peer's turn and storing its answer, the question
+        // looks merely delivered again: no step back.
+        let back = last == Some(Progress::Answering) && p == Progress::Delivered;
+        if last != Some(p) && !back {
+            last = Some(p);
+            let _ = stages.send(p);
+        }
+    };
+    match ask::wait_answer(spool, &msg.id, timeout, Some(cancelled), report) {
+        Ok(r) => Ok(r.text),
+        // The library's hint is a CLI command; here the tool is the way.
+        Err(e) => match e.downcast_ref::<Error>() {
+            Some(Error::Timeout { peer, secs, id, .. })
+                if message::load(spool, id)?.is_some_and(|m| m.state.is_open()) =>
+            {
+                Err(anyhow!(
+                    "no answer from '{peer}' within {secs}s (query {id}); the peer has the question, and get_answer with this query id returns its answer once it comes"
+                ))
+            }
+            _ => Err(e),
+        },
+    }
+}
+
+impl Server {
+    /// Runs a call's spool and tmux work on the blocking pool, so that other calls go on
+    /// meanwhile. An error becomes the tool error the agent reads.
+    async fn blocking(
+        &self,
+        work: impl FnOnce(&Spool) -> Result<String> + Send + 'static,
+    ) -> Result<String, String> {
+        let spool = self.spool.clone();
+        match tokio::task::spawn_blocking(move || work(&spool)).await {
+            Ok(res) => res.map_err(|e| format!("{e:#}")),
+            Err(e) => Err(format!("repowire failed: {e}")),
+        }
+    }
+}
+
+#[tool_handler(name = "repowire")]
+impl ServerHandler for Server {
+    /// Claude Code (2.1.330) first probes with `server/discover`. Answered, it moves to the
+    /// sessionless protocol 2026-07-28; "method not found" keeps it on the `initialize`
+    /// handshake (2025-11-25), which every client speaks and which this server is tested
+    /// with, progress and cancellation included.
+    async fn discover(&self, _: RequestContext<RoleServer>) -> Result<DiscoverResult, ErrorData> {
+        Err(ErrorData::method_not_found::<DiscoverRequestMethod>())
+    }
+}

@@ -1,0 +1,1128 @@
+//! `repowire mcp`, the MCP server of each agent session: the real binary over real pipes against
+//! a private tmux server with stand-in agents (every tool, concurrency, progress, cancellation,
+//! timeout, exit); the `mcp` Python SDK's stdio client, a client from the ecosystem; and the
+//! real Claude Code CLI, whose model calls `mcp__repowire__ask_peer` through the fake API.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::util::{self, Mesh, body, read_jsonl, text};
+
+const T: Duration = Duration::from_secs(20);
+/// The protocol version Claude Code 2.1.330 asks for in `initialize`.
+const PROTOCOL: &str = "2025-11-25";
+/// What every agent session pays for in its context: the whole tools/list result.
+const MAX_TOOLS_JSON: usize = 4096;
+/// Claude Code start-up, and a turn that asks a peer: generous for a busy 2-core machine.
+const CLAUDE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A `repowire mcp` process spoken to over its stdin and stdout. Every line it writes must be
+/// a JSON-RPC message: a reader thread checks each one and keeps them in order.
+struct Mcp {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<Value>,
+    /// Everything received so far, in order.
+    got: Vec<Value>,
+    /// Its stdout has ended.
+    closed: bool,
+    next_id: u64,
+    /// Where its stderr goes, for failure messages.
+    stderr: PathBuf,
+}
+
+impl Mcp {
+    /// Starts `repowire mcp` as `cmd` would run repowire (its spool, its pane), and
+    /// initializes it as Claude Code does.
+    fn start(m: &Mesh, mut cmd: Command) -> Mcp {
+        cmd.arg("mcp");
+        let mut mcp = Mcp::spawn(m, cmd);
+        let id = mcp.request(
+            "initialize",
+            json!({"protocolVersion": PROTOCOL, "capabilities": {},
+                   "clientInfo": {"name": "repowire-test", "version": "0"}}),
+        );
+        let r = mcp.response(id);
+        assert_eq!(r["result"]["protocolVersion"], PROTOCOL, "{r}");
+        mcp.send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+        mcp
+    }
+
+    /// Runs `cmd` (a `repowire mcp`, or what starts one) with pipes, uninitialized.
+    fn spawn(m: &Mesh, mut cmd: Command) -> Mcp {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let stderr = m
+            .dir
+            .path()
+            .join(format!("mcp{}.stderr", N.fetch_add(1, Ordering::Relaxed)));
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                let v = serde_json::from_str::<Value>(&line)
+                    .ok()
+                    .filter(|v| v["jsonrpc"] == "2.0")
+                    .unwrap_or_else(|| json!({"not_protocol": line}));
+                if tx.send(v).is_err() {
+                    return;
+                }
+            }
+        });
+        Mcp {
+            stdin: child.stdin.take(),
+            child,
+            lines,
+            got: Vec::new(),
+            closed: false,
+            next_id: 100,
+            stderr,
+        }
+    }
+
+    fn send(&mut self, v: Value) {
+        let stdin = self.stdin.as_mut().expect("stdin is open");
+        writeln!(stdin, "{v}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    fn request(&mut self, method: &str, params: Value) -> u64 {
+        self.next_id += 1;
+        let id = self.next_id;
+        self.send(json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
+        id
+    }
+
+    /// Starts a tool call carrying a progress token, as Claude Code's calls do.
+    fn call_start(&mut self, tool: &str, args: Value) -> u64 {
+        let id = self.next_id + 1;
+        self.request(
+            "tools/call",
+            json!({"name": tool, "arguments": args, "_meta": {"progressToken": id}}),
+        )
+    }
+
+    /// Waits for the first message that `f` accepts, among those received so far and to come.
+    fn wait_for(&mut self, timeout: Duration, f: impl Fn(&Value) -> bool) -> Option<Value> {
+        let end = Instant::now() + timeout;
+        let mut seen = 0;
+        loop {
+            if let Some(v) = self.got[seen..].iter().find(|v| f(v)) {
+                return Some(v.clone());
+            }
+            seen = self.got.len();
+            let left = end.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(v) => {
+                    assert!(v.get("not_protocol").is_none(), "not MCP on stdout: {v}");
+                    self.got.push(v);
+                }
+                Err(RecvTimeoutError::Timeout) => return None,
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.closed = true;
+                    return None;
+                }
+            }
+        }
+    }
+
+    fn response(&mut self, id: u64) -> Value {
+        let is_it =
+            |v: &Value| v["id"] == id && (v.get("result").is_some() || v.get("error").is_some());
+        self.wait_for(T, is_it).unwrap_or_else(|| {
+            panic!(
+                "no response to request {id}; got {:?}; stderr: {}",
+                self.got,
+                std::fs::read_to_string(&self.stderr).unwrap_or_default()
+            )
+        })
+    }
+
+    /// The text and isError of a tool call's result.
+    fn result(&mut self, id: u64) -> (String, bool) {
+        let r = self.response(id);
+        let result = &r["result"];
+        assert!(
+            result.is_object(),
+            "a JSON-RPC error, not a tool result: {r}"
+        );
+        let text = result["content"][0]["text"].as_str().unwrap_or_default();
+        (text.to_string(), result["isError"] == true)
+    }
+
+    fn call(&mut self, tool: &str, args: Value) -> (String, bool) {
+        let id = self.call_start(tool, args);
+        self.result(id)
+    }
+
+    /// A call that must succeed: its text.
+    fn ok(&mut self, tool: &str, args: Value) -> String {
+        let (text, error) = self.call(tool, args);
+        assert!(!error, "{tool} failed: {text}");
+        text
+    }
+
+    /// The messages of the progress notifications for call `id` so far.
+    fn progress(&self, id: u64) -> Vec<String> {
+        self.got
+            .iter()
+            .filter(|v| {
+                v["method"] == "notifications/progress" && v["params"]["progressToken"] == id
+            })
+            .map(|v| {
+                v["params"]["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .collect()
+    }
+
+    /// Waits for call `id` to report `message`, failing if the call ends first.
+    fn wait_progress(&mut self, id: u64, message: &str) {
+        let hit = |v: &Value| {
+            (v["method"] == "notifications/progress"
+                && v["params"]["progressToken"] == id
+                && v["params"]["message"] == message)
+                || v["id"] == id
+        };
+        match self.wait_for(T, hit) {
+            Some(v) if v["id"] == id => panic!("call {id} ended before {message:?}: {v}"),
+            Some(_) => {}
+            None => panic!(
+                "no progress {message:?} for call {id}: {:?}",
+                self.progress(id)
+            ),
+        }
+    }
+
+    fn cancel(&mut self, id: u64) {
+        self.send(
+            json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+                         "params": {"requestId": id, "reason": "the user pressed Escape"}}),
+        );
+    }
+
+    /// Whether the process has exited, waiting at most `timeout` for it.
+    fn exited_within(&mut self, timeout: Duration) -> bool {
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            if self.child.try_wait().unwrap().is_some() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
+    }
+}
+
+impl Drop for Mcp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The message record (in `done/` or `queue/`) whose text is `text`, once there is one.
+fn message_with(m: &Mesh, text: &str) -> Value {
+    let mut found = None;
+    let there = m.eventually(T, || {
+        found = ["done", "queue"].iter().find_map(|dir| {
+            std::fs::read_dir(m.home.join(dir))
+                .unwrap()
+                .filter_map(|e| e.ok())
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+                .filter_map(|e| {
+                    serde_json::from_slice::<Value>(&std::fs::read(e.path()).ok()?).ok()
+                })
+                .find(|v| v["text"] == text)
+        });
+        found.is_some()
+    });
+    assert!(there, "no message {text:?} in the spool");
+    found.unwrap()
+}
+
+/// Where message `id` is: its state, from `done/` first.
+fn state(m: &Mesh, id: &str) -> String {
+    ["done", "queue"]
+        .iter()
+        .find_map(|dir| std::fs::read(m.home.join(format!("{dir}/{id}.json"))).ok())
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        .and_then(|v| v["state"].as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+fn events_of(m: &Mesh, id: &str) -> Vec<String> {
+    m.history()
+        .iter()
+        .filter(|e| e["id"] == id)
+        .map(|e| e["event"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn mcp_speaks_the_protocol_claude_code_uses_and_its_tool_list_is_small() {
+    let m = Mesh::new();
+    let mut cmd = m.cmd();
+    cmd.arg("mcp");
+    let mut mcp = Mcp::spawn(&m, cmd);
+    // Claude Code's first message, verbatim (../shared/claude-code/samples/mcp.jsonl): "method
+    // not found" makes it fall back to `initialize`.
+    mcp.send(
+        json!({"jsonrpc": "2.0", "id": "server-discover-probe-1", "method": "server/discover",
+        "params": {"_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientInfo": {"name": "claude-code", "version": "2.1.330"},
+            "io.modelcontextprotocol/clientCapabilities": {"roots": {"listChanged": true},
+                "extensions": {"io.modelcontextprotocol/tasks": {}}}}}}),
+    );
+    let r = mcp
+        .wait_for(T, |v| v["id"] == "server-discover-probe-1")
+        .unwrap();
+    assert_eq!(r["error"]["code"], -32601, "{r}");
+    let id = mcp.request(
+        "initialize",
+        json!({"protocolVersion": PROTOCOL, "capabilities": {"roots": {"listChanged": true}},
+               "clientInfo": {"name": "claude-code", "version": "2.1.330"}}),
+    );
+    let r = mcp.response(id);
+    assert_eq!(r["result"]["protocolVersion"], PROTOCOL, "{r}");
+    assert_eq!(r["result"]["serverInfo"]["name"], "repowire");
+    assert!(r["result"]["capabilities"]["tools"].is_object(), "{r}");
+    mcp.send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+
+    let id = mcp.request("tools/list", json!({}));
+    let r = mcp.response(id);
+    let size = r["result"].to_string().len();
+    eprintln!("mcp: tools/list result is {size} bytes");
+    assert!(size < MAX_TOOLS_JSON, "tools/list is {size} bytes: {r}");
+    let tools = r["result"]["tools"].as_array().unwrap();
+    let mut names: Vec<&str> = tools.iter().map(|t| t["name"].as_str().unwrap()).collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            "ask_peer",
+            "broadcast",
+            "get_answer",
+            "list_peers",
+            "notify_peer",
+            "register_peer"
+        ]
+    );
+    for t in tools {
+        let d = t["description"].as_str().unwrap();
+        assert!(!d.is_empty() && d.len() <= 160, "{d}");
+    }
+
+    // An unknown method is an error, not the end of the server.
+    let id = mcp.request("no/such/method", json!({}));
+    assert_eq!(mcp.response(id)["error"]["code"], -32601);
+    let id = mcp.request("ping", json!({}));
+    assert!(mcp.response(id)["result"].is_object());
+
+    // It exits as soon as its stdin closes.
+    let t = Instant::now();
+    mcp.stdin = None;
+    assert!(mcp.exited_within(Duration::from_secs(5)), "still running");
+    eprintln!("mcp: exited {:.0?} after stdin closed", t.elapsed());
+    assert!(mcp.child.wait().unwrap().success());
+    assert!(mcp.got.iter().all(|v| v.get("not_protocol").is_none()));
+}
+
+#[test]
+fn mcp_lists_peers_marking_the_caller_and_asks_with_progress() {
+    need_tmux!();
+    let m = Mesh::new();
+    let a = m.agent("alpha", &[]);
+    let b = m.agent("beta", &[]);
+    let mut mcp = Mcp::start(&m, m.cmd_in(&m.pane("alpha")));
+    let list = mcp.ok("list_peers", json!({}));
+    let path = |w: &Path| w.canonicalize().unwrap().display().to_string();
+    assert_eq!(
+        list,
+        format!(
+            "alpha: online, {} (you)\nbeta: online, {}\n",
+            path(&a.work),
+            path(&b.work)
+        )
+    );
+
+    let t = Instant::now();
+    let id = mcp.call_start(
+        "ask_peer",
+        json!({"peer_name": "beta", "query": "SLEEP 1\nwhat is your schema?"}),
+    );
+    let (answer, error) = mcp.result(id);
+    eprintln!(
+        "mcp: ask_peer round trip {:.2?} (a peer just started, whose turn takes 1s)",
+        t.elapsed()
+    );
+    assert!(!error, "{answer}");
+    assert!(
+        answer.starts_with("ECHO: [repowire] Question from alpha (query "),
+        "{answer}"
+    );
+    assert_eq!(body(&answer), "SLEEP 1\nwhat is your schema?");
+    // Each stage once, in order, with a growing progress value.
+    let progress = mcp.progress(id);
+    assert_eq!(
+        progress.last().map(String::as_str),
+        Some("answering"),
+        "{progress:?}"
+    );
+    assert!(progress.contains(&"delivered".to_string()), "{progress:?}");
+    assert!(progress.windows(2).all(|w| w[0] != w[1]), "{progress:?}");
+    let values: Vec<f64> = mcp
+        .got
+        .iter()
+        .filter(|v| v["method"] == "notifications/progress")
+        .map(|v| v["params"]["progress"].as_f64().unwrap())
+        .collect();
+    assert!(values.windows(2).all(|w| w[0] < w[1]), "{values:?}");
+
+    // Outside tmux the caller is `user`, and no peer is marked.
+    let mut outside = Mcp::start(&m, m.cmd());
+    let list = outside.ok("list_peers", json!({}));
+    assert!(!list.contains("(you)"), "{list}");
+    assert!(
+        list.ends_with("your messages are sent as 'user')\n"),
+        "{list}"
+    );
+}
+
+#[test]
+fn mcp_calls_run_concurrently() {
+    need_tmux!();
+    let m = Mesh::new();
+    let _b = m.agent("beta", &[]);
+    let mut mcp = Mcp::start(&m, m.cmd());
+    // Two asks at once: the second queues behind the first.
+    let first = mcp.call_start(
+        "ask_peer",
+        json!({"peer_name": "beta", "query": "SLEEP 1.5\nfirst"}),
+    );
+    mcp.wait_progress(first, "answering");
+    let second = mcp.call_start("ask_peer", json!({"peer_name": "beta", "query": "second"}));
+    mcp.wait_progress(second, "queued behind 1");
+    // A quick call is answered while both asks wait.
+    let list = mcp.call_start("list_peers", json!({}));
+    let (peers, _) = mcp.result(list);
+    assert!(peers.contains("beta: busy"), "{peers}");
+    let (one, _) = mcp.result(first);
+    let (two, _) = mcp.result(second);
+    let order: Vec<&Value> = mcp
+        .got
+        .iter()
+        .filter(|v| {
+            v.get("result").is_some()
+                && [first, second, list].contains(&v["id"].as_u64().unwrap_or(0))
+        })
+        .collect();
+    assert_eq!(order[0]["id"], list, "{order:?}");
+    assert_eq!(body(&one), "SLEEP 1.5\nfirst");
+    assert_eq!(body(&two), "second");
+}
+
+#[test]
+fn mcp_ask_that_times_out_names_the_query_and_get_answer_fetches_it_later() {
+    need_tmux!();
+    let m = Mesh::new();
+    let _b = m.agent("beta", &[]);
+    m.ok([
+        "peer",
+        "ask",
+        "beta",
+        "warm up: the agent reads its input now",
+    ]);
+    let mut mcp = Mcp::start(&m, m.cmd());
+    let (err, error) = mcp.call(
+        "ask_peer",
+        json!({"peer_name": "beta", "query": "SLEEP 2\nslow", "timeout_seconds": 1}),
+    );
+    assert!(error, "{err}");
+    assert!(err.contains("get_answer"), "{err}");
+    let id = err.split("(query ").nth(1).expect("the query id")[..26].to_string();
+    let (now, error) = mcp.call("get_answer", json!({"query_id": id}));
+    assert!(!error && now.starts_with("not answered yet"), "{now}");
+    let mut answer = String::new();
+    assert!(m.eventually(T, || {
+        answer = mcp.ok("get_answer", json!({"query_id": id}));
+        answer.starts_with("ECHO: ")
+    }));
+    assert_eq!(body(&answer), "SLEEP 2\nslow");
+    assert_eq!(events_of(&m, &id), ["sent", "delivered", "answered"]);
+}
+
+#[test]
+fn mcp_cancel_withdraws_a_queued_ask_and_records_a_delivered_one() {
+    need_tmux!();
+    let m = Mesh::new();
+    let _a = m.agent("alpha", &[]);
+    let b = m.agent("beta", &[]);
+    let mut mcp = Mcp::start(&m, m.cmd_in(&m.pane("alpha")));
+
+    // Queued behind a busy turn: withdrawn, and never typed.
+    m.ok(["peer", "ask", "beta", "SLEEP 2", "--no-wait"]);
+    let call = mcp.call_start(
+        "ask_peer",
+        json!({"peer_name": "beta", "query": "never typed"}),
+    );
+    mcp.wait_progress(call, "queued behind 1");
+    let id = message_with(&m, "never typed")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let t = Instant::now();
+    mcp.cancel(call);
+    assert!(m.eventually(T, || state(&m, &id) == "cancelled"));
+    let took = t.elapsed();
+    eprintln!("mcp: a queued ask was withdrawn {took:.0?} after its cancellation");
+    assert!(took < Duration::from_millis(800), "{took:?}");
+    assert_eq!(events_of(&m, &id), ["sent", "cancelled"]);
+    assert!(b.wait_event(T, |e| e["type"] == "answer").is_some());
+    assert!(m.eventually(T, || m.status("beta") == "online"));
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(b.prompts().len(), 1, "{:?}", b.prompts());
+
+    // Already typed: it stays delivered, its answer still lands, and the asker no longer
+    // counts as waiting (beta may ask alpha).
+    let call = mcp.call_start(
+        "ask_peer",
+        json!({"peer_name": "beta", "query": "SLEEP 2\nhalf way"}),
+    );
+    mcp.wait_progress(call, "answering");
+    let id = message_with(&m, "SLEEP 2\nhalf way")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    mcp.cancel(call);
+    assert!(m.eventually(T, || events_of(&m, &id).contains(&"cancelled".to_string())));
+    let spool = repowire::spool::Spool::open(&m.home).unwrap();
+    assert!(m.eventually(T, || !spool.is_locked(&format!("queue/{id}.lock"))));
+    assert_eq!(state(&m, &id), "delivered");
+    assert!(m.eventually(T, || state(&m, &id) == "answered"));
+    assert_eq!(
+        events_of(&m, &id),
+        ["sent", "delivered", "cancelled", "answered"]
+    );
+    let answer = mcp.ok("get_answer", json!({"query_id": id}));
+    assert_eq!(body(&answer), "SLEEP 2\nhalf way");
+    // A cancelled call gets no response.
+    assert!(
+        mcp.wait_for(Duration::from_millis(300), |v| v["id"] == call)
+            .is_none()
+    );
+}
+
+#[test]
+fn mcp_exits_on_stdin_close_or_parent_death_withdrawing_what_it_waits_for() {
+    need_tmux!();
+    let m = Mesh::new();
+    let _b = m.agent("beta", &[]);
+    m.ok(["peer", "ask", "beta", "SLEEP 3", "--no-wait"]);
+    assert!(m.eventually(T, || m.status("beta") == "busy"));
+
+    let mut mcp = Mcp::start(&m, m.cmd());
+    let call = mcp.call_start(
+        "ask_peer",
+        json!({"peer_name": "beta", "query": "left behind"}),
+    );
+    mcp.wait_progress(call, "queued behind 1");
+    let t = Instant::now();
+    mcp.stdin = None;
+    assert!(mcp.exited_within(Duration::from_secs(5)));
+    let took = t.elapsed();
+    eprintln!("mcp: exited {took:.0?} after stdin closed, with an ask waiting");
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    let id = message_with(&m, "left behind")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(state(&m, &id), "cancelled");
+
+    // Its parent (a shell standing in for the agent) dies while its stdin stays open: the
+    // pipe is held here, and was handed to it on another descriptor, as a background job's
+    // stdin would otherwise be /dev/null.
+    let mut shell = Command::new("sh");
+    shell
+        .args(["-c", r#"exec 3<&0; "$0" mcp <&3 3<&- & wait"#])
+        .arg(util::bin())
+        .env("REPOWIRE_HOME", &m.home)
+        .env_remove("TMUX")
+        .env_remove("TMUX_PANE");
+    let mut mcp = Mcp::spawn(&m, shell);
+    let id = mcp.request(
+        "initialize",
+        json!({"protocolVersion": PROTOCOL, "capabilities": {},
+               "clientInfo": {"name": "repowire-test", "version": "0"}}),
+    );
+    mcp.response(id);
+    let call = mcp.call_start(
+        "ask_peer",
+        json!({"peer_name": "beta", "query": "orphaned"}),
+    );
+    mcp.wait_progress(call, "queued behind 1");
+    let t = Instant::now();
+    mcp.child.kill().unwrap();
+    mcp.child.wait().unwrap();
+    // Only the server still holds its stdout: the reader sees its end when it exits.
+    assert!(mcp.wait_for(Duration::from_secs(5), |_| false).is_none());
+    assert!(mcp.closed, "still running 5s after its parent died");
+    let took = t.elapsed();
+    eprintln!("mcp: exited {took:.0?} after its parent died, with an ask waiting");
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    let id = message_with(&m, "orphaned")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(state(&m, &id), "cancelled");
+}
+
+#[test]
+fn mcp_notifies_broadcasts_and_registers() {
+    need_tmux!();
+    let m = Mesh::new();
+    let _a = m.agent("alpha", &[]);
+    let b = m.agent("beta", &[]);
+    let c = m.agent("gamma", &[]);
+    let mut mcp = Mcp::start(&m, m.cmd_in(&m.pane("alpha")));
+    let out = mcp.ok(
+        "notify_peer",
+        json!({"peer_name": "beta", "message": "the build is green"}),
+    );
+    assert!(
+        out.starts_with("sent ") && out.ends_with(" to beta (delivered now)"),
+        "{out}"
+    );
+    assert!(b.wait_event(T, |e| e["type"] == "answer").is_some());
+    assert!(
+        b.prompts()[0].starts_with("[repowire] Notification from alpha"),
+        "{:?}",
+        b.prompts()
+    );
+    assert!(m.eventually(T, || m.status("beta") == "online"));
+
+    let out = mcp.ok("broadcast", json!({"message": "deploy at noon"}));
+    assert_eq!(out, "sent to beta, gamma now");
+    for agent in [&b, &c] {
+        assert!(m.eventually(T, || agent.prompts().iter().any(|p| {
+            p.starts_with("[repowire] Broadcast from alpha") && body(p) == "deploy at noon"
+        })));
+    }
+
+    let dir = c.work.display().to_string();
+    let out = mcp.ok(
+        "register_peer",
+        json!({"name": "frontend", "tmux_session": "gamma", "path": dir}),
+    );
+    assert_eq!(
+        out,
+        format!(
+            "registered frontend (pane {}, {})",
+            m.pane("gamma"),
+            c.work.canonicalize().unwrap().display()
+        )
+    );
+    let list = mcp.ok("list_peers", json!({}));
+    let names: Vec<&str> = list.lines().filter_map(|l| l.split(':').next()).collect();
+    assert_eq!(names, ["alpha", "beta", "frontend"], "{list}");
+}
+
+#[test]
+fn mcp_bad_arguments_are_tool_errors_that_say_what_to_do() {
+    need_tmux!();
+    let m = Mesh::new();
+    let _a = m.agent("alpha", &[]);
+    let _b = m.agent("beta", &[]);
+    let mut mcp = Mcp::start(&m, m.cmd_in(&m.pane("alpha")));
+    let long = "x".repeat(40_000);
+    let cases = [
+        (
+            "ask_peer",
+            json!({"peer_name": "betta", "query": "hi"}),
+            "unknown peer 'betta' (did you mean 'beta'?)",
+        ),
+        (
+            "ask_peer",
+            json!({"peer_name": "beta", "query": "  \n"}),
+            "the message is empty",
+        ),
+        (
+            "ask_peer",
+            json!({"peer_name": "../etc", "query": "hi"}),
+            "invalid peer name",
+        ),
+        (
+            "ask_peer",
+            json!({"peer_name": "beta", "query": long}),
+            "write the content to a file",
+        ),
+        (
+            "ask_peer",
+            json!({"peer_name": "alpha", "query": "hi"}),
+            "cannot ask itself",
+        ),
+        (
+            "ask_peer",
+            json!({"peer_name": "beta", "query": "hi", "timeout_seconds": 0}),
+            "timeout_seconds must be from 1 to 3600",
+        ),
+        (
+            "ask_peer",
+            json!({"peer_name": "beta"}),
+            "missing field `query`",
+        ),
+        (
+            "get_answer",
+            json!({"query_id": "../../etc/passwd"}),
+            "invalid query id",
+        ),
+        (
+            "get_answer",
+            json!({"query_id": "01AAAAAAAAAAAAAAAAAAAAAAAA"}),
+            "there is no query 01AAAAAAAAAAAAAAAAAAAAAAAA",
+        ),
+        (
+            "notify_peer",
+            json!({"peer_name": "nobody", "message": "hi"}),
+            "unknown peer 'nobody'",
+        ),
+        ("broadcast", json!({"message": ""}), "the message is empty"),
+        (
+            "register_peer",
+            json!({"name": "user", "tmux_session": "alpha", "path": "/"}),
+            "'user' is reserved",
+        ),
+        (
+            "register_peer",
+            json!({"name": "x", "tmux_session": "nosuch", "path": "/"}),
+            "cannot find tmux target 'nosuch'",
+        ),
+    ];
+    for (tool, args, want) in cases {
+        let (text, error) = mcp.call(tool, args.clone());
+        assert!(error && text.contains(want), "{tool} {args}: {text}");
+    }
+
+    // Deadlock: beta waits for alpha, so alpha asking beta is refused at once.
+    let mut beta_waits = m
+        .cmd_in(&m.pane("beta"))
+        .args(["peer", "ask", "alpha", "SLEEP 3"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(m.eventually(T, || m.status("alpha") == "busy"));
+    let t = Instant::now();
+    let (text, error) = mcp.call("ask_peer", json!({"peer_name": "beta", "query": "hi"}));
+    assert!(
+        error
+            && text.starts_with(
+                "deadlock refused: alpha would wait for beta, beta is waiting for alpha"
+            ),
+        "{text}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    assert!(beta_waits.wait().unwrap().success());
+    // None of it hurt the server.
+    assert!(mcp.ok("list_peers", json!({})).contains("alpha: online"));
+}
+
+/// The build's target directory: the binary is `<target>/<profile>/repowire`.
+fn target_dir() -> PathBuf {
+    util::bin()
+        .parent()
+        .and_then(Path::parent)
+        .expect("the binary is in <target>/<profile>")
+        .to_path_buf()
+}
+
+/// Runs `cmd` with stdin closed and returns its output, killing it after `timeout`.
+fn output_within(mut cmd: Command, timeout: Duration) -> std::process::Output {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let end = Instant::now() + timeout;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() >= end {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "{cmd:?} did not finish within {timeout:?}: {}{}",
+                text(&out.stdout),
+                text(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// The Python of `<target>/mcp-venv`, with the pinned `mcp` SDK installed from PyPI (once per
+/// run; a no-op when it is there), or why that cannot be done here.
+fn python_sdk() -> Result<PathBuf, String> {
+    static PYTHON: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    PYTHON
+        .get_or_init(|| {
+            let venv = target_dir().join("mcp-venv");
+            let python = venv.join("bin/python");
+            let t = Instant::now();
+            if !python.exists() {
+                let mut cmd = Command::new("python3");
+                cmd.args(["-m", "venv"]).arg(&venv);
+                let out = cmd
+                    .output()
+                    .map_err(|e| format!("python3 is not installed ({e})"))?;
+                if !out.status.success() {
+                    return Err(format!(
+                        "python3 cannot make a venv: {}",
+                        text(&out.stderr).trim()
+                    ));
+                }
+            }
+            let requirements =
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mcp-client-requirements.txt");
+            let mut pip = Command::new(&python);
+            pip.args([
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--disable-pip-version-check",
+                "-r",
+            ])
+            .arg(&requirements);
+            let out = output_within(pip, Duration::from_secs(600));
+            if !out.status.success() {
+                return Err(format!(
+                    "pip install -r {} failed (is PyPI reachable?): {}",
+                    requirements.display(),
+                    text(&out.stderr).trim()
+                ));
+            }
+            if t.elapsed() > Duration::from_secs(3) {
+                eprintln!("mcp: installed the mcp Python SDK in {:.1?}", t.elapsed());
+            }
+            Ok(python)
+        })
+        .clone()
+}
+
+#[test]
+fn mcp_python_sdk_client_lists_and_calls_the_tools() {
+    need_tmux!();
+    let python = match python_sdk() {
+        Ok(p) => p,
+        Err(why) => {
+            eprintln!("SKIPPED: {why}");
+            return;
+        }
+    };
+    let m = Mesh::new();
+    let _b = m.agent("beta", &[]);
+    let question = "SLEEP 1\nasked by the Python SDK";
+    let mut client = Command::new(python);
+    client
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mcp_client.py"))
+        .arg(util::bin())
+        .args(["beta", question])
+        .env("REPOWIRE_HOME", &m.home);
+    let out = output_within(client, Duration::from_secs(60));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}{}", text(&out.stdout), text(&out.stderr)));
+    assert_eq!(v["protocol_version"], PROTOCOL, "{v}");
+    assert_eq!(
+        v["tools"],
+        json!([
+            "ask_peer",
+            "broadcast",
+            "get_answer",
+            "list_peers",
+            "notify_peer",
+            "register_peer"
+        ])
+    );
+    assert_eq!(v["list_peers"]["is_error"], false, "{v}");
+    assert!(
+        v["list_peers"]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("beta: online, "),
+        "{v}"
+    );
+    assert_eq!(v["ask_peer"]["is_error"], false, "{v}");
+    let answer = v["ask_peer"]["text"].as_str().unwrap();
+    assert!(
+        answer.starts_with("ECHO: [repowire] Question from user"),
+        "{answer}"
+    );
+    assert_eq!(body(answer), question);
+    assert_eq!(
+        v["progress"].as_array().unwrap().last(),
+        Some(&json!("answering")),
+        "{v}"
+    );
+}
+
+/// The Claude Code CLI: `$CLAUDE_BIN`, else the one `.ci/install-claude` installs into
+/// `<target>/claude-code` (as for tests/claude.rs), or why it cannot be had here.
+fn claude_code() -> Result<PathBuf, String> {
+    static CLAUDE: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    CLAUDE
+        .get_or_init(|| {
+            if let Some(b) = std::env::var_os("CLAUDE_BIN").filter(|b| !b.is_empty()) {
+                return Ok(PathBuf::from(b));
+            }
+            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/install-claude");
+            let mut cmd = Command::new("sh");
+            cmd.arg(&script).arg(target_dir().join("claude-code"));
+            let out = output_within(cmd, Duration::from_secs(600));
+            let log = text(&out.stderr);
+            match out.status.code() {
+                Some(0) => Ok(PathBuf::from(text(&out.stdout).trim())),
+                Some(2) => Err(format!("npm or node is missing ({})", log.trim())),
+                Some(3) => Err(format!("npm install failed ({})", log.trim())),
+                _ => panic!("{} failed: {log}", script.display()),
+            }
+        })
+        .clone()
+}
+
+/// Two Claude Code sessions, `alpha` and `beta`, in tmux, talking to the fake model API of
+/// `../shared/claude-code` through its harness, with repowire's hooks and `repowire mcp`
+/// registered (and its tools allowed). Stopped on drop.
+struct Sessions {
+    state: PathBuf,
+}
+
+impl Sessions {
+    fn start(m: &Mesh, claude: &Path) -> Sessions {
+        let cc = Sessions {
+            state: m.dir.path().join("cc"),
+        };
+        let rw = util::bin().display().to_string();
+        let hook = |event: &str| json!([{"hooks": [{"type": "command", "command": format!("{rw} hook {event}")}]}]);
+        let settings = m.dir.path().join("settings.json");
+        let hooks = json!({"hooks": {
+            "SessionStart": hook("session-start"),
+            "UserPromptSubmit": hook("prompt"),
+            "Stop": hook("stop"),
+            "SessionEnd": hook("session-end"),
+        }});
+        std::fs::write(&settings, hooks.to_string()).unwrap();
+        let mut up = cc.harness("up");
+        up.arg("--claude")
+            .arg(claude)
+            .arg("--settings")
+            .arg(&settings)
+            .arg("--env")
+            .arg(format!("REPOWIRE_HOME={}", m.home.display()))
+            .args(["--no-echo-mcp", "--mcp", &format!("repowire={rw} mcp")])
+            .args(["--timeout", &CLAUDE_TIMEOUT.as_secs().to_string()]);
+        for name in ["alpha", "beta"] {
+            let work = m.dir.path().join(name);
+            std::fs::create_dir_all(&work).unwrap();
+            up.arg("--session")
+                .arg(format!("{name}={}", work.display()));
+        }
+        let out = output_within(up, CLAUDE_TIMEOUT + Duration::from_secs(30));
+        assert!(
+            out.status.success(),
+            "cc_harness.py up: {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        let online = m.eventually(CLAUDE_TIMEOUT, || {
+            let peers = m.peers();
+            ["alpha", "beta"].iter().all(|n| {
+                peers
+                    .iter()
+                    .any(|p| p["name"] == *n && p["status"] == "online")
+            })
+        });
+        assert!(
+            online,
+            "alpha and beta did not become online peers\n{}",
+            cc.diagnosis(m)
+        );
+        cc
+    }
+
+    fn harness(&self, sub: &str) -> Command {
+        let mut c = Command::new("python3");
+        c.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/claude-code/cc_harness.py"))
+            .arg(sub)
+            .arg("--state")
+            .arg(&self.state)
+            .env_remove("TMUX")
+            .env_remove("TMUX_PANE");
+        c
+    }
+
+    /// The harness's state.json (`Null` before `up` wrote it).
+    fn info(&self) -> Value {
+        std::fs::read(self.state.join("state.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    /// The payloads of `name`'s `event` hooks logged after unix time `after`.
+    fn hooks(&self, name: &str, event: &str, after: f64) -> Vec<Value> {
+        read_jsonl(&self.state.join("hooks.jsonl"))
+            .into_iter()
+            .filter(|e| e["name"] == name && e["payload"]["hook_event_name"] == event)
+            .filter(|e| e["ts"].as_f64().unwrap_or(0.0) > after)
+            .map(|e| e["payload"].clone())
+            .collect()
+    }
+
+    /// What the sessions show, and the history, for a failure message.
+    fn diagnosis(&self, m: &Mesh) -> String {
+        let mut d = String::new();
+        for name in ["alpha", "beta"] {
+            let mut screen = self.harness("screen");
+            screen.arg(name);
+            let out = output_within(screen, Duration::from_secs(30));
+            d += &format!("--- {name}'s screen:\n{}\n", text(&out.stdout).trim_end());
+        }
+        d + &format!("--- log:\n{}", text(&m.run(["log"]).stdout))
+    }
+}
+
+impl Drop for Sessions {
+    fn drop(&mut self) {
+        // The sessions' processes, to let their SessionEnd hooks finish before the spool goes.
+        let socket = self.info()["socket"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let pids = Command::new("tmux")
+            .args(["-L", &socket, "list-panes", "-a", "-F", "#{pane_pid}"])
+            .stdin(Stdio::null())
+            .output()
+            .map(|o| text(&o.stdout))
+            .unwrap_or_default();
+        let _ = self.harness("down").stdout(Stdio::null()).status();
+        let end = Instant::now() + Duration::from_secs(15);
+        for pid in pids.split_whitespace() {
+            while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < end {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// Session alpha's model calls `mcp__repowire__ask_peer` for beta; the question is typed into
+/// beta's session, beta's turn answers, and alpha's tool result is that answer.
+#[test]
+fn claude_code_asks_a_peer_through_the_mcp_tool() {
+    need_tmux!();
+    if !Command::new("python3")
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        eprintln!("SKIPPED: python3 is not installed (the Claude Code harness needs it)");
+        return;
+    }
+    let claude = match claude_code() {
+        Ok(c) => c,
+        Err(why) => {
+            eprintln!("SKIPPED: {why}");
+            return;
+        }
+    };
+    let m = Mesh::new();
+    let cc = Sessions::start(&m, &claude);
+    let question = "REPLY pong from beta, through MCP";
+    let call = format!(
+        "CALL_TOOL mcp__repowire__ask_peer {}",
+        json!({"peer_name": "beta", "query": question})
+    );
+    let (t0, t) = (unix_now(), Instant::now());
+    let mut send = cc.harness("send");
+    send.args(["alpha", &call]);
+    let out = output_within(send, CLAUDE_TIMEOUT);
+    assert!(
+        out.status.success(),
+        "cc_harness.py send: {}",
+        text(&out.stderr)
+    );
+    let mut stop = None;
+    m.eventually(CLAUDE_TIMEOUT, || {
+        stop = cc.hooks("alpha", "Stop", t0).into_iter().next();
+        stop.is_some()
+    });
+    let Some(stop) = stop else {
+        panic!("alpha's turn did not end\n{}", cc.diagnosis(&m));
+    };
+    eprintln!(
+        "claude: alpha's turn calling ask_peer(beta) took {:.2?}",
+        t.elapsed()
+    );
+    assert_eq!(
+        stop["last_assistant_message"],
+        "TOOL_RESULT: pong from beta, through MCP",
+        "{}",
+        cc.diagnosis(&m)
+    );
+    // It went through the spool as alpha's question, and beta's own turn answered it.
+    let sent = m
+        .history()
+        .into_iter()
+        .find(|e| e["event"] == "sent" && e["text"] == question)
+        .expect("the question is in the history");
+    assert_eq!(
+        (&sent["from"], &sent["to"]),
+        (&json!("alpha"), &json!("beta"))
+    );
+    let id = sent["id"].as_str().unwrap();
+    assert_eq!(events_of(&m, id), ["sent", "delivered", "answered"]);
+    let answered = cc.hooks("beta", "Stop", t0);
+    assert!(
+        answered
+            .iter()
+            .any(|p| p["last_assistant_message"] == "pong from beta, through MCP"),
+        "{answered:?}"
+    );
+    // Alpha's transcript holds the tool result (written around its Stop hook).
+    let transcript = PathBuf::from(
+        cc.info()["sessions"]["alpha"]["transcript"]
+            .as_str()
+            .unwrap(),
+    );
+    let recorded = m.eventually(Duration::from_secs(10), || {
+        read_jsonl(&transcript).iter().any(|l| {
+            l["type"] == "user"
+                && l["message"]["content"][0]["type"] == "tool_result"
+                && l.to_string().contains("pong from beta, through MCP")
+        })
+    });
+    assert!(recorded, "no tool result in {}", transcript.display());
+}
