@@ -30,6 +30,73 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Set up Claude Code for repowire: the spool, the hooks, the MCP server
+    ///
+    /// Creates the spool, adds the four hooks (running this binary by its absolute path) to
+    /// ~/.claude/settings.json next to your own, and registers the MCP server at user scope in
+    /// ~/.claude.json, as `claude mcp add -s user` would; with CLAUDE_CONFIG_DIR set, both
+    /// files are in that directory, as for Claude Code. Your own entries and the order of
+    /// every key stay. Running it again changes nothing; hooks of another repowire binary
+    /// are pointed at this one. The first change to a file keeps the original as
+    /// FILE.repowire-backup. A file that is not valid JSON is refused, naming the line, and
+    /// then nothing is changed.
+    Setup(SetupArgs),
+
+    /// Remove everything setup added, leaving your own settings as they were
+    ///
+    /// Removes repowire's hooks, its MCP server and its tool permission. A file that is then
+    /// as it was before setup first changed it gets its original bytes back (from
+    /// FILE.repowire-backup, which goes). The spool stays unless --purge.
+    Uninstall {
+        /// Show what would change, change nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Also delete the spool (peers, messages, answers, history)
+        #[arg(long)]
+        purge: bool,
+    },
+
+    /// Install, remove or check only the Claude Code hooks
+    #[command(subcommand)]
+    Hooks(HooksCommand),
+
+    /// Check that everything is in place, and say how to fix what is not
+    ///
+    /// Checks the spool and its permissions, the hooks and the MCP server (there, and running
+    /// this binary), tmux and its version, and the inotify limits; lists the peers and their
+    /// state. Each problem comes with the command that fixes it; a warning (low inotify
+    /// limits: repowire then polls) is worth knowing but does not count as a problem. A
+    /// missing spool is reported, not created.
+    ///
+    /// Exit status 0 when all is well, 1 when something needs fixing.
+    Status {
+        /// Print JSON: {"ok", "checks": [{"check", "ok", "level", "detail", "fix"}], "peers"}
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Show the settings in the spool's config.yaml
+    #[command(subcommand)]
+    Config(ConfigCommand),
+
+    /// Print a shell completion script (e.g. `repowire completions bash > ~/.local/share/bash-completion/completions/repowire`)
+    Completions {
+        /// The shell
+        #[arg(value_enum)]
+        shell: CompletionShell,
+    },
+
+    /// Watch one stand-in agent ask another and notify it, in a private tmux server
+    ///
+    /// Needs only tmux: no Claude Code, no setup. Your spool and your tmux server are not
+    /// touched; it prints the command to watch the agents from another terminal, and removes
+    /// everything it started when it ends (also on Ctrl-C).
+    Demo {
+        /// Leave the agents running afterwards, to attach and try them (Ctrl-C ends it)
+        #[arg(long)]
+        keep: bool,
+    },
+
     /// List, register and message peers
     #[command(subcommand)]
     Peer(PeerCommand),
@@ -120,9 +187,9 @@ pub enum PeerCommand {
         name: String,
         /// The question ('-' reads it from stdin)
         text: String,
-        /// How long to wait for the answer (e.g. 90s, 5m)
-        #[arg(long, default_value = "120s", value_name = "DURATION", value_parser = parse_duration)]
-        timeout: Duration,
+        /// How long to wait for the answer (e.g. 90s, 5m) [default: ask_timeout in config.yaml, 120s]
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        timeout: Option<Duration>,
         /// Print the query id and return at once; fetch the answer with repowire peer wait ID
         #[arg(long)]
         no_wait: bool,
@@ -134,9 +201,9 @@ pub enum PeerCommand {
     Wait {
         /// The query id printed by `peer ask --no-wait` or by a timeout
         id: String,
-        /// How long to wait for the answer (e.g. 90s, 5m)
-        #[arg(long, default_value = "120s", value_name = "DURATION", value_parser = parse_duration)]
-        timeout: Duration,
+        /// How long to wait for the answer (e.g. 90s, 5m) [default: ask_timeout in config.yaml, 120s]
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        timeout: Option<Duration>,
     },
 
     /// Send a peer a message that needs no answer; returns at once
@@ -154,6 +221,52 @@ pub enum PeerCommand {
         /// The message ('-' reads it from stdin)
         text: String,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct SetupArgs {
+    /// Show what would change, change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Also let Claude Code run the repowire MCP tools without a permission prompt (adds
+    /// mcp__repowire to permissions.allow)
+    #[arg(long)]
+    pub allow_tools: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HooksCommand {
+    /// Add repowire's hooks to ~/.claude/settings.json
+    Install {
+        /// Show what would change, change nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Remove repowire's hooks from ~/.claude/settings.json
+    Uninstall {
+        /// Show what would change, change nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Say for each hook whether it is installed and runs this binary
+    ///
+    /// Exit status 0 when all four do, 1 otherwise.
+    Status,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print every setting with its value (defaults for what config.yaml leaves out)
+    Show,
+    /// Print the path of config.yaml
+    Path,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 #[derive(Debug, Args)]

@@ -10,7 +10,8 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use crate::ask::{self, Progress};
-use crate::cli::{GcArgs, LogArgs, PeerCommand};
+use crate::cli::{CompletionShell, ConfigCommand, GcArgs, LogArgs, PeerCommand};
+use crate::config::Config;
 use crate::error::Error;
 use crate::history::{self, Entry};
 use crate::message;
@@ -48,6 +49,7 @@ pub fn peer(spool: &Spool, cmd: PeerCommand) -> Result<()> {
         } => {
             let text = text_arg(text)?;
             let from = peer::sender_name(spool)?;
+            let timeout = timeout.unwrap_or(Config::load(spool)?.ask_timeout);
             let (msg, lock) = ask::ask(spool, &from, &name, &text, timeout)?;
             if no_wait {
                 println!("{}", msg.id);
@@ -58,6 +60,7 @@ pub fn peer(spool: &Spool, cmd: PeerCommand) -> Result<()> {
             print_answer(&answer.text)
         }
         PeerCommand::Wait { id, timeout } => {
+            let timeout = timeout.unwrap_or(Config::load(spool)?.ask_timeout);
             message::validate_id(&id)?;
             let m = message::load(spool, &id)?
                 .ok_or_else(|| Error::BadInput(format!("there is no query {id} in the spool")))?;
@@ -295,5 +298,37 @@ pub fn gc(spool: &Spool, args: GcArgs) -> Result<()> {
         "removed {} finished messages, {} answers, {} temporary files, {} lock files",
         r.messages, r.responses, r.temp_files, r.lock_files
     );
+    Ok(())
+}
+
+pub fn config(spool: &Spool, cmd: ConfigCommand) -> Result<()> {
+    let path = spool.path("config.yaml");
+    match cmd {
+        ConfigCommand::Path => println!("{}", path.display()),
+        ConfigCommand::Show => {
+            let config = Config::load(spool)?;
+            if path.exists() {
+                println!("# {} (defaults for what it leaves out)", path.display());
+            } else {
+                println!(
+                    "# {} does not exist: these are the defaults",
+                    path.display()
+                );
+            }
+            print!("{}", config.show());
+        }
+    }
+    Ok(())
+}
+
+pub fn completions(shell: CompletionShell) -> Result<()> {
+    use clap::CommandFactory;
+    let shell = match shell {
+        CompletionShell::Bash => clap_complete::Shell::Bash,
+        CompletionShell::Zsh => clap_complete::Shell::Zsh,
+        CompletionShell::Fish => clap_complete::Shell::Fish,
+    };
+    let mut cmd = crate::cli::Cli::command();
+    clap_complete::generate(shell, &mut cmd, "repowire", &mut std::io::stdout());
     Ok(())
 }

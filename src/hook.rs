@@ -12,6 +12,7 @@ use std::time::Duration;
 use anyhow::Result;
 use serde_json::Value;
 
+use crate::config::Config;
 use crate::deliver;
 use crate::message::{self, Kind, State};
 use crate::peer::{self, Peer, Turn};
@@ -118,6 +119,7 @@ fn session_start(spool: &Spool, p: &Value) -> Result<()> {
             session_id: field(p, "session_id"),
             agent: "claude",
             agent_command: Some(live.command),
+            naming: Config::load(spool)?.naming,
         },
     )?;
     // A question typed into the previous session will never be answered by this one.
@@ -172,14 +174,23 @@ fn prompt(spool: &Spool, peer: &Peer, p: &Value) -> Result<()> {
 
 fn stop(spool: &Spool, peer: &Peer, p: &Value) -> Result<()> {
     let prompt_id = field(p, "prompt_id").map(str::to_string);
-    let mut answered: Option<String> = None;
-    let Some(after) = peer::update(spool, &peer.name, |pr| {
+    {
+        // One hold of the peer's lock: the answer is stored before the turn shows idle, so no
+        // waiter sees its question merely "delivered" again in between.
+        let _lock = spool.lock(&peer::lock_name(&peer.name))?;
+        let Some(mut pr) = peer::load(spool, &peer.name)? else {
+            return Ok(());
+        };
         let same_turn = match (&pr.turn.prompt_id, &prompt_id) {
             (Some(a), Some(b)) => a == b,
             _ => true,
         };
-        if pr.turn.busy && same_turn {
-            answered = pr.turn.message.take();
+        if pr.turn.busy
+            && same_turn
+            && let Some(id) = pr.turn.message.take()
+            && let Some(m) = message::load(spool, &id)?.filter(|m| m.kind == Kind::Ask)
+        {
+            message::answer(spool, &pr, &m, &answer_text(p), prompt_id.as_deref())?;
         }
         let now = now_ms();
         pr.last_activity_ms = now;
@@ -193,25 +204,19 @@ fn stop(spool: &Spool, peer: &Peer, p: &Value) -> Result<()> {
                 since_ms: now,
             }
         };
-        true
-    })?
-    else {
-        return Ok(());
-    };
-    if let Some(id) = answered
-        && let Some(m) = message::load(spool, &id)?.filter(|m| m.kind == Kind::Ask)
-    {
-        let text = field(p, "last_assistant_message")
-            .map(str::to_string)
-            .or_else(|| {
-                field(p, "transcript_path")
-                    .and_then(|t| transcript::last_assistant_text(Path::new(t)))
-            })
-            .unwrap_or_else(|| "(the peer's turn ended without a text reply)".to_string());
-        let _lock = spool.lock(&format!("peers/{}.lock", after.name))?;
-        message::answer(spool, &after, &m, &text, prompt_id.as_deref())?;
+        peer::save(spool, &pr)?;
     }
-    deliver::kick(spool, &after.name)
+    deliver::kick(spool, &peer.name)
+}
+
+/// The turn's answer: `last_assistant_message`, else the transcript's last assistant text.
+fn answer_text(p: &Value) -> String {
+    field(p, "last_assistant_message")
+        .map(str::to_string)
+        .or_else(|| {
+            field(p, "transcript_path").and_then(|t| transcript::last_assistant_text(Path::new(t)))
+        })
+        .unwrap_or_else(|| "(the peer's turn ended without a text reply)".to_string())
 }
 
 fn session_end(spool: &Spool, peer: &Peer, reason: Option<&str>) -> Result<()> {

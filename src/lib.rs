@@ -6,7 +6,9 @@
 pub mod ask;
 pub mod cli;
 mod commands;
+pub mod config;
 pub mod deliver;
+pub mod demo;
 pub mod error;
 pub mod gc;
 pub mod history;
@@ -14,8 +16,10 @@ pub mod hook;
 pub mod mcp;
 pub mod message;
 pub mod peer;
+pub mod setup;
 pub mod spool;
 pub mod standin;
+pub mod status;
 pub mod time;
 pub mod tmux;
 pub mod transcript;
@@ -33,27 +37,37 @@ pub fn run(cli: Cli) -> Result<()> {
         _ => spool::default_home()
             .ok_or_else(|| anyhow!("HOME is not set; set REPOWIRE_HOME to the spool directory"))?,
     };
-    if let Command::Hook { event } = cli.command {
-        hook::run(&home, event);
-        return Ok(());
-    }
-    if let Command::Standin {
-        events,
-        no_last_message,
-    } = cli.command
-    {
-        return standin::run(&standin::Options {
+    // Commands that must work whatever state the spool is in (or create it themselves).
+    match cli.command {
+        Command::Hook { event } => {
+            hook::run(&home, event);
+            return Ok(());
+        }
+        Command::Standin {
             events,
             no_last_message,
-        });
+        } => {
+            return standin::run(&standin::Options {
+                events,
+                no_last_message,
+            });
+        }
+        Command::Setup(args) => return setup::setup(&home, &args),
+        Command::Uninstall { dry_run, purge } => return setup::uninstall(&home, dry_run, purge),
+        Command::Hooks(cmd) => return setup::hooks(cmd),
+        Command::Status { json } => return status::run(&home, json),
+        Command::Completions { shell } => return commands::completions(shell),
+        Command::Demo { keep } => return demo::run(keep),
+        _ => {}
     }
     let spool = Spool::open(&home)?;
     match cli.command {
         Command::Peer(cmd) => commands::peer(&spool, cmd),
         Command::Log(args) => commands::log(&spool, args),
         Command::Gc(args) => commands::gc(&spool, args),
+        Command::Config(cmd) => commands::config(&spool, cmd),
         Command::Mcp => mcp::run(spool),
         Command::Deliver { name } => deliver::pump(&spool, &name),
-        Command::Hook { .. } | Command::Standin { .. } => unreachable!("handled above"),
+        _ => unreachable!("handled above"),
     }
 }

@@ -35,14 +35,12 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
 
 use crate::ask::{self, Progress};
+use crate::config::Config;
 use crate::error::Error;
 use crate::message;
 use crate::peer::{self, USER};
 use crate::spool::Spool;
 
-/// How long `ask_peer` waits when the caller does not say. Agent turns take minutes, and a
-/// question queued behind a busy peer's turn waits for that turn too.
-const DEFAULT_TIMEOUT_SECS: u64 = 300;
 /// The longest wait a call may ask for; past it, `get_answer` is the way.
 const MAX_TIMEOUT_SECS: u64 = 3600;
 /// How often the server looks whether its parent (the agent) is still alive.
@@ -294,7 +292,12 @@ fn ask_and_wait(
     cancelled: &dyn Fn() -> bool,
     stages: UnboundedSender<Progress>,
 ) -> Result<String> {
-    let secs = a.timeout_seconds.unwrap_or(DEFAULT_TIMEOUT_SECS);
+    // Agent turns take minutes, and a question queued behind a busy peer's turn waits for
+    // that turn too: the default (config.yaml's mcp_ask_timeout) is generous.
+    let secs = match a.timeout_seconds {
+        Some(s) => s,
+        None => Config::load(spool)?.mcp_ask_timeout.as_secs(),
+    };
     if !(1..=MAX_TIMEOUT_SECS).contains(&secs) {
         return Err(Error::BadInput(format!(
             "timeout_seconds must be from 1 to {MAX_TIMEOUT_SECS}; for a longer wait, call get_answer after a timeout"

@@ -298,7 +298,7 @@ pub fn update(
     id: &str,
     f: impl FnOnce(&mut Message) -> bool,
 ) -> Result<Option<Message>> {
-    let _lock = spool.lock(&format!("peers/{to}.lock"))?;
+    let _lock = spool.lock(&crate::peer::lock_name(to))?;
     update_locked(spool, id, f)
 }
 

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::config::Naming;
 use crate::error::{Error, Hint};
 use crate::spool::{Spool, now_ms};
 use crate::tmux::{self, Pane, Server};
@@ -92,7 +93,8 @@ fn record(name: &str) -> String {
     format!("peers/{name}.json")
 }
 
-fn lock_name(name: &str) -> String {
+/// The lock that guards `name`'s record and the messages to it.
+pub fn lock_name(name: &str) -> String {
     format!("peers/{name}.lock")
 }
 
@@ -260,6 +262,7 @@ pub struct SessionStart<'a> {
     pub session_id: Option<&'a str>,
     pub agent: &'a str,
     pub agent_command: Option<String>,
+    pub naming: Naming,
 }
 
 /// Registers (or re-activates) the peer of a starting agent session. The pane's existing peer
@@ -282,7 +285,13 @@ pub fn session_started(spool: &Spool, s: &SessionStart<'_>) -> Result<Peer> {
         .or_else(|| peers.iter().find(gone));
     let name = match existing {
         Some(p) => p.name.clone(),
-        None => unique_name(&peers, &name_from_dir(repo_root(s.cwd))),
+        None => {
+            let dir = match s.naming {
+                Naming::Repository => repo_root(s.cwd),
+                Naming::Directory => s.cwd,
+            };
+            unique_name(&peers, &name_from_dir(dir))
+        }
     };
     let fresh = Peer {
         name: name.clone(),

@@ -9,6 +9,9 @@
 //! The binary comes from `$CLAUDE_BIN`, else `<target>/claude-code` (installed there with
 //! `.ci/install-claude` when missing). A test prints `SKIPPED: <reason>` and passes only when
 //! that cannot be done: no python3, no tmux, no npm/node, or npm install failed.
+//!
+//! [`need_claude`] and [`Claude`] are shared with the Claude Code test of tests/mcp.rs; every
+//! test against the real CLI runs its sessions one pair at a time.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -18,63 +21,16 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::util::{self, read_jsonl, text};
+use crate::util::{self, read_jsonl, run_for, target_dir, text, try_run_for};
 
 const CLAUDE_VERSION: &str = "2.1.330";
 /// Claude Code start-up to registered peer; about 1–4 s here, generous for a busy 2-core box.
 const START_TIMEOUT: Duration = Duration::from_secs(90);
 /// Whole round trips through one or more Claude Code turns.
-const ASK_TIMEOUT: Duration = Duration::from_secs(120);
+pub(crate) const ASK_TIMEOUT: Duration = Duration::from_secs(120);
 
 fn shared_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/claude-code")
-}
-
-fn target_dir() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(d) if !d.is_empty() => root.join(d),
-        _ => root.join("target"),
-    }
-}
-
-/// Runs `cmd` with stdin closed, killing it after `timeout`. Output goes through files (no
-/// pipe can fill up). Panics if it cannot be started or does not finish in time.
-fn run_for(cmd: Command, timeout: Duration) -> Output {
-    try_run_for(cmd, timeout).unwrap_or_else(|e| panic!("{e}"))
-}
-
-/// [`run_for`] that reports instead of panicking (for the teardown).
-fn try_run_for(mut cmd: Command, timeout: Duration) -> Result<Output, String> {
-    let what = format!("{cmd:?}");
-    let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let (out_p, err_p) = (tmp.path().join("out"), tmp.path().join("err"));
-    let file = |p: &Path| std::fs::File::create(p).map_err(|e| e.to_string());
-    cmd.stdin(Stdio::null())
-        .stdout(file(&out_p)?)
-        .stderr(file(&err_p)?);
-    let mut child = cmd.spawn().map_err(|e| format!("cannot run {what}: {e}"))?;
-    let end = Instant::now() + timeout;
-    let status = loop {
-        if let Some(s) = child.try_wait().map_err(|e| e.to_string())? {
-            break s;
-        }
-        if Instant::now() >= end {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(format!(
-                "{what} did not finish within {timeout:?}; stdout: {}; stderr: {}",
-                std::fs::read_to_string(&out_p).unwrap_or_default(),
-                std::fs::read_to_string(&err_p).unwrap_or_default()
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Ok(Output {
-        status,
-        stdout: std::fs::read(&out_p).unwrap_or_default(),
-        stderr: std::fs::read(&err_p).unwrap_or_default(),
-    })
 }
 
 fn runs(program: &str, arg: &str) -> bool {
@@ -130,27 +86,21 @@ fn claude_bin() -> Result<PathBuf, String> {
     .clone()
 }
 
-/// What the tests need, or why they cannot run.
-fn prerequisites() -> Result<PathBuf, String> {
-    if !util::have_tmux() {
-        return Err("tmux is not installed".into());
-    }
-    if !runs("python3", "--version") {
-        return Err("python3 is not installed (the Claude Code harness needs it)".into());
-    }
-    claude_bin()
-}
-
-macro_rules! need_claude {
-    () => {
-        match prerequisites() {
-            Ok(bin) => bin,
-            Err(why) => {
-                eprintln!("SKIPPED: {why}");
-                return;
-            }
+/// The Claude Code binary, or `None` after printing `SKIPPED: <why>` when a test against it
+/// cannot run here.
+pub(crate) fn need_claude() -> Option<PathBuf> {
+    let why = if !util::have_tmux() {
+        "tmux is not installed".into()
+    } else if !runs("python3", "--version") {
+        "python3 is not installed (the Claude Code harness needs it)".into()
+    } else {
+        match claude_bin() {
+            Ok(bin) => return Some(bin),
+            Err(why) => why,
         }
     };
+    eprintln!("SKIPPED: {why}");
+    None
 }
 
 /// A word for `sh`: quoted unless it is plainly safe.
@@ -166,20 +116,20 @@ fn sh_quote(s: &str) -> String {
 }
 
 /// `repowire` as the hooks and the agents' Bash tool call it.
-fn rw_command() -> String {
+pub(crate) fn rw_command() -> String {
     sh_quote(&util::bin().display().to_string())
 }
 
 /// Two Claude Code sessions, `alpha` and `beta`, each in a directory of that name, sharing a
 /// spool. Dropping it stops them (also when the test fails; the directory is then kept).
-struct Claude {
+pub(crate) struct Claude {
     dir: Option<tempfile::TempDir>,
     root: PathBuf,
     state: PathBuf,
     spool: PathBuf,
     work: HashMap<String, PathBuf>,
     /// state.json after `up`.
-    info: Value,
+    pub(crate) info: Value,
     /// One pair of sessions at a time: with four Claude Code TUIs starting at once on a busy
     /// 2-core machine, a first delivery was not confirmed within repowire's Enter retries.
     /// Dropped last, after the teardown.
@@ -187,8 +137,9 @@ struct Claude {
 }
 
 impl Claude {
-    /// Starts the sessions and waits until both are online peers.
-    fn start(claude: &Path, extra_settings: Value) -> Claude {
+    /// Starts the sessions (with `extra_settings` merged into their settings and `extra_args`
+    /// for `cc_harness.py up`) and waits until both are online peers.
+    pub(crate) fn start(claude: &Path, extra_settings: Value, extra_args: &[&str]) -> Claude {
         static ONE: Mutex<()> = Mutex::new(());
         let guard = ONE.lock().unwrap_or_else(|e| e.into_inner());
         let dir = tempfile::Builder::new().prefix("rwcc").tempdir().unwrap();
@@ -230,7 +181,8 @@ impl Claude {
             .arg("--env")
             .arg(format!("REPOWIRE_HOME={}", cc.spool.display()))
             .arg("--timeout")
-            .arg(START_TIMEOUT.as_secs().to_string());
+            .arg(START_TIMEOUT.as_secs().to_string())
+            .args(extra_args);
         for name in ["alpha", "beta"] {
             up.arg("--session")
                 .arg(format!("{name}={}", cc.work[name].display()));
@@ -279,7 +231,7 @@ impl Claude {
         cc
     }
 
-    fn harness(&self, sub: &str) -> Command {
+    pub(crate) fn harness(&self, sub: &str) -> Command {
         let mut c = Command::new("python3");
         c.arg(shared_dir().join("cc_harness.py"))
             .arg(sub)
@@ -300,7 +252,7 @@ impl Claude {
         run_for(c, ASK_TIMEOUT + Duration::from_secs(30))
     }
 
-    fn rw_ok(&self, args: &[&str]) -> String {
+    pub(crate) fn rw_ok(&self, args: &[&str]) -> String {
         let out = self.rw(args);
         if !out.status.success() {
             self.fail(&format!(
@@ -315,7 +267,7 @@ impl Claude {
 
     /// `peer ask NAME TEXT`: the printed answer (without the newline added after it) and how
     /// long it took.
-    fn ask(&self, name: &str, question: &str) -> (String, Duration) {
+    pub(crate) fn ask(&self, name: &str, question: &str) -> (String, Duration) {
         let t = Instant::now();
         let timeout = format!("{}s", ASK_TIMEOUT.as_secs());
         let out = self.rw_ok(&["peer", "ask", name, question, "--timeout", &timeout]);
@@ -326,7 +278,7 @@ impl Claude {
         (answer.to_string(), took)
     }
 
-    fn peers(&self) -> Vec<Value> {
+    pub(crate) fn peers(&self) -> Vec<Value> {
         let out = self.rw(&["peer", "list", "--json"]);
         serde_json::from_slice(&out.stdout).unwrap_or_default()
     }
@@ -338,7 +290,7 @@ impl Claude {
             .unwrap_or_else(|| self.fail(&format!("no peer {name}")))
     }
 
-    fn history(&self) -> Vec<Value> {
+    pub(crate) fn history(&self) -> Vec<Value> {
         self.rw_ok(&["log", "--json"])
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
@@ -346,7 +298,7 @@ impl Claude {
     }
 
     /// The history entries of one message, as (event, entry).
-    fn events_of(&self, id: &str) -> Vec<(String, Value)> {
+    pub(crate) fn events_of(&self, id: &str) -> Vec<(String, Value)> {
         self.history()
             .into_iter()
             .filter(|e| e["id"] == id)
@@ -354,8 +306,13 @@ impl Claude {
             .collect()
     }
 
+    /// The events of one message's history entries, in order.
+    pub(crate) fn event_names(&self, id: &str) -> Vec<String> {
+        self.events_of(id).into_iter().map(|(e, _)| e).collect()
+    }
+
     /// The id of the last `sent` entry from `from` to `to`.
-    fn last_sent(&self, from: &str, to: &str) -> String {
+    pub(crate) fn last_sent(&self, from: &str, to: &str) -> String {
         self.history()
             .iter()
             .rev()
@@ -365,7 +322,7 @@ impl Claude {
     }
 
     /// Hook calls the harness's logger recorded for session `name`: (unix time, payload).
-    fn hooks(&self, name: &str, event: &str) -> Vec<(f64, Value)> {
+    pub(crate) fn hooks(&self, name: &str, event: &str) -> Vec<(f64, Value)> {
         read_jsonl(&self.state.join("hooks.jsonl"))
             .into_iter()
             .filter(|e| e["name"] == name && e["payload"]["hook_event_name"] == event)
@@ -380,7 +337,7 @@ impl Claude {
             .find(|(_, p)| p["prompt"].as_str().is_some_and(|s| s.contains(id)))
     }
 
-    fn eventually(&self, timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    pub(crate) fn eventually(&self, timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
         let end = Instant::now() + timeout;
         while Instant::now() < end {
             if f() {
@@ -422,7 +379,7 @@ impl Claude {
     }
 
     /// Fails the test with `msg` (the teardown then prints what the sessions show).
-    fn fail(&self, msg: &str) -> ! {
+    pub(crate) fn fail(&self, msg: &str) -> ! {
         panic!("{msg}")
     }
 
@@ -533,8 +490,8 @@ fn neutralized(s: &str) -> String {
 /// that must arrive byte-exact and inert; then notifies alpha.
 #[test]
 fn claude_code_answers_asks_and_gets_notifications() {
-    let claude = need_claude!();
-    let cc = Claude::start(&claude, json!({}));
+    let Some(claude) = need_claude() else { return };
+    let cc = Claude::start(&claude, json!({}), &[]);
 
     // 1. A question whose answer the model scripts.
     let (answer, took) = cc.ask(
@@ -589,8 +546,7 @@ fn claude_code_answers_asks_and_gets_notifications() {
         "a '/clear' line cleared the session"
     );
     cc.assert_online("beta");
-    let names: Vec<String> = cc.events_of(&id).into_iter().map(|(e, _)| e).collect();
-    assert_eq!(names, ["sent", "delivered", "answered"]);
+    assert_eq!(cc.event_names(&id), ["sent", "delivered", "answered"]);
 
     // 3. A notification reaches alpha's conversation as its own turn.
     let note = "Heads up: the API moves to /v2 on Friday.\nNo need to answer.";
@@ -646,11 +602,7 @@ fn claude_code_answers_asks_and_gets_notifications() {
         cc.fail(&format!("not in alpha's transcript: {:?}", typed()));
     }
     let got = cc.eventually(Duration::from_secs(10), || {
-        cc.events_of(&nid)
-            .iter()
-            .map(|(e, _)| e.as_str())
-            .collect::<Vec<_>>()
-            == ["sent", "delivered", "received"]
+        cc.event_names(&nid) == ["sent", "delivered", "received"]
     });
     assert!(got, "history of {nid}: {:?}", cc.events_of(&nid));
     cc.assert_online("alpha");
@@ -664,11 +616,12 @@ fn claude_code_answers_asks_and_gets_notifications() {
 /// while alpha waits on it, which is refused at once as a deadlock.
 #[test]
 fn claude_code_sessions_ask_each_other_and_deadlock_is_refused() {
-    let claude = need_claude!();
+    let Some(claude) = need_claude() else { return };
     let rw = rw_command();
     let cc = Claude::start(
         &claude,
         json!({"permissions": {"allow": [format!("Bash({rw} peer ask:*)")]}}),
+        &[],
     );
     let bash = |command: String| {
         format!(
@@ -691,8 +644,7 @@ fn claude_code_sessions_ask_each_other_and_deadlock_is_refused() {
         cc.delivery_latency("beta", &inner)
     );
     assert_eq!(answer, "TOOL_RESULT: pong from beta");
-    let names: Vec<String> = cc.events_of(&inner).into_iter().map(|(e, _)| e).collect();
-    assert_eq!(names, ["sent", "delivered", "answered"]);
+    assert_eq!(cc.event_names(&inner), ["sent", "delivered", "answered"]);
     cc.assert_online("alpha");
     cc.assert_online("beta");
 

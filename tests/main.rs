@@ -6,7 +6,9 @@ mod util;
 
 mod claude;
 mod cli;
+mod demo;
 mod hooks;
 mod man;
 mod mcp;
 mod mesh;
+mod setup;

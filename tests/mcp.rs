@@ -13,15 +13,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::util::{self, Mesh, body, read_jsonl, text};
+use crate::claude::{ASK_TIMEOUT, Claude, need_claude, rw_command};
+use crate::util::{self, Mesh, body, read_jsonl, run_for, target_dir, text, unix_now};
 
 const T: Duration = Duration::from_secs(20);
 /// The protocol version Claude Code 2.1.330 asks for in `initialize`.
 const PROTOCOL: &str = "2025-11-25";
 /// What every agent session pays for in its context: the whole tools/list result.
 const MAX_TOOLS_JSON: usize = 4096;
-/// Claude Code start-up, and a turn that asks a peer: generous for a busy 2-core machine.
-const CLAUDE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// A `repowire mcp` process spoken to over its stdin and stdout. Every line it writes must be
 /// a JSON-RPC message: a reader thread checks each one and keeps them in order.
@@ -741,39 +740,6 @@ fn mcp_bad_arguments_are_tool_errors_that_say_what_to_do() {
     assert!(mcp.ok("list_peers", json!({})).contains("alpha: online"));
 }
 
-/// The build's target directory: the binary is `<target>/<profile>/repowire`.
-fn target_dir() -> PathBuf {
-    util::bin()
-        .parent()
-        .and_then(Path::parent)
-        .expect("the binary is in <target>/<profile>")
-        .to_path_buf()
-}
-
-/// Runs `cmd` with stdin closed and returns its output, killing it after `timeout`.
-fn output_within(mut cmd: Command, timeout: Duration) -> std::process::Output {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    let end = Instant::now() + timeout;
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() >= end {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "{cmd:?} did not finish within {timeout:?}: {}{}",
-                text(&out.stdout),
-                text(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().unwrap()
-}
-
 /// The Python of `<target>/mcp-venv`, with the pinned `mcp` SDK installed from PyPI (once per
 /// run; a no-op when it is there), or why that cannot be done here.
 fn python_sdk() -> Result<PathBuf, String> {
@@ -808,7 +774,7 @@ fn python_sdk() -> Result<PathBuf, String> {
                 "-r",
             ])
             .arg(&requirements);
-            let out = output_within(pip, Duration::from_secs(600));
+            let out = run_for(pip, Duration::from_secs(600));
             if !out.status.success() {
                 return Err(format!(
                     "pip install -r {} failed (is PyPI reachable?): {}",
@@ -843,7 +809,7 @@ fn mcp_python_sdk_client_lists_and_calls_the_tools() {
         .arg(util::bin())
         .args(["beta", question])
         .env("REPOWIRE_HOME", &m.home);
-    let out = output_within(client, Duration::from_secs(60));
+    let out = run_for(client, Duration::from_secs(60));
     assert!(out.status.success(), "{}", text(&out.stderr));
     let v: Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}{}", text(&out.stdout), text(&out.stderr)));
@@ -881,206 +847,42 @@ fn mcp_python_sdk_client_lists_and_calls_the_tools() {
     );
 }
 
-/// The Claude Code CLI: `$CLAUDE_BIN`, else the one `.ci/install-claude` installs into
-/// `<target>/claude-code` (as for tests/claude.rs), or why it cannot be had here.
-fn claude_code() -> Result<PathBuf, String> {
-    static CLAUDE: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    CLAUDE
-        .get_or_init(|| {
-            if let Some(b) = std::env::var_os("CLAUDE_BIN").filter(|b| !b.is_empty()) {
-                return Ok(PathBuf::from(b));
-            }
-            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/install-claude");
-            let mut cmd = Command::new("sh");
-            cmd.arg(&script).arg(target_dir().join("claude-code"));
-            let out = output_within(cmd, Duration::from_secs(600));
-            let log = text(&out.stderr);
-            match out.status.code() {
-                Some(0) => Ok(PathBuf::from(text(&out.stdout).trim())),
-                Some(2) => Err(format!("npm or node is missing ({})", log.trim())),
-                Some(3) => Err(format!("npm install failed ({})", log.trim())),
-                _ => panic!("{} failed: {log}", script.display()),
-            }
-        })
-        .clone()
-}
-
-/// Two Claude Code sessions, `alpha` and `beta`, in tmux, talking to the fake model API of
-/// `../shared/claude-code` through its harness, with repowire's hooks and `repowire mcp`
-/// registered (and its tools allowed). Stopped on drop.
-struct Sessions {
-    state: PathBuf,
-}
-
-impl Sessions {
-    fn start(m: &Mesh, claude: &Path) -> Sessions {
-        let cc = Sessions {
-            state: m.dir.path().join("cc"),
-        };
-        let rw = util::bin().display().to_string();
-        let hook = |event: &str| json!([{"hooks": [{"type": "command", "command": format!("{rw} hook {event}")}]}]);
-        let settings = m.dir.path().join("settings.json");
-        let hooks = json!({"hooks": {
-            "SessionStart": hook("session-start"),
-            "UserPromptSubmit": hook("prompt"),
-            "Stop": hook("stop"),
-            "SessionEnd": hook("session-end"),
-        }});
-        std::fs::write(&settings, hooks.to_string()).unwrap();
-        let mut up = cc.harness("up");
-        up.arg("--claude")
-            .arg(claude)
-            .arg("--settings")
-            .arg(&settings)
-            .arg("--env")
-            .arg(format!("REPOWIRE_HOME={}", m.home.display()))
-            .args(["--no-echo-mcp", "--mcp", &format!("repowire={rw} mcp")])
-            .args(["--timeout", &CLAUDE_TIMEOUT.as_secs().to_string()]);
-        for name in ["alpha", "beta"] {
-            let work = m.dir.path().join(name);
-            std::fs::create_dir_all(&work).unwrap();
-            up.arg("--session")
-                .arg(format!("{name}={}", work.display()));
-        }
-        let out = output_within(up, CLAUDE_TIMEOUT + Duration::from_secs(30));
-        assert!(
-            out.status.success(),
-            "cc_harness.py up: {}{}",
-            text(&out.stdout),
-            text(&out.stderr)
-        );
-        let online = m.eventually(CLAUDE_TIMEOUT, || {
-            let peers = m.peers();
-            ["alpha", "beta"].iter().all(|n| {
-                peers
-                    .iter()
-                    .any(|p| p["name"] == *n && p["status"] == "online")
-            })
-        });
-        assert!(
-            online,
-            "alpha and beta did not become online peers\n{}",
-            cc.diagnosis(m)
-        );
-        cc
-    }
-
-    fn harness(&self, sub: &str) -> Command {
-        let mut c = Command::new("python3");
-        c.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/claude-code/cc_harness.py"))
-            .arg(sub)
-            .arg("--state")
-            .arg(&self.state)
-            .env_remove("TMUX")
-            .env_remove("TMUX_PANE");
-        c
-    }
-
-    /// The harness's state.json (`Null` before `up` wrote it).
-    fn info(&self) -> Value {
-        std::fs::read(self.state.join("state.json"))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default()
-    }
-
-    /// The payloads of `name`'s `event` hooks logged after unix time `after`.
-    fn hooks(&self, name: &str, event: &str, after: f64) -> Vec<Value> {
-        read_jsonl(&self.state.join("hooks.jsonl"))
-            .into_iter()
-            .filter(|e| e["name"] == name && e["payload"]["hook_event_name"] == event)
-            .filter(|e| e["ts"].as_f64().unwrap_or(0.0) > after)
-            .map(|e| e["payload"].clone())
-            .collect()
-    }
-
-    /// What the sessions show, and the history, for a failure message.
-    fn diagnosis(&self, m: &Mesh) -> String {
-        let mut d = String::new();
-        for name in ["alpha", "beta"] {
-            let mut screen = self.harness("screen");
-            screen.arg(name);
-            let out = output_within(screen, Duration::from_secs(30));
-            d += &format!("--- {name}'s screen:\n{}\n", text(&out.stdout).trim_end());
-        }
-        d + &format!("--- log:\n{}", text(&m.run(["log"]).stdout))
-    }
-}
-
-impl Drop for Sessions {
-    fn drop(&mut self) {
-        // The sessions' processes, to let their SessionEnd hooks finish before the spool goes.
-        let socket = self.info()["socket"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let pids = Command::new("tmux")
-            .args(["-L", &socket, "list-panes", "-a", "-F", "#{pane_pid}"])
-            .stdin(Stdio::null())
-            .output()
-            .map(|o| text(&o.stdout))
-            .unwrap_or_default();
-        let _ = self.harness("down").stdout(Stdio::null()).status();
-        let end = Instant::now() + Duration::from_secs(15);
-        for pid in pids.split_whitespace() {
-            while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < end {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-    }
-}
-
-fn unix_now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64()
-}
-
 /// Session alpha's model calls `mcp__repowire__ask_peer` for beta; the question is typed into
 /// beta's session, beta's turn answers, and alpha's tool result is that answer.
 #[test]
 fn claude_code_asks_a_peer_through_the_mcp_tool() {
-    need_tmux!();
-    if !Command::new("python3")
-        .arg("--version")
-        .stdin(Stdio::null())
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        eprintln!("SKIPPED: python3 is not installed (the Claude Code harness needs it)");
-        return;
-    }
-    let claude = match claude_code() {
-        Ok(c) => c,
-        Err(why) => {
-            eprintln!("SKIPPED: {why}");
-            return;
-        }
-    };
-    let m = Mesh::new();
-    let cc = Sessions::start(&m, &claude);
+    let Some(claude) = need_claude() else { return };
+    let mcp = format!("repowire={} mcp", rw_command());
+    let cc = Claude::start(&claude, json!({}), &["--no-echo-mcp", "--mcp", &mcp]);
     let question = "REPLY pong from beta, through MCP";
     let call = format!(
         "CALL_TOOL mcp__repowire__ask_peer {}",
         json!({"peer_name": "beta", "query": question})
     );
     let (t0, t) = (unix_now(), Instant::now());
+    // The payloads of `name`'s Stop hooks since the question.
+    let stops = |name| -> Vec<Value> {
+        cc.hooks(name, "Stop")
+            .into_iter()
+            .filter(|(ts, _)| *ts > t0)
+            .map(|(_, p)| p)
+            .collect()
+    };
     let mut send = cc.harness("send");
     send.args(["alpha", &call]);
-    let out = output_within(send, CLAUDE_TIMEOUT);
+    let out = run_for(send, ASK_TIMEOUT);
     assert!(
         out.status.success(),
         "cc_harness.py send: {}",
         text(&out.stderr)
     );
     let mut stop = None;
-    m.eventually(CLAUDE_TIMEOUT, || {
-        stop = cc.hooks("alpha", "Stop", t0).into_iter().next();
+    cc.eventually(ASK_TIMEOUT, || {
+        stop = stops("alpha").into_iter().next();
         stop.is_some()
     });
     let Some(stop) = stop else {
-        panic!("alpha's turn did not end\n{}", cc.diagnosis(&m));
+        cc.fail("alpha's turn did not end");
     };
     eprintln!(
         "claude: alpha's turn calling ask_peer(beta) took {:.2?}",
@@ -1088,12 +890,10 @@ fn claude_code_asks_a_peer_through_the_mcp_tool() {
     );
     assert_eq!(
         stop["last_assistant_message"],
-        "TOOL_RESULT: pong from beta, through MCP",
-        "{}",
-        cc.diagnosis(&m)
+        "TOOL_RESULT: pong from beta, through MCP"
     );
     // It went through the spool as alpha's question, and beta's own turn answered it.
-    let sent = m
+    let sent = cc
         .history()
         .into_iter()
         .find(|e| e["event"] == "sent" && e["text"] == question)
@@ -1103,8 +903,8 @@ fn claude_code_asks_a_peer_through_the_mcp_tool() {
         (&json!("alpha"), &json!("beta"))
     );
     let id = sent["id"].as_str().unwrap();
-    assert_eq!(events_of(&m, id), ["sent", "delivered", "answered"]);
-    let answered = cc.hooks("beta", "Stop", t0);
+    assert_eq!(cc.event_names(id), ["sent", "delivered", "answered"]);
+    let answered = stops("beta");
     assert!(
         answered
             .iter()
@@ -1112,12 +912,8 @@ fn claude_code_asks_a_peer_through_the_mcp_tool() {
         "{answered:?}"
     );
     // Alpha's transcript holds the tool result (written around its Stop hook).
-    let transcript = PathBuf::from(
-        cc.info()["sessions"]["alpha"]["transcript"]
-            .as_str()
-            .unwrap(),
-    );
-    let recorded = m.eventually(Duration::from_secs(10), || {
+    let transcript = PathBuf::from(cc.info["sessions"]["alpha"]["transcript"].as_str().unwrap());
+    let recorded = cc.eventually(Duration::from_secs(10), || {
         read_jsonl(&transcript).iter().any(|l| {
             l["type"] == "user"
                 && l["message"]["content"][0]["type"] == "tool_result"

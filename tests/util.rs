@@ -263,3 +263,59 @@ pub fn spawn_piped(cmd: &mut Command) -> std::process::Child {
         .spawn()
         .unwrap()
 }
+
+/// The build's target directory: the binary is `<target>/<profile>/repowire`.
+pub fn target_dir() -> PathBuf {
+    bin()
+        .parent()
+        .and_then(Path::parent)
+        .expect("the binary is in <target>/<profile>")
+        .to_path_buf()
+}
+
+/// Runs `cmd` with stdin closed, killing it after `timeout`. Output goes through files (no
+/// pipe can fill up). Panics if it cannot be started or does not finish in time.
+pub fn run_for(cmd: Command, timeout: Duration) -> Output {
+    try_run_for(cmd, timeout).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`run_for`] that reports instead of panicking (for a teardown).
+pub fn try_run_for(mut cmd: Command, timeout: Duration) -> Result<Output, String> {
+    let what = format!("{cmd:?}");
+    let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let (out_p, err_p) = (tmp.path().join("out"), tmp.path().join("err"));
+    let file = |p: &Path| std::fs::File::create(p).map_err(|e| e.to_string());
+    cmd.stdin(Stdio::null())
+        .stdout(file(&out_p)?)
+        .stderr(file(&err_p)?);
+    let mut child = cmd.spawn().map_err(|e| format!("cannot run {what}: {e}"))?;
+    let end = Instant::now() + timeout;
+    let status = loop {
+        if let Some(s) = child.try_wait().map_err(|e| e.to_string())? {
+            break s;
+        }
+        if Instant::now() >= end {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!(
+                "{what} did not finish within {timeout:?}; stdout: {}; stderr: {}",
+                std::fs::read_to_string(&out_p).unwrap_or_default(),
+                std::fs::read_to_string(&err_p).unwrap_or_default()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Ok(Output {
+        status,
+        stdout: std::fs::read(&out_p).unwrap_or_default(),
+        stderr: std::fs::read(&err_p).unwrap_or_default(),
+    })
+}
+
+/// Now, in seconds since the Unix epoch (as the Claude Code harness's hook log stamps calls).
+pub fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}

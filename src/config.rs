@@ -1,0 +1,189 @@
+//! `config.yaml` in the spool: the few settings a user may want to change. Optional; every key
+//! has a default. Unknown keys and bad values are errors that name the line, so a typo is
+//! never silently ignored.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Deserializer};
+
+use crate::spool::Spool;
+
+/// The settings, with their defaults filled in.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// How long `peer ask` and `peer wait` wait for an answer when `--timeout` is not given.
+    #[serde(deserialize_with = "duration")]
+    pub ask_timeout: Duration,
+    /// How long the MCP tool `ask_peer` waits when the agent gives no `timeout_seconds`.
+    #[serde(deserialize_with = "duration")]
+    pub mcp_ask_timeout: Duration,
+    /// How a new peer is named: after its repository (the git top level's directory) or after
+    /// the directory the agent started in.
+    pub naming: Naming,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Naming {
+    Repository,
+    Directory,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            ask_timeout: Duration::from_secs(120),
+            mcp_ask_timeout: Duration::from_secs(300),
+            naming: Naming::Repository,
+        }
+    }
+}
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let s = String::deserialize(d)?;
+    crate::time::parse_duration(&s).map_err(serde::de::Error::custom)
+}
+
+impl Config {
+    /// Reads `config.yaml` from the spool; the defaults when there is none.
+    pub fn load(spool: &Spool) -> Result<Config> {
+        let path = spool.path("config.yaml");
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        };
+        Config::parse(&text).with_context(|| {
+            format!(
+                "{} is not valid (`repowire config show` lists the keys and their defaults)",
+                path.display()
+            )
+        })
+    }
+
+    fn parse(text: &str) -> Result<Config> {
+        // An empty file (or only comments) is an empty mapping, not an error.
+        if text
+            .lines()
+            .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+        {
+            return Ok(Config::default());
+        }
+        serde_yaml::from_str(text).map_err(|e| located(&e, text))
+    }
+
+    /// The settings as commented YAML: every key, what it does, its value and its default.
+    /// Valid as a `config.yaml` itself.
+    pub fn show(&self) -> String {
+        let d = Config::default();
+        let naming = |n: Naming| match n {
+            Naming::Repository => "repository",
+            Naming::Directory => "directory",
+        };
+        let keys = [
+            (
+                "How long `repowire peer ask` and `peer wait` wait for an answer without --timeout.",
+                "ask_timeout",
+                show(self.ask_timeout),
+                show(d.ask_timeout),
+            ),
+            (
+                "How long the MCP tool ask_peer waits when the agent gives no timeout_seconds.",
+                "mcp_ask_timeout",
+                show(self.mcp_ask_timeout),
+                show(d.mcp_ask_timeout),
+            ),
+            (
+                "How a new peer is named: repository (the git top level's directory name) or\n# directory (the name of the directory the agent started in).",
+                "naming",
+                naming(self.naming).to_string(),
+                naming(d.naming).to_string(),
+            ),
+        ];
+        let mut out = String::new();
+        for (doc, key, value, default) in keys {
+            out.push_str(&format!("# {doc}\n{key}: {value}"));
+            if value != default {
+                out.push_str(&format!("  # default: {default}"));
+            }
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// The error with the line it is about, always: serde_yaml leaves the location out for an
+/// error at the very start and for errors of a custom parser (a bad duration).
+fn located(e: &serde_yaml::Error, text: &str) -> anyhow::Error {
+    let msg = e.to_string();
+    let msg = match msg.find(" at line ") {
+        Some(i) => &msg[..i],
+        None => &msg,
+    };
+    let line = e
+        .location()
+        .filter(|l| l.index() > 0)
+        .map(|l| l.line())
+        .or_else(|| {
+            // The quoted word of the message (a key or a value) on the line that holds it.
+            let word = msg.split(['`', '\'']).nth(1)?;
+            Some(text.lines().position(|l| l.contains(word))? + 1)
+        })
+        .unwrap_or(1);
+    anyhow::anyhow!("line {line}: {msg}")
+}
+
+fn show(d: Duration) -> String {
+    let ms = d.as_millis();
+    if !ms.is_multiple_of(1000) {
+        format!("{ms}ms")
+    } else {
+        format!("{}s", ms / 1000)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_overrides() {
+        assert_eq!(Config::parse("").unwrap(), Config::default());
+        assert_eq!(Config::parse("# nothing\n").unwrap(), Config::default());
+        let c = Config::parse("ask_timeout: 5m\nnaming: directory\n").unwrap();
+        assert_eq!(c.ask_timeout, Duration::from_secs(300));
+        assert_eq!(c.naming, Naming::Directory);
+        assert_eq!(c.mcp_ask_timeout, Duration::from_secs(300));
+        // What `config show` prints parses back to the same settings.
+        assert_eq!(
+            Config::parse(&Config::default().show()).unwrap(),
+            Config::default()
+        );
+        assert_eq!(Config::parse(&c.show()).unwrap(), c);
+        assert!(
+            c.show()
+                .contains("naming: directory  # default: repository")
+        );
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        let e = format!(
+            "{:#}",
+            Config::parse("naming: repository\nask_timout: 5s\n").unwrap_err()
+        );
+        assert!(
+            e.contains("unknown field `ask_timout`") && e.contains("line 2"),
+            "{e}"
+        );
+        let e = format!(
+            "{:#}",
+            Config::parse("\n\nask_timeout: soon\n").unwrap_err()
+        );
+        assert!(e.contains("not a duration") && e.contains("line 3"), "{e}");
+        let e = format!("{:#}", Config::parse("naming: random\n").unwrap_err());
+        assert!(e.contains("line 1"), "{e}");
+    }
+}

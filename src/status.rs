@@ -1,0 +1,382 @@
+//! `repowire status`: the health check to run when something does not work.
+//!
+//! It checks the spool, the hooks and the MCP server in Claude Code's files, tmux and the
+//! inotify limits, and lists the peers. It creates nothing: a missing spool is reported (an
+//! existing one is opened as by every command, which adds a missing subdirectory).
+//! Every problem comes with the command that fixes it; a warning is worth knowing but does
+//! not stop anything from working. The exit status is non-zero when there is a problem.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use anyhow::{Result, bail};
+use serde::Serialize;
+
+use crate::peer::{self, Status};
+use crate::setup::{self, ClaudeFiles, Found, Ours};
+use crate::spool::Spool;
+
+/// tmux older than this lacks what repowire relies on.
+const TMUX_MIN: (u32, u32) = (3, 0);
+/// Fewer free inotify instances than this, and waits soon fall back to polling: every
+/// waiting asker and every deliverer holds one.
+const INOTIFY_INSTANCES_LOW: u64 = 32;
+/// Each wait watches a few spool directories; other programs (editors) take thousands.
+const INOTIFY_WATCHES_LOW: u64 = 8192;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Level {
+    Ok,
+    Warning,
+    Problem,
+}
+
+#[derive(Debug, Serialize)]
+struct Check {
+    check: &'static str,
+    /// False only for a problem: a warning is ok.
+    ok: bool,
+    level: Level,
+    detail: String,
+    /// The command (or action) that fixes it.
+    fix: Option<String>,
+}
+
+impl Check {
+    fn ok(check: &'static str, detail: impl Into<String>) -> Check {
+        Check {
+            check,
+            ok: true,
+            level: Level::Ok,
+            detail: detail.into(),
+            fix: None,
+        }
+    }
+
+    fn problem(check: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+        Check::with_fix(Level::Problem, check, detail.into(), fix.into())
+    }
+
+    fn warning(check: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+        Check::with_fix(Level::Warning, check, detail.into(), fix.into())
+    }
+
+    fn with_fix(level: Level, check: &'static str, detail: String, fix: String) -> Check {
+        Check {
+            check,
+            ok: level != Level::Problem,
+            level,
+            detail,
+            fix: Some(fix),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct PeerState {
+    name: String,
+    status: Status,
+    /// Why it is offline.
+    #[serde(skip_serializing_if = "str::is_empty")]
+    why: &'static str,
+    pane: String,
+    path: String,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    ok: bool,
+    checks: Vec<Check>,
+    peers: Vec<PeerState>,
+}
+
+pub fn run(home: &Path, json: bool) -> Result<()> {
+    let (spool_check, spool) = check_spool(home);
+    let mut checks = vec![spool_check];
+    checks.extend(check_claude());
+    checks.push(check_tmux());
+    checks.push(check_inotify());
+    let peers = spool.map(|s| peers(&s)).unwrap_or_default();
+    let report = Report {
+        ok: checks.iter().all(|c| c.ok),
+        checks,
+        peers,
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_text(&report);
+    }
+    match report.checks.iter().filter(|c| !c.ok).count() {
+        0 => Ok(()),
+        1 => bail!("1 problem found; its fix is above"),
+        n => bail!("{n} problems found; their fixes are above"),
+    }
+}
+
+fn print_text(report: &Report) {
+    for c in &report.checks {
+        let level = match c.level {
+            Level::Ok => "ok",
+            Level::Warning => "warning",
+            Level::Problem => "PROBLEM",
+        };
+        println!("{level:8} {:8} {}", c.check, c.detail);
+        if let Some(fix) = &c.fix {
+            println!("{:8} {:8} fix: {fix}", "", "");
+        }
+    }
+    if report.peers.is_empty() {
+        println!("peers: none yet (a Claude Code session in a tmux pane registers itself)");
+        return;
+    }
+    println!("peers:");
+    let w = report.peers.iter().map(|p| p.name.len()).max().unwrap_or(0);
+    for p in &report.peers {
+        let status = if p.why.is_empty() {
+            p.status.as_str().to_string()
+        } else {
+            format!("{} ({})", p.status.as_str(), p.why)
+        };
+        println!("  {:w$}  {:5}  {}  {status}", p.name, p.pane, p.path);
+    }
+}
+
+/// The spool, checked as `Spool::open` checks it, but never created here.
+fn check_spool(home: &Path) -> (Check, Option<Spool>) {
+    if !home.exists() {
+        let c = Check::problem(
+            "spool",
+            format!("{} does not exist", home.display()),
+            "repowire setup",
+        );
+        return (c, None);
+    }
+    match Spool::open(home) {
+        Ok(s) => (
+            Check::ok("spool", format!("{} (private to you)", home.display())),
+            Some(s),
+        ),
+        Err(e) => {
+            let msg = format!("{e:#}");
+            // The spool's errors name their fix in backquotes (`chmod 700 DIR`).
+            let fix = msg
+                .split('`')
+                .nth(1)
+                .map_or("see the message".to_string(), str::to_string);
+            (Check::problem("spool", msg, fix), None)
+        }
+    }
+}
+
+/// The hooks and the MCP server in Claude Code's files.
+fn check_claude() -> Vec<Check> {
+    let (files, ours) = match (ClaudeFiles::locate(), Ours::current()) {
+        (Ok(f), Ok(o)) => (f, o),
+        (Err(e), _) | (_, Err(e)) => {
+            return vec![Check::problem(
+                "claude",
+                format!("{e:#}"),
+                "set HOME (or CLAUDE_CONFIG_DIR)",
+            )];
+        }
+    };
+    vec![check_hooks(&files, &ours), check_mcp(&files, &ours)]
+}
+
+fn check_hooks(files: &ClaudeFiles, ours: &Ours) -> Check {
+    let path = files.settings.display();
+    let settings = match setup::read_object(&files.settings) {
+        Ok(s) => s,
+        Err(e) => return Check::problem("hooks", format!("{e:#}"), format!("edit {path}")),
+    };
+    let states = setup::hook_states(&settings, ours);
+    let missing: Vec<&str> = states
+        .iter()
+        .filter(|(_, f)| *f == Found::Missing)
+        .map(|(e, _)| *e)
+        .collect();
+    let elsewhere: Vec<String> = states
+        .iter()
+        .filter_map(|(e, f)| match f {
+            Found::Elsewhere(cmd) => Some(format!("{e} runs {cmd}")),
+            _ => None,
+        })
+        .collect();
+    if missing.is_empty() && elsewhere.is_empty() {
+        return Check::ok(
+            "hooks",
+            format!("all {} in {path} run {}", states.len(), ours.exe()),
+        );
+    }
+    let mut detail = Vec::new();
+    if !missing.is_empty() {
+        detail.push(format!("{} missing from {path}", missing.join(", ")));
+    }
+    if !elsewhere.is_empty() {
+        detail.push(format!(
+            "{}, not this binary ({})",
+            elsewhere.join(", "),
+            ours.exe()
+        ));
+    }
+    Check::problem("hooks", detail.join("; "), "repowire hooks install")
+}
+
+fn check_mcp(files: &ClaudeFiles, ours: &Ours) -> Check {
+    let path = files.state.display();
+    let state = match setup::read_object(&files.state) {
+        Ok(s) => s,
+        Err(e) => return Check::problem("mcp", format!("{e:#}"), format!("edit {path}")),
+    };
+    match setup::mcp_state(&state, ours) {
+        Found::Ours => Check::ok(
+            "mcp",
+            format!("server repowire in {path} runs {} mcp", ours.exe()),
+        ),
+        Found::Missing => Check::problem(
+            "mcp",
+            format!("no MCP server repowire in {path}"),
+            "repowire setup",
+        ),
+        Found::Elsewhere(cmd) => Check::problem(
+            "mcp",
+            format!(
+                "the MCP server repowire in {path} runs {cmd}, not this binary ({})",
+                ours.exe()
+            ),
+            "repowire setup",
+        ),
+    }
+}
+
+fn check_tmux() -> Check {
+    let out = Command::new("tmux")
+        .arg("-V")
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output();
+    let install = "install tmux 3.0 or newer (e.g. `sudo apt install tmux`, `brew install tmux`)";
+    let version = match out {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).trim().to_string(),
+        _ => return Check::problem("tmux", "tmux is not installed (or not on PATH)", install),
+    };
+    match tmux_version(&version) {
+        Some(v) if v < TMUX_MIN => Check::problem(
+            "tmux",
+            format!("{version} is too old: repowire needs 3.0 or newer"),
+            install,
+        ),
+        Some(_) => Check::ok("tmux", version),
+        None => Check::ok("tmux", format!("{version} (version not recognized)")),
+    }
+}
+
+/// (major, minor) from `tmux -V` output: `tmux 3.3a`, `tmux next-3.4`, `tmux 3.5`.
+fn tmux_version(s: &str) -> Option<(u32, u32)> {
+    let start = s.find(|c: char| c.is_ascii_digit())?;
+    let mut nums = s[start..]
+        .split(|c: char| !c.is_ascii_digit())
+        .map(str::parse::<u32>);
+    let major = nums.next()?.ok()?;
+    let minor = nums.next().and_then(Result::ok).unwrap_or(0);
+    Some((major, minor))
+}
+
+fn check_inotify() -> Check {
+    let read = |name: &str| -> Option<u64> {
+        std::fs::read_to_string(format!("/proc/sys/fs/inotify/{name}"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    };
+    let (Some(instances), Some(watches)) = (read("max_user_instances"), read("max_user_watches"))
+    else {
+        return Check::ok("inotify", "not available here; repowire polls instead");
+    };
+    let used = inotify_instances_in_use();
+    let sysctl = |key: &str, value: u64| {
+        format!(
+            "sudo sysctl fs.inotify.{key}={value} (to keep it: echo fs.inotify.{key}={value} | sudo tee /etc/sysctl.d/60-inotify.conf)"
+        )
+    };
+    let limits = format!("{used} of {instances} instances in use, {watches} watches per user");
+    if instances.saturating_sub(used) < INOTIFY_INSTANCES_LOW {
+        return Check::warning(
+            "inotify",
+            format!("{limits}: few instances left, so waits may poll (slower, more CPU)"),
+            sysctl("max_user_instances", (instances * 2).max(1024)),
+        );
+    }
+    if watches < INOTIFY_WATCHES_LOW {
+        return Check::warning(
+            "inotify",
+            format!("{limits}: few watches, so waits may poll (slower, more CPU)"),
+            sysctl("max_user_watches", 65536),
+        );
+    }
+    Check::ok("inotify", limits)
+}
+
+/// How many inotify instances this user's processes hold (the limit is per user): open
+/// files that are `anon_inode:inotify`, in every process of ours that /proc lets us see.
+fn inotify_instances_in_use() -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid has no preconditions.
+    let uid = unsafe { libc::geteuid() };
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    let mut n = 0;
+    for p in procs.flatten() {
+        if !p.metadata().is_ok_and(|m| m.uid() == uid) {
+            continue;
+        }
+        let Ok(fds) = std::fs::read_dir(p.path().join("fd")) else {
+            continue;
+        };
+        n += fds
+            .flatten()
+            .filter(|fd| {
+                std::fs::read_link(fd.path()).is_ok_and(|l| l.as_os_str() == "anon_inode:inotify")
+            })
+            .count() as u64;
+    }
+    n
+}
+
+fn peers(spool: &Spool) -> Vec<PeerState> {
+    let Ok(peers) = peer::all(spool) else {
+        return Vec::new();
+    };
+    let panes = peer::live_panes(&peers);
+    peers
+        .iter()
+        .map(|p| {
+            let (status, why) = peer::status_of(p, &panes);
+            PeerState {
+                name: p.name.clone(),
+                status,
+                why,
+                pane: p.pane.clone(),
+                path: p.path.display().to_string(),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tmux_versions() {
+        assert_eq!(tmux_version("tmux 3.3a"), Some((3, 3)));
+        assert_eq!(tmux_version("tmux next-3.4"), Some((3, 4)));
+        assert_eq!(tmux_version("tmux 2.9"), Some((2, 9)));
+        assert_eq!(tmux_version("tmux 3"), Some((3, 0)));
+        assert_eq!(tmux_version("tmux master"), None);
+    }
+}
