@@ -179,13 +179,13 @@ fn list(spool: &Spool, json: bool) -> Result<()> {
     let w = rows.iter().map(|r| r.name.len()).max().unwrap_or(4).max(4);
     writeln!(
         out,
-        "{:w$}  {:7}  {:5}  {:12}  PATH",
+        "{:w$}  {:7}  {:5}  {:13}  PATH",
         "NAME", "STATUS", "PANE", "LAST ACTIVITY"
     )?;
     for r in &rows {
         writeln!(
             out,
-            "{:w$}  {:7}  {:5}  {:12}  {}",
+            "{:w$}  {:7}  {:5}  {:13}  {}",
             r.name,
             r.status.as_str(),
             r.pane,
@@ -329,6 +329,9 @@ pub fn completions(shell: CompletionShell) -> Result<()> {
         CompletionShell::Fish => clap_complete::Shell::Fish,
     };
     let mut cmd = crate::cli::Cli::command();
-    clap_complete::generate(shell, &mut cmd, "repowire", &mut std::io::stdout());
+    // Into a buffer first: clap_complete panics on a write error such as a closed pipe.
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "repowire", &mut script);
+    std::io::stdout().write_all(&script)?;
     Ok(())
 }

@@ -23,7 +23,7 @@ use crate::transcript;
 /// The most of a payload kept; the rest is read and dropped so the writer is never blocked.
 const MAX_PAYLOAD: usize = 16 * 1024 * 1024;
 /// After this long a hook gives up and exits 0, whatever it was doing.
-const WATCHDOG: Duration = Duration::from_secs(5);
+const WATCHDOG: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Event {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use notify::{RecursiveMode, Watcher};
+use notify::{EventKind, RecursiveMode, Watcher};
 
 /// How often a wait re-checks even without events: a safety net for filesystems that send
 /// none, and the pace of polling when there is no watch at all.
@@ -51,14 +51,27 @@ impl Watch {
 
 fn arm(dirs: &[PathBuf]) -> notify::Result<(Receiver<()>, notify::RecommendedWatcher)> {
     let (tx, rx) = mpsc::channel();
-    let mut w = notify::recommended_watcher(move |_res: notify::Result<notify::Event>| {
-        // Errors count as events too: the caller rescans either way.
+    let mut w = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        // Reading a file (or taking a lock) is an event too (inotify's IN_OPEN, IN_CLOSE): a
+        // waiter's own reads of the spool must not wake it, or it spins. Errors count as
+        // events: the caller rescans.
+        if let Ok(e) = &res
+            && is_read(&e.kind)
+        {
+            return;
+        }
         let _ = tx.send(());
     })?;
     for d in dirs {
         w.watch(d, RecursiveMode::NonRecursive)?;
     }
     Ok((rx, w))
+}
+
+/// Opening, reading or closing a file changes nothing; every change that matters (a record
+/// renamed into place, a log line appended) comes as its own create or modify event.
+fn is_read(kind: &EventKind) -> bool {
+    matches!(kind, EventKind::Access(_))
 }
 
 /// Calls `check` until it returns `Some`, re-checking whenever `dirs` change; `None` once
@@ -98,6 +111,21 @@ pub fn until_every<T, E>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_check_that_reads_the_spool_does_not_wake_itself() {
+        let t = tempfile::tempdir().unwrap();
+        let file = t.path().join("x");
+        std::fs::write(&file, "x").unwrap();
+        let mut checks = 0;
+        let end = Some(Instant::now() + Duration::from_millis(500));
+        let got = until(&[t.path().to_path_buf()], end, || {
+            checks += 1;
+            std::fs::read(&file).map(|_| None::<()>)
+        });
+        assert!(got.unwrap().is_none());
+        assert!(checks < 10, "{checks} checks in 500 ms: the waiter spins");
+    }
 
     #[test]
     fn wakes_on_a_new_file_and_times_out_without_one() {
