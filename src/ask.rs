@@ -271,22 +271,26 @@ impl std::fmt::Display for Notified {
 /// offline one when it comes back.
 pub fn notify(spool: &Spool, from: &str, to: &str, text: &str) -> Result<Notified> {
     let p = peer::require(spool, to)?;
-    let (msg, _) = message::send(
-        spool,
-        &Draft {
-            kind: Kind::Notify,
-            from,
-            to: &p.name,
-            text,
-            deadline_ms: None,
-        },
-    )?;
-    deliver::kick(spool, &p.name)?;
+    let msg = send_unanswered(spool, Kind::Notify, from, &p.name, text)?;
     Ok(Notified {
         id: msg.id,
         to: p.name.clone(),
         status: peer::status(&p).0,
     })
+}
+
+/// Queues a notification or broadcast copy for `to` and starts its delivery.
+fn send_unanswered(spool: &Spool, kind: Kind, from: &str, to: &str, text: &str) -> Result<Message> {
+    let draft = Draft {
+        kind,
+        from,
+        to,
+        text,
+        deadline_ms: None,
+    };
+    let (msg, _) = message::send(spool, &draft)?;
+    deliver::kick(spool, to)?;
+    Ok(msg)
 }
 
 /// Who a broadcast went to: idle peers get it now, busy ones when their turn ends.
@@ -327,17 +331,7 @@ pub fn broadcast(spool: &Spool, from: &str, text: &str) -> Result<Broadcast> {
         if p.name == from || status == Status::Offline {
             continue;
         }
-        message::send(
-            spool,
-            &Draft {
-                kind: Kind::Broadcast,
-                from,
-                to: &p.name,
-                text,
-                deadline_ms: None,
-            },
-        )?;
-        deliver::kick(spool, &p.name)?;
+        send_unanswered(spool, Kind::Broadcast, from, &p.name, text)?;
         if status == Status::Busy {
             sent.later.push(p.name.clone());
         } else {

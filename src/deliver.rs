@@ -168,13 +168,11 @@ fn deliver_one(spool: &Spool, peer: &Peer, msg: Message) -> Result<bool> {
     history::append(spool, history::Event::Delivered, &msg, None);
 
     if let Err(e) = type_text(&server, &peer.pane, &message::prompt_text(&msg)) {
-        message::finish(
+        fail(
             spool,
-            &peer.name,
-            &msg.id,
-            Some(State::Delivered),
-            State::Failed,
-            Some(format!("could not type into pane {}: {e}", peer.pane)),
+            peer,
+            &msg,
+            format!("could not type into pane {}: {e}", peer.pane),
         )?;
         return Ok(false);
     }
@@ -197,16 +195,14 @@ fn deliver_one(spool: &Spool, peer: &Peer, msg: Message) -> Result<bool> {
             return Ok(false); // the asker and the SessionEnd hook report it
         }
         if now_ms() >= give_up {
-            message::finish(
+            fail(
                 spool,
-                &peer.name,
-                &msg.id,
-                Some(State::Delivered),
-                State::Failed,
-                Some(format!(
+                peer,
+                &msg,
+                format!(
                     "it was typed into pane {} but the agent has not taken it as a prompt; the text may still be in its prompt box",
                     peer.pane
-                )),
+                ),
             )?;
             return Ok(false);
         }
@@ -214,6 +210,19 @@ fn deliver_one(spool: &Spool, peer: &Peer, msg: Message) -> Result<bool> {
             server.send_enter(&peer.pane)?;
         }
     }
+}
+
+/// Fails a message that was marked delivered, unless something else finished it first.
+fn fail(spool: &Spool, peer: &Peer, msg: &Message, why: String) -> Result<()> {
+    message::finish(
+        spool,
+        &peer.name,
+        &msg.id,
+        Some(State::Delivered),
+        State::Failed,
+        Some(why),
+    )
+    .map(drop)
 }
 
 /// The text in the agent's prompt box, if its screen shows one: Claude Code (and the stand-in

@@ -309,10 +309,8 @@ fn ask_and_wait(
     let (msg, _waiting) = ask::ask(spool, &from, &a.peer_name, &a.query, timeout)?;
     let mut last = None;
     let report = |p: Progress| {
-        // Between the Stop hook ending the peer's turn and storing its answer, the question
-        // looks merely delivered again: no step back.
-        let back = last == Some(Progress::Answering) && p == Progress::Delivered;
-        if last != Some(p) && !back {
+        // The wait reports its stage at every check; the client hears of changes only.
+        if last != Some(p) {
             last = Some(p);
             let _ = stages.send(p);
         }
