@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::agent::Agent;
 use crate::hook;
 
 /// Let AI coding-agent sessions in tmux ask each other questions.
@@ -110,17 +111,24 @@ pub enum Command {
     /// Run the MCP server on stdio (each agent session starts its own)
     ///
     /// Its tools let the agent list the peers, ask one and get the answer, notify them and
-    /// register a pane. Register it with Claude Code once:
-    /// claude mcp add -s user repowire -- /abs/path/repowire mcp
-    Mcp,
+    /// register a pane. `repowire setup` registers it with each agent.
+    Mcp {
+        /// The agent that runs it; with `codex` it also registers the Codex session in its
+        /// pane as a peer (Codex runs its SessionStart hook only with the first prompt)
+        #[arg(long, value_enum, default_value_t)]
+        agent: Agent,
+    },
 
-    /// Run an agent hook (Claude Code calls this; it reads the hook's JSON payload on stdin)
+    /// Run an agent hook (the agents call this; it reads the hook's JSON payload on stdin)
     ///
     /// Always exits 0 and prints nothing on stdout, whatever the input.
     Hook {
         /// The hook event
         #[arg(value_enum)]
         event: hook::Event,
+        /// The agent whose hook this is (their payloads differ)
+        #[arg(long, value_enum, default_value_t)]
+        agent: Agent,
     },
 
     /// Deliver queued messages to a peer while it is idle (started in the background by

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
+use crate::agent::{Agent, Typing};
 use crate::history;
 use crate::message::{self, Message, State};
 use crate::peer::{self, Peer, Status};
@@ -21,13 +22,8 @@ use crate::spool::{Spool, now_ms};
 use crate::tmux::Server;
 use crate::wait;
 
-/// Text is typed in pieces of at most this many bytes: Claude Code turns a single read of 800
-/// bytes or more into a "[Pasted text]" placeholder.
-const CHUNK: usize = 200;
-/// Pause between pieces, so each arrives as its own read.
-const CHUNK_GAP: Duration = Duration::from_millis(30);
 /// Pause before Enter, so Enter arrives as its own read and submits instead of becoming a
-/// newline in a paste.
+/// newline in a paste. (Codex and Gemini CLI need at least ~0.1 s after a paste.)
 const SETTLE: Duration = Duration::from_millis(300);
 /// How long to wait for the agent's UserPromptSubmit hook to confirm it took the prompt
 /// before looking at its screen again.
@@ -146,7 +142,7 @@ fn deliver_one(spool: &Spool, peer: &Peer, msg: Message) -> Result<bool> {
     let server = Server::at(&peer.tmux_socket);
     // Never type after someone else's text: a person's draft, or a prompt the agent did not
     // take. The draft's own turn ends with a Stop hook, which delivers again.
-    if prompt_box(&server, &peer.pane).is_some_and(|t| !t.is_empty()) {
+    if prompt_box(&server, peer).is_some_and(|t| !t.is_empty()) {
         return Ok(false);
     }
     // Marked delivered before typing, so the prompt hook, which may run before we return, can
@@ -167,7 +163,8 @@ fn deliver_one(spool: &Spool, peer: &Peer, msg: Message) -> Result<bool> {
     }
     history::append(spool, history::Event::Delivered, &msg, None);
 
-    if let Err(e) = type_text(&server, &peer.pane, &message::prompt_text(&msg)) {
+    let agent = Agent::of_peer(&peer.agent);
+    if let Err(e) = type_text(&server, &peer.pane, agent, &message::prompt_text(&msg)) {
         fail(
             spool,
             peer,
@@ -206,7 +203,7 @@ fn deliver_one(spool: &Spool, peer: &Peer, msg: Message) -> Result<bool> {
             )?;
             return Ok(false);
         }
-        if prompt_box(&server, &peer.pane).is_some_and(|t| !t.is_empty()) {
+        if prompt_box(&server, peer).is_some_and(|t| !t.is_empty()) {
             server.send_enter(&peer.pane)?;
         }
     }
@@ -225,33 +222,9 @@ fn fail(spool: &Spool, peer: &Peer, msg: &Message, why: String) -> Result<()> {
     .map(drop)
 }
 
-/// The text in the agent's prompt box, if its screen shows one: Claude Code (and the stand-in
-/// agent) draw it as a line starting with `❯` between the last two horizontal rules. `None`
-/// when no box is on screen (a dialog is open, or an agent that draws none).
-fn prompt_box(server: &Server, pane: &str) -> Option<String> {
-    input_box(&server.capture(pane).ok()?)
-}
-
-fn input_box(screen: &str) -> Option<String> {
-    let lines: Vec<&str> = screen.trim_end_matches('\n').split('\n').collect();
-    let is_rule = |l: &&str| l.trim_start().starts_with(&"─".repeat(10));
-    let rules: Vec<usize> = (0..lines.len()).filter(|&i| is_rule(&lines[i])).collect();
-    let [.., top, bottom] = rules[..] else {
-        return None;
-    };
-    let body = &lines[top + 1..bottom];
-    let first = body.first()?.strip_prefix('❯')?;
-    let text = std::iter::once(first)
-        .chain(body[1..].iter().copied())
-        .map(str::trim)
-        .collect::<Vec<_>>()
-        .join("\n");
-    let text = text.trim();
-    // Claude Code's hint while prompts typed during a turn wait: the box is empty.
-    if text.starts_with("Press up to edit queued messages") {
-        return Some(String::new());
-    }
-    Some(text.to_string())
+/// The text in the peer's prompt box, if its screen shows one (see [`Agent::prompt_box`]).
+fn prompt_box(server: &Server, peer: &Peer) -> Option<String> {
+    Agent::of_peer(&peer.agent).prompt_box(&server.capture_styled(&peer.pane).ok()?)
 }
 
 /// Whether the agent took message `id` as a prompt: its turn (or a queued turn) carries it, or
@@ -268,46 +241,30 @@ fn taken(spool: &Spool, name: &str, id: &str) -> Result<bool> {
     Ok(!message::load(spool, id)?.is_some_and(|m| m.state.is_open()))
 }
 
-/// Types `text` literally, in pieces, without pressing Enter.
-fn type_text(server: &Server, pane: &str, text: &str) -> Result<(), crate::error::Error> {
-    let mut rest = text;
-    while !rest.is_empty() {
-        let mut end = rest.len().min(CHUNK);
-        while !rest.is_char_boundary(end) {
-            end -= 1;
+/// Types `text` the way `agent` takes it, without pressing Enter, then waits [`SETTLE`].
+fn type_text(
+    server: &Server,
+    pane: &str,
+    agent: Agent,
+    text: &str,
+) -> Result<(), crate::error::Error> {
+    match agent.typing() {
+        Typing::Keys { chunk, gap } => {
+            let mut rest = text;
+            while !rest.is_empty() {
+                let mut end = rest.len().min(chunk);
+                while !rest.is_char_boundary(end) {
+                    end -= 1;
+                }
+                server.send_literal(pane, &rest[..end])?;
+                rest = &rest[end..];
+                if !rest.is_empty() {
+                    std::thread::sleep(gap);
+                }
+            }
         }
-        server.send_literal(pane, &rest[..end])?;
-        rest = &rest[end..];
-        std::thread::sleep(if rest.is_empty() { SETTLE } else { CHUNK_GAP });
+        Typing::Paste => server.paste(pane, text)?,
     }
+    std::thread::sleep(SETTLE);
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::input_box;
-
-    const RULE: &str = "────────────────────────────────────────";
-
-    #[test]
-    fn reads_claude_codes_prompt_box() {
-        let screen = format!(
-            "● ECHO: hi\n\n{RULE}\n❯ half a draft\n  second line\n{RULE}\n  ? for shortcuts\n"
-        );
-        assert_eq!(
-            input_box(&screen).as_deref(),
-            Some("half a draft\nsecond line")
-        );
-        let empty = format!("{RULE}\n❯ \n{RULE}\n");
-        assert_eq!(input_box(&empty).as_deref(), Some(""));
-        let queued = format!("{RULE}\n❯ Press up to edit queued messages\n{RULE}\n");
-        assert_eq!(input_box(&queued).as_deref(), Some(""));
-    }
-
-    #[test]
-    fn no_box_on_a_dialog_or_a_plain_screen() {
-        let dialog = format!("{RULE}\n Do you want to proceed?\n ❯ 1. Yes\n   2. No\n{RULE}\n");
-        assert_eq!(input_box(&dialog), None);
-        assert_eq!(input_box("$ ls\nfile\n"), None);
-    }
 }

@@ -1,5 +1,17 @@
-//! `repowire hook EVENT`: what Claude Code runs on SessionStart, UserPromptSubmit, Stop and
-//! SessionEnd.
+//! `repowire hook EVENT --agent AGENT`: what the agents run on their session and turn events.
+//!
+//! | event         | Claude Code      | Codex            | Gemini CLI   |
+//! |---------------|------------------|------------------|--------------|
+//! | session-start | SessionStart     | SessionStart     | SessionStart |
+//! | prompt        | UserPromptSubmit | UserPromptSubmit | BeforeAgent  |
+//! | stop          | Stop             | Stop             | AfterAgent   |
+//! | interrupt     | –                | Interrupt        | –            |
+//! | session-end   | SessionEnd       | SessionEnd       | SessionEnd   |
+//!
+//! The payloads differ in a few field names ([`Agent`] knows them); all map onto one peer
+//! model. A turn cut short with Esc is never taken for an answer: Codex reports it with its
+//! Interrupt event, Gemini CLI with an AfterAgent without a reply after a "Request cancelled."
+//! in its chat file; the asker is told the turn was interrupted.
 //!
 //! A hook must never hang and never break the agent: whatever arrives on stdin, it exits 0,
 //! prints nothing on stdout (Claude Code would read it as context or a decision), reports
@@ -12,6 +24,7 @@ use std::time::Duration;
 use anyhow::Result;
 use serde_json::Value;
 
+use crate::agent::Agent;
 use crate::config::Config;
 use crate::deliver;
 use crate::message::{self, Kind, State};
@@ -33,19 +46,21 @@ pub enum Event {
     Prompt,
     /// Send the turn's answer to whoever asked; the peer is idle again (Stop)
     Stop,
+    /// The turn was cancelled: whoever asked learns it; the peer is idle again (Interrupt)
+    Interrupt,
     /// Mark the peer offline; its undelivered messages wait for it (SessionEnd)
     SessionEnd,
 }
 
 /// Runs a hook. Always succeeds: errors are printed on stderr and swallowed.
-pub fn run(home: &Path, event: Event) {
+pub fn run(home: &Path, event: Event, agent: Agent) {
     std::thread::spawn(|| {
         std::thread::sleep(WATCHDOG);
         eprintln!("repowire hook: gave up after {}s", WATCHDOG.as_secs());
         std::process::exit(0);
     });
     let payload = read_payload();
-    if let Err(e) = handle(home, event, &payload) {
+    if let Err(e) = handle(home, event, agent, &payload) {
         eprintln!("repowire hook: {e:#}");
     }
 }
@@ -63,76 +78,135 @@ fn field<'a>(p: &'a Value, key: &str) -> Option<&'a str> {
     p.get(key).and_then(Value::as_str)
 }
 
-fn handle(home: &Path, event: Event, p: &Value) -> Result<()> {
+fn handle(home: &Path, event: Event, agent: Agent, p: &Value) -> Result<()> {
     if !p.is_object() {
         return Ok(());
     }
     let spool = Spool::open(home)?;
     if event == Event::SessionStart {
-        return session_start(&spool, p);
+        return session_start(&spool, agent, p);
     }
-    let Some(peer) = find_peer(&spool, field(p, "session_id"))? else {
+    let Some(peer) = find_peer(&spool, agent, field(p, "session_id"))? else {
         return Ok(()); // not a peer (e.g. not in tmux): nothing to do
     };
     match event {
         Event::SessionStart => unreachable!(),
-        Event::Prompt => prompt(&spool, &peer, p),
-        Event::Stop => stop(&spool, &peer, p),
+        Event::Prompt => prompt(&spool, &peer, agent, p),
+        Event::Stop => stop(&spool, &peer, p, end_of_turn(agent, p)),
+        Event::Interrupt => stop(&spool, &peer, p, TurnEnd::Interrupted),
         Event::SessionEnd => session_end(&spool, &peer, field(p, "reason")),
     }
 }
 
-/// The peer this hook belongs to: by its tmux pane, else by the agent's session id.
-fn find_peer(spool: &Spool, session_id: Option<&str>) -> Result<Option<Peer>> {
+/// The peer this hook belongs to: by the agent's session id, else by its tmux pane. The
+/// session id comes first because a hook's `$TMUX_PANE` can be another session's: a Codex
+/// app-server daemon runs the hooks of every TUI attached to it with the environment of the
+/// one that started it.
+fn find_peer(spool: &Spool, agent: Agent, session_id: Option<&str>) -> Result<Option<Peer>> {
+    if let Some(sid) = session_id
+        && let Some(p) = peer::all(spool)?
+            .into_iter()
+            .find(|p| p.session_id.as_deref() == Some(sid))
+    {
+        return Ok(Some(p));
+    }
     if let Some((socket, pane)) = peer::own_pane()
+        && (agent != Agent::Codex || peer::pane_runs_us(&socket, &pane))
         && let Some(p) = peer::by_pane(spool, &socket, &pane)?
     {
         return Ok(Some(p));
     }
-    let Some(sid) = session_id else {
-        return Ok(None);
-    };
-    Ok(peer::all(spool)?
-        .into_iter()
-        .find(|p| p.session_id.as_deref() == Some(sid)))
+    Ok(None)
 }
 
-fn session_start(spool: &Spool, p: &Value) -> Result<()> {
+fn session_start(spool: &Spool, agent: Agent, p: &Value) -> Result<()> {
+    let cwd = field(p, "cwd")
+        .map(PathBuf::from)
+        .filter(|c| c.is_absolute());
+    register_pane(spool, agent, field(p, "session_id"), cwd)
+}
+
+/// What `repowire mcp --agent codex` does when it starts: registers the Codex session in its
+/// pane. Codex starts a session, and runs its SessionStart hook, only with the first prompt;
+/// its MCP servers start with the TUI, so this is what makes a fresh Codex session a peer
+/// that can be asked. Nothing happens when the pane's peer already is this session.
+pub fn mcp_started(spool: &Spool, agent: Agent) {
+    if agent != Agent::Codex {
+        return; // the others run SessionStart when they start
+    }
+    let res = (|| {
+        if let Some((socket, pane)) = peer::own_pane()
+            && peer::by_pane(spool, &socket, &pane)?.is_some_and(|old| {
+                old.online && old.session_id.is_none() && old.agent == agent.as_str()
+            })
+        {
+            return Ok(());
+        }
+        register_pane(spool, agent, None, None)
+    })();
+    if let Err(e) = res {
+        eprintln!("repowire mcp: cannot register this session as a peer: {e:#}");
+    }
+}
+
+/// Registers the agent session running in this process's pane (if it runs in one).
+fn register_pane(
+    spool: &Spool,
+    agent: Agent,
+    session_id: Option<&str>,
+    cwd: Option<PathBuf>,
+) -> Result<()> {
     let Some((socket, pane)) = peer::own_pane() else {
         return Ok(()); // outside tmux nobody could type to it
     };
-    let cwd = field(p, "cwd")
-        .map(PathBuf::from)
-        .filter(|c| c.is_absolute())
+    // A pane whose process is not an ancestor of this one is not this session's pane (a
+    // shared Codex daemon's environment): registering it would route to the wrong agent.
+    if agent == Agent::Codex && !peer::pane_runs_us(&socket, &pane) {
+        eprintln!(
+            "repowire: $TMUX_PANE {pane} is not the pane this {} session runs in; not registering it (Codex must run without its shared app-server daemon: `repowire setup --agent codex` configures that)",
+            agent.title()
+        );
+        return Ok(());
+    }
+    let cwd = cwd
         .or_else(|| std::env::current_dir().ok())
         .unwrap_or_else(|| PathBuf::from("/"));
     // Only a live pane can be typed into; anything else is not a session to register.
     let Some(live) = Server::at(&socket).pane(&pane)?.filter(|pn| !pn.dead) else {
         return Ok(());
     };
+    // A Codex session registered by its MCP server has no session id yet; its SessionStart
+    // comes with the first prompt, which may be a question just typed: the same session,
+    // whose delivered question must not be failed.
+    let continued = session_id.is_some()
+        && peer::by_pane(spool, &socket, &pane)?.is_some_and(|old| {
+            old.online && old.session_id.is_none() && old.agent == agent.as_str()
+        });
     let peer = peer::session_started(
         spool,
         &peer::SessionStart {
             socket: &socket,
             pane: &pane,
             cwd: &cwd,
-            session_id: field(p, "session_id"),
-            agent: "claude",
+            session_id,
+            agent: agent.as_str(),
             agent_command: Some(live.command),
             naming: Config::load(spool)?.naming,
         },
     )?;
-    // A question typed into the previous session will never be answered by this one.
-    fail_delivered(
-        spool,
-        &peer.name,
-        "the peer's session restarted before it answered",
-    )?;
+    if !continued {
+        // A question typed into the previous session will never be answered by this one.
+        fail_delivered(
+            spool,
+            &peer.name,
+            "the peer's session restarted before it answered",
+        )?;
+    }
     deliver::kick(spool, &peer.name)
 }
 
-fn prompt(spool: &Spool, peer: &Peer, p: &Value) -> Result<()> {
-    let prompt_id = field(p, "prompt_id").map(str::to_string);
+fn prompt(spool: &Spool, peer: &Peer, agent: Agent, p: &Value) -> Result<()> {
+    let prompt_id = agent.turn_id(p).map(str::to_string);
     // Only a message this peer is being handed right now can claim the turn, so text that
     // imitates a header cannot tie a turn to some other query.
     let claimed = match field(p, "prompt").and_then(message::parse_header) {
@@ -172,8 +246,36 @@ fn prompt(spool: &Spool, peer: &Peer, p: &Value) -> Result<()> {
     Ok(())
 }
 
-fn stop(spool: &Spool, peer: &Peer, p: &Value) -> Result<()> {
-    let prompt_id = field(p, "prompt_id").map(str::to_string);
+/// How a turn ended.
+enum TurnEnd {
+    /// With this answer.
+    Answer(String),
+    /// Cancelled (Esc): there is no answer.
+    Interrupted,
+}
+
+/// How the turn a stop payload reports ended.
+fn end_of_turn(agent: Agent, p: &Value) -> TurnEnd {
+    if let Some(text) = agent.reply(p) {
+        return TurnEnd::Answer(text.to_string());
+    }
+    let transcript = field(p, "transcript_path").map(Path::new);
+    let from_transcript = match agent {
+        Agent::Claude => transcript.and_then(transcript::last_assistant_text),
+        Agent::Gemini if transcript.is_some_and(transcript::gemini_turn_cancelled) => {
+            return TurnEnd::Interrupted;
+        }
+        Agent::Codex | Agent::Gemini => None,
+    };
+    TurnEnd::Answer(
+        from_transcript
+            .unwrap_or_else(|| "(the peer's turn ended without a text reply)".to_string()),
+    )
+}
+
+fn stop(spool: &Spool, peer: &Peer, p: &Value, end: TurnEnd) -> Result<()> {
+    let agent = Agent::of_peer(&peer.agent);
+    let prompt_id = agent.turn_id(p).map(str::to_string);
     {
         // One hold of the peer's lock: the answer is stored before the turn shows idle, so no
         // waiter sees its question merely "delivered" again in between.
@@ -190,7 +292,20 @@ fn stop(spool: &Spool, peer: &Peer, p: &Value) -> Result<()> {
             && let Some(id) = pr.turn.message.take()
             && let Some(m) = message::load(spool, &id)?.filter(|m| m.kind == Kind::Ask)
         {
-            message::answer(spool, &pr, &m, &answer_text(p), prompt_id.as_deref())?;
+            match &end {
+                TurnEnd::Answer(text) => {
+                    message::answer(spool, &pr, &m, text, prompt_id.as_deref())?;
+                }
+                TurnEnd::Interrupted => {
+                    message::finish_locked(
+                        spool,
+                        &m.id,
+                        Some(State::Delivered),
+                        State::Failed,
+                        Some("the peer's turn was interrupted (Esc) before it answered".into()),
+                    )?;
+                }
+            }
         }
         let now = now_ms();
         pr.last_activity_ms = now;
@@ -207,16 +322,6 @@ fn stop(spool: &Spool, peer: &Peer, p: &Value) -> Result<()> {
         peer::save(spool, &pr)?;
     }
     deliver::kick(spool, &peer.name)
-}
-
-/// The turn's answer: `last_assistant_message`, else the transcript's last assistant text.
-fn answer_text(p: &Value) -> String {
-    field(p, "last_assistant_message")
-        .map(str::to_string)
-        .or_else(|| {
-            field(p, "transcript_path").and_then(|t| transcript::last_assistant_text(Path::new(t)))
-        })
-        .unwrap_or_else(|| "(the peer's turn ended without a text reply)".to_string())
 }
 
 fn session_end(spool: &Spool, peer: &Peer, reason: Option<&str>) -> Result<()> {

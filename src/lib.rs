@@ -3,6 +3,7 @@
 //! every participant is a short-lived process: agent hooks, CLI commands, background
 //! deliverers, and one MCP server per agent session.
 
+pub mod agent;
 pub mod ask;
 pub mod cli;
 mod commands;
@@ -39,8 +40,8 @@ pub fn run(cli: Cli) -> Result<()> {
     };
     // Commands that must work whatever state the spool is in (or create it themselves).
     match cli.command {
-        Command::Hook { event } => {
-            hook::run(&home, event);
+        Command::Hook { event, agent } => {
+            hook::run(&home, event, agent);
             return Ok(());
         }
         Command::Standin {
@@ -66,7 +67,10 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Log(args) => commands::log(&spool, args),
         Command::Gc(args) => commands::gc(&spool, args),
         Command::Config(cmd) => commands::config(&spool, cmd),
-        Command::Mcp => mcp::run(spool),
+        Command::Mcp { agent } => {
+            hook::mcp_started(&spool, agent);
+            mcp::run(spool)
+        }
         Command::Deliver { name } => deliver::pump(&spool, &name),
         _ => unreachable!("handled above"),
     }

@@ -337,8 +337,20 @@ pub fn finish(
     state: State,
     error: Option<String>,
 ) -> Result<Option<Message>> {
+    let _lock = spool.lock(&crate::peer::lock_name(to))?;
+    finish_locked(spool, id, only_from, state, error)
+}
+
+/// [`finish`] for a caller that already holds the peer's lock.
+pub fn finish_locked(
+    spool: &Spool,
+    id: &str,
+    only_from: Option<State>,
+    state: State,
+    error: Option<String>,
+) -> Result<Option<Message>> {
     let mut changed = false;
-    let m = update(spool, to, id, |m| {
+    let m = update_locked(spool, id, |m| {
         if only_from.is_some_and(|from| from != m.state) {
             return false;
         }

@@ -243,6 +243,35 @@ pub fn own_pane() -> Option<(PathBuf, String)> {
     Some((socket, pane))
 }
 
+/// Whether this process runs in `pane`: the pane's process is this one or an ancestor. Where
+/// that cannot be checked (no `/proc`), true.
+pub fn pane_runs_us(socket: &Path, pane: &str) -> bool {
+    if !Path::new("/proc/self/stat").exists() {
+        return true;
+    }
+    let Ok(Some(pane_pid)) = Server::at(socket).pane_pid(pane) else {
+        return false;
+    };
+    let mut pid = std::process::id();
+    // A chain deeper than this is not a terminal session's.
+    for _ in 0..64 {
+        if pid == pane_pid {
+            return true;
+        }
+        match parent_of(pid) {
+            Some(parent) if parent > 1 => pid = parent,
+            _ => return false,
+        }
+    }
+    false
+}
+
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // `pid (comm) state ppid ...`; comm may hold spaces and parentheses.
+    stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// The name messages from this process are sent as: the peer of the pane it runs in, else
 /// [`USER`].
 pub fn sender_name(spool: &Spool) -> Result<String> {

@@ -7,7 +7,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use tmux_interface::{CapturePane, DisplayMessage, ListPanes, SendKeys, Tmux, TmuxCommand};
+use tmux_interface::{
+    CapturePane, DisplayMessage, ListPanes, PasteBuffer, SendKeys, Tmux, TmuxCommand,
+};
 
 use crate::error::Error;
 
@@ -101,6 +103,16 @@ impl Server {
         self.run(CapturePane::new().stdout().target_pane(pane))
     }
 
+    /// What `pane` shows now, with the escape sequences of its colours and attributes.
+    pub fn capture_styled(&self, pane: &str) -> Result<String, Error> {
+        self.run(
+            CapturePane::new()
+                .stdout()
+                .escape_sequences()
+                .target_pane(pane),
+        )
+    }
+
     /// Every pane of this server, or an empty list when no server runs there.
     pub fn panes(&self) -> Result<Vec<Pane>, Error> {
         match self.run(ListPanes::new().all().format(PANE_FORMAT)) {
@@ -132,6 +144,66 @@ impl Server {
                 stderr: format!("can't find pane, window or session '{target}'"),
             })?;
         Ok((pane, PathBuf::from(socket)))
+    }
+
+    /// The process id of the program started in `pane`; `None` if the pane is gone.
+    pub fn pane_pid(&self, pane: &str) -> Result<Option<u32>, Error> {
+        let out = self.run(
+            DisplayMessage::new()
+                .print()
+                .target_pane(pane)
+                .message("#{pane_id}\t#{pane_pid}"),
+        );
+        Ok(match out {
+            Ok(out) => out
+                .trim()
+                .split_once('\t')
+                .filter(|(id, _)| *id == pane)
+                .and_then(|(_, pid)| pid.parse().ok()),
+            Err(Error::Tmux { stderr, .. }) if no_server(&stderr) || stderr.contains("can't find") => None,
+            Err(e) => return Err(e),
+        })
+    }
+
+    /// Pastes `text` into `pane` as one bracketed paste (`paste-buffer -p`), through a buffer
+    /// of its own that is deleted after. Line breaks arrive as CR inside the paste, which the
+    /// agent takes as newlines, not as Enter; `text` must hold no other control characters
+    /// (an ESC could end the paste early).
+    pub fn paste(&self, pane: &str, text: &str) -> Result<(), Error> {
+        let buffer = format!("repowire-{}", std::process::id());
+        // load-buffer from stdin: a command line is limited to a few KB by tmux's protocol.
+        let mut cmd = std::process::Command::new("tmux");
+        cmd.arg("-u");
+        if let Some(s) = &self.socket {
+            cmd.arg("-S").arg(s);
+        }
+        cmd.args(["load-buffer", "-b", &buffer, "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let failed = |stderr: String| Error::Tmux {
+            command: "load-buffer".into(),
+            stderr,
+        };
+        let mut child = cmd.spawn().map_err(|e| failed(e.to_string()))?;
+        if let Some(mut stdin) = child.stdin.take() {
+            use std::io::Write;
+            stdin
+                .write_all(text.as_bytes())
+                .map_err(|e| failed(e.to_string()))?;
+        }
+        let out = child.wait_with_output().map_err(|e| failed(e.to_string()))?;
+        if !out.status.success() {
+            return Err(failed(String::from_utf8_lossy(&out.stderr).trim().to_string()));
+        }
+        self.run(
+            PasteBuffer::new()
+                .bracket_codes()
+                .delete()
+                .buffer_name(&buffer)
+                .target_pane(pane),
+        )
+        .map(drop)
     }
 
     /// One pane by id; `None` if it (or the server) is gone.

@@ -1,4 +1,5 @@
-//! Reading the answer of a turn from a Claude Code transcript, from its end.
+//! Reading the answer of a turn from a Claude Code transcript, from its end (and whether a
+//! Gemini CLI turn was cancelled).
 //!
 //! Used only when a Stop payload lacks `last_assistant_message`. A transcript is JSON lines;
 //! an assistant message is written one content block per line, all with the same
@@ -52,6 +53,28 @@ pub fn last_assistant_text(path: &Path) -> Option<String> {
     }
     parts.reverse();
     Some(parts.join("\n\n"))
+}
+
+/// Whether the last turn in a Gemini CLI chat file (JSON lines) was cancelled: its last
+/// message entry is the `info` "Request cancelled." that Esc leaves, written before the
+/// AfterAgent hook runs (checked with Gemini CLI 0.61.0).
+pub fn gemini_turn_cancelled(path: &Path) -> bool {
+    let Some(mut lines) = File::open(path).ok().and_then(LinesBackwards::new) else {
+        return false;
+    };
+    while let Some(line) = lines.next_line() {
+        let Ok(v) = serde_json::from_slice::<Value>(&line) else {
+            continue;
+        };
+        match v.get("type").and_then(Value::as_str) {
+            Some("info") => {
+                return v.get("content").and_then(Value::as_str) == Some("Request cancelled.");
+            }
+            Some(_) => return false,
+            None => {} // bookkeeping (`$set`)
+        }
+    }
+    false
 }
 
 fn text_blocks(content: Option<&Value>) -> Vec<String> {

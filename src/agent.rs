@@ -1,0 +1,311 @@
+//! The agents repowire can talk to, and everything that differs between them: the names of
+//! their hook payloads' fields, how text is typed into their terminal UI, and how their prompt
+//! box looks on screen. The rest of repowire (one peer model, one delivery, one spool) is the
+//! same for all of them.
+//!
+//! Measured with Claude Code 2.1.330, Codex CLI 0.169.0 and Gemini CLI 0.61.0.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Agent {
+    /// Claude Code
+    #[default]
+    Claude,
+    /// OpenAI's Codex CLI
+    Codex,
+    /// Google's Gemini CLI
+    Gemini,
+}
+
+/// How text reaches an agent's prompt box.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Typing {
+    /// `send-keys -l` in pieces of at most this many bytes, a pause between them: Claude Code
+    /// turns one read of 800 bytes or more into a "[Pasted text]" placeholder.
+    Keys { chunk: usize, gap: Duration },
+    /// One bracketed paste (`paste-buffer -p`): Codex and Gemini take a fast run of keys
+    /// followed by Enter as a paste and make the Enter a newline, but know a bracketed paste
+    /// for what it is.
+    Paste,
+}
+
+impl Agent {
+    pub const ALL: [Agent; 3] = [Agent::Claude, Agent::Codex, Agent::Gemini];
+
+    /// The name in peer records, `--agent` and listings.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Agent::Claude => "claude",
+            Agent::Codex => "codex",
+            Agent::Gemini => "gemini",
+        }
+    }
+
+    /// The agent a peer record names (records from before other agents existed say `claude`).
+    pub fn of_peer(agent: &str) -> Agent {
+        Agent::ALL
+            .into_iter()
+            .find(|a| a.as_str() == agent)
+            .unwrap_or_default()
+    }
+
+    /// The people-facing name.
+    pub fn title(self) -> &'static str {
+        match self {
+            Agent::Claude => "Claude Code",
+            Agent::Codex => "Codex",
+            Agent::Gemini => "Gemini CLI",
+        }
+    }
+
+    pub fn typing(self) -> Typing {
+        match self {
+            Agent::Claude => Typing::Keys {
+                chunk: 200,
+                gap: Duration::from_millis(30),
+            },
+            Agent::Codex | Agent::Gemini => Typing::Paste,
+        }
+    }
+
+    /// The id of the turn a prompt or stop payload belongs to: Claude Code's `prompt_id`,
+    /// Codex's `turn_id`; Gemini gives none.
+    pub fn turn_id(self, payload: &Value) -> Option<&str> {
+        let key = match self {
+            Agent::Claude => "prompt_id",
+            Agent::Codex => "turn_id",
+            Agent::Gemini => return None,
+        };
+        payload.get(key).and_then(Value::as_str)
+    }
+
+    /// The turn's reply in a stop payload (Stop, resp. Gemini's AfterAgent), if it has one.
+    pub fn reply(self, payload: &Value) -> Option<&str> {
+        let key = match self {
+            Agent::Claude | Agent::Codex => "last_assistant_message",
+            Agent::Gemini => "prompt_response",
+        };
+        let text = payload.get(key).and_then(Value::as_str)?;
+        // What Gemini CLI sends when the turn produced no text, also when it was cancelled.
+        (!(self == Agent::Gemini && text == "[no response text]")).then_some(text)
+    }
+
+    /// The text in the agent's prompt box, if its screen shows one; `None` when none is on
+    /// screen (a dialog is open). `screen` is `capture-pane -e` output: Codex draws its
+    /// placeholder, which changes, only set apart by being dim.
+    pub fn prompt_box(self, screen: &str) -> Option<String> {
+        match self {
+            Agent::Claude => claude_box(&strip_escapes(screen)),
+            Agent::Codex => codex_box(screen),
+            Agent::Gemini => gemini_box(&strip_escapes(screen)),
+        }
+    }
+}
+
+/// The screen's lines, without trailing empty ones.
+fn lines(screen: &str) -> Vec<&str> {
+    screen.trim_end_matches('\n').split('\n').collect()
+}
+
+fn is_rule(line: &str) -> bool {
+    line.trim_start().starts_with(&"─".repeat(10))
+}
+
+/// Claude Code (and the stand-in agent): a line starting with `❯` between the last two
+/// horizontal rules.
+fn claude_box(screen: &str) -> Option<String> {
+    let lines = lines(screen);
+    let rules: Vec<usize> = (0..lines.len()).filter(|&i| is_rule(lines[i])).collect();
+    let [.., top, bottom] = rules[..] else {
+        return None;
+    };
+    let body = &lines[top + 1..bottom];
+    let first = body.first()?.strip_prefix('❯')?;
+    let text = join_trimmed(std::iter::once(first).chain(body[1..].iter().copied()));
+    // Claude Code's hint while prompts typed during a turn wait: the box is empty.
+    if text.starts_with("Press up to edit queued messages") {
+        return Some(String::new());
+    }
+    Some(text)
+}
+
+/// Codex: the last line starting with `›`, and the indented lines under it. Empty when what
+/// follows `› ` is dim (the placeholder). A numbered choice (`› 1. Yes`) is a dialog.
+fn codex_box(screen: &str) -> Option<String> {
+    let lines = lines(screen);
+    let at = lines
+        .iter()
+        .rposition(|l| strip_escapes(l).starts_with('›'))?;
+    let raw_first = lines[at];
+    let first = strip_escapes(raw_first);
+    let rest = first['›'.len_utf8()..].trim_start();
+    let numbered = rest.split_once(". ").is_some_and(|(n, _)| {
+        !n.is_empty() && n.len() <= 2 && n.bytes().all(|b| b.is_ascii_digit())
+    });
+    if numbered {
+        return None;
+    }
+    let after_mark = &raw_first[raw_first.find('›')? + '›'.len_utf8()..];
+    if placeholder_dim(after_mark) {
+        return Some(String::new());
+    }
+    let body = lines[at + 1..]
+        .iter()
+        .map(|l| strip_escapes(l))
+        .take_while(|l| l.starts_with("  ") && !l.trim().is_empty())
+        .collect::<Vec<_>>();
+    Some(join_trimmed(
+        std::iter::once(rest).chain(body.iter().map(String::as_str)),
+    ))
+}
+
+/// Whether the first styled text after the `›` is dim (SGR 2).
+fn placeholder_dim(after_mark: &str) -> bool {
+    let mut rest = after_mark.trim_start_matches(' ');
+    while let Some(seq) = rest.strip_prefix("\x1b[") {
+        let end = seq.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(seq.len());
+        if seq[end..].starts_with('m') && seq[..end].split(';').any(|p| p == "2") {
+            return true;
+        }
+        rest = seq.get(end + 1..).unwrap_or("").trim_start_matches(' ');
+    }
+    false
+}
+
+/// Gemini CLI: after the last horizontal rule, the line starting with `>` and the indented
+/// lines under it; its placeholder means empty.
+fn gemini_box(screen: &str) -> Option<String> {
+    let lines = lines(screen);
+    let rule = lines.iter().rposition(|l| is_rule(l))?;
+    let at = rule
+        + 1
+        + lines[rule + 1..]
+            .iter()
+            .position(|l| l.trim_start().starts_with('>'))?;
+    let first = lines[at].trim_start()[1..].trim();
+    if first == "Type your message or @path/to/file" {
+        return Some(String::new());
+    }
+    let body = lines[at + 1..]
+        .iter()
+        .take_while(|l| l.starts_with("   ") && !l.trim().is_empty())
+        .copied();
+    Some(join_trimmed(std::iter::once(first).chain(body)))
+}
+
+fn join_trimmed<'a>(lines: impl Iterator<Item = &'a str>) -> String {
+    lines
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join("\n")
+        .trim()
+        .to_string()
+}
+
+/// `text` without CSI escape sequences (what `capture-pane -e` adds for colours).
+pub fn strip_escapes(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c != '\x1b' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('[') => {
+                for c in chars.by_ref() {
+                    if ('@'..='~').contains(&c) {
+                        break;
+                    }
+                }
+            }
+            Some(']') => {
+                // OSC: up to BEL or ST.
+                let mut prev = ' ';
+                for c in chars.by_ref() {
+                    if c == '\x07' || (prev == '\x1b' && c == '\\') {
+                        break;
+                    }
+                    prev = c;
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RULE: &str = "────────────────────────────────────────";
+
+    #[test]
+    fn reads_claude_codes_prompt_box() {
+        let screen = format!(
+            "● ECHO: hi\n\n{RULE}\n❯ half a draft\n  second line\n{RULE}\n  ? for shortcuts\n"
+        );
+        let c = Agent::Claude;
+        assert_eq!(
+            c.prompt_box(&screen).as_deref(),
+            Some("half a draft\nsecond line")
+        );
+        let empty = format!("{RULE}\n❯ \n{RULE}\n");
+        assert_eq!(c.prompt_box(&empty).as_deref(), Some(""));
+        let queued = format!("{RULE}\n❯ Press up to edit queued messages\n{RULE}\n");
+        assert_eq!(c.prompt_box(&queued).as_deref(), Some(""));
+        let dialog = format!("{RULE}\n Do you want to proceed?\n ❯ 1. Yes\n   2. No\n{RULE}\n");
+        assert_eq!(c.prompt_box(&dialog), None);
+        assert_eq!(c.prompt_box("$ ls\nfile\n"), None);
+    }
+
+    // Screens as `capture-pane -e -p` shows them (Codex 0.169.0, Gemini CLI 0.61.0).
+    #[test]
+    fn reads_codexs_prompt_box() {
+        let c = Agent::Codex;
+        let empty = "› hi\n\n• ECHO: hi\n\n\x1b[1m›\x1b[0m\x1b[39m\x1b[49m \x1b[2mAsk Codex to do anything\n\x1b[0m\x1b[39m\x1b[49m\n  \x1b[38;5;223mfake-model default\x1b[39m · /w\n";
+        assert_eq!(c.prompt_box(empty).as_deref(), Some(""));
+        let typed = "\x1b[1m›\x1b[0m\x1b[39m\x1b[49m hello there\n  second line\n\n  \x1b[38;5;223mfake-model default\x1b[39m · /w\n";
+        assert_eq!(
+            c.prompt_box(typed).as_deref(),
+            Some("hello there\nsecond line")
+        );
+        let dialog = "  Hooks need review\n› 1. Review hooks\n  2. Trust all and continue\n";
+        assert_eq!(c.prompt_box(dialog), None);
+        assert_eq!(c.prompt_box("$ ls\n"), None);
+    }
+
+    #[test]
+    fn reads_geminis_prompt_box() {
+        let g = Agent::Gemini;
+        let head = format!(" > SLEEP 4\n   hello there\n\n✦ ECHO: hi\n{RULE}\n Shift+Tab to accept edits\n\n");
+        let foot = "\n workspace (/directory)     sandbox\n /w   no sandbox\n";
+        let empty = format!(
+            "{head} \x1b[38;5;183m> \x1b[7m\x1b[39m \x1b[0m\x1b[38;5;248m\x1b[48;5;240m Type your message or @path/to/file\x1b[39m\n{foot}"
+        );
+        assert_eq!(g.prompt_box(&empty).as_deref(), Some(""));
+        let typed = format!(" {head} > hello there\n   second line\n{foot}");
+        assert_eq!(
+            g.prompt_box(&typed).as_deref(),
+            Some("hello there\nsecond line")
+        );
+        assert_eq!(g.prompt_box("$ ls\n"), None);
+    }
+
+    #[test]
+    fn payload_fields_per_agent() {
+        let p = serde_json::json!({"prompt_id": "p", "turn_id": "t",
+            "last_assistant_message": "a", "prompt_response": "[no response text]"});
+        assert_eq!(Agent::Claude.turn_id(&p), Some("p"));
+        assert_eq!(Agent::Codex.turn_id(&p), Some("t"));
+        assert_eq!(Agent::Gemini.turn_id(&p), None);
+        assert_eq!(Agent::Codex.reply(&p), Some("a"));
+        assert_eq!(Agent::Gemini.reply(&p), None);
+        assert_eq!(Agent::of_peer("gemini"), Agent::Gemini);
+        assert_eq!(Agent::of_peer("something"), Agent::Claude);
+    }
+}
