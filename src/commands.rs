@@ -171,7 +171,7 @@ fn list(spool: &Spool, json: bool) -> Result<()> {
     if rows.is_empty() {
         writeln!(
             out,
-            "no peers yet: start Claude Code in a tmux pane (with the repowire hooks installed), or use `repowire peer register`"
+            "no peers yet: start Claude Code, Codex or Gemini CLI in a tmux pane (after `repowire setup`), or use `repowire peer register`"
         )?;
         return Ok(());
     }
@@ -179,15 +179,16 @@ fn list(spool: &Spool, json: bool) -> Result<()> {
     let w = rows.iter().map(|r| r.name.len()).max().unwrap_or(4).max(4);
     writeln!(
         out,
-        "{:w$}  {:7}  {:5}  {:13}  PATH",
-        "NAME", "STATUS", "PANE", "LAST ACTIVITY"
+        "{:w$}  {:7}  {:6}  {:5}  {:13}  PATH",
+        "NAME", "STATUS", "AGENT", "PANE", "LAST ACTIVITY"
     )?;
     for r in &rows {
         writeln!(
             out,
-            "{:w$}  {:7}  {:5}  {:13}  {}",
+            "{:w$}  {:7}  {:6}  {:5}  {:13}  {}",
             r.name,
             r.status.as_str(),
+            r.agent,
             r.pane,
             time::ago(r.last_activity_ms, now),
             r.path.display()

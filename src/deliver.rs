@@ -25,6 +25,13 @@ use crate::wait;
 /// Pause before Enter, so Enter arrives as its own read and submits instead of becoming a
 /// newline in a paste. (Codex and Gemini CLI need at least ~0.1 s after a paste.)
 const SETTLE: Duration = Duration::from_millis(300);
+/// How long an agent may take to draw its prompt box before a message is typed anyway.
+const BOX_APPEARS: Duration = Duration::from_secs(10);
+/// How long typed text may take to show in the prompt box.
+const TEXT_SHOWS: Duration = Duration::from_secs(3);
+const BOX_POLL: Duration = Duration::from_millis(100);
+/// How often a paste that did not show is tried (see [`type_text`]).
+const PASTES: usize = 3;
 /// How long to wait for the agent's UserPromptSubmit hook to confirm it took the prompt
 /// before looking at its screen again.
 const CONFIRM: Duration = Duration::from_millis(1500);
@@ -142,7 +149,10 @@ fn deliver_one(spool: &Spool, peer: &Peer, msg: Message) -> Result<bool> {
     let server = Server::at(&peer.tmux_socket);
     // Never type after someone else's text: a person's draft, or a prompt the agent did not
     // take. The draft's own turn ends with a Stop hook, which delivers again.
-    if prompt_box(&server, peer).is_some_and(|t| !t.is_empty()) {
+    let agent = Agent::of_peer(&peer.agent);
+    // An agent still starting (or showing a dialog) draws no prompt box yet: give it a moment.
+    let box_now = wait_box(&server, &peer.pane, agent, BOX_APPEARS, Option::is_some);
+    if box_now.is_some_and(|t| !t.is_empty()) {
         return Ok(false);
     }
     // Marked delivered before typing, so the prompt hook, which may run before we return, can
@@ -163,7 +173,6 @@ fn deliver_one(spool: &Spool, peer: &Peer, msg: Message) -> Result<bool> {
     }
     history::append(spool, history::Event::Delivered, &msg, None);
 
-    let agent = Agent::of_peer(&peer.agent);
     if let Err(e) = type_text(&server, &peer.pane, agent, &message::prompt_text(&msg)) {
         fail(
             spool,
@@ -224,7 +233,29 @@ fn fail(spool: &Spool, peer: &Peer, msg: &Message, why: String) -> Result<()> {
 
 /// The text in the peer's prompt box, if its screen shows one (see [`Agent::prompt_box`]).
 fn prompt_box(server: &Server, peer: &Peer) -> Option<String> {
-    Agent::of_peer(&peer.agent).prompt_box(&server.capture_styled(&peer.pane).ok()?)
+    box_of(server, &peer.pane, Agent::of_peer(&peer.agent))
+}
+
+fn box_of(server: &Server, pane: &str, agent: Agent) -> Option<String> {
+    agent.prompt_box(&server.capture_styled(pane).ok()?)
+}
+
+/// Polls the prompt box until `done` holds or `limit` passed; returns what it saw last.
+fn wait_box(
+    server: &Server,
+    pane: &str,
+    agent: Agent,
+    limit: Duration,
+    done: impl Fn(&Option<String>) -> bool,
+) -> Option<String> {
+    let end = Instant::now() + limit;
+    loop {
+        let seen = box_of(server, pane, agent);
+        if done(&seen) || Instant::now() >= end {
+            return seen;
+        }
+        std::thread::sleep(BOX_POLL);
+    }
 }
 
 /// Whether the agent took message `id` as a prompt: its turn (or a queued turn) carries it, or
@@ -263,8 +294,24 @@ fn type_text(
                 }
             }
         }
-        Typing::Paste => server.paste(pane, text)?,
+        Typing::Paste => {
+            // A paste the agent was not ready to read can vanish. Enter was not pressed yet, so
+            // a box seen empty never took the text: paste again.
+            for _ in 0..PASTES {
+                server.paste(pane, text)?;
+                let seen = wait_box(server, pane, agent, TEXT_SHOWS, |b| {
+                    b.as_ref().is_none_or(|t| !t.is_empty())
+                });
+                if seen.is_none_or(|t| !t.is_empty()) {
+                    break;
+                }
+            }
+        }
     }
+    // Enter only once the text is on screen (read by the agent), and as a read of its own.
+    wait_box(server, pane, agent, TEXT_SHOWS, |b| {
+        b.as_ref().is_some_and(|t| !t.is_empty())
+    });
     std::thread::sleep(SETTLE);
     Ok(())
 }

@@ -162,7 +162,7 @@ struct RegisterArgs {
 #[tool_router]
 impl Server {
     #[tool(
-        description = "List the other agent sessions (peers) you can ask: name, status (online/busy/offline), repository path. Marks you."
+        description = "List the other agent sessions (peers) you can ask: name, status (online/busy/offline), agent, repository path. Marks you."
     )]
     async fn list_peers(&self) -> Result<String, String> {
         self.blocking(|spool| {
@@ -173,7 +173,13 @@ impl Server {
             for p in &peers {
                 let status = peer::status_of(p, &panes).0.as_str();
                 let you = if p.name == me { " (you)" } else { "" };
-                writeln!(out, "{}: {status}, {}{you}", p.name, p.path.display())?;
+                writeln!(
+                    out,
+                    "{}: {status}, {}, {}{you}",
+                    p.name,
+                    p.agent,
+                    p.path.display()
+                )?;
             }
             if peers.is_empty() {
                 out.push_str("no peers yet\n");

@@ -103,6 +103,14 @@ pub(crate) fn need_claude() -> Option<PathBuf> {
     None
 }
 
+/// Held while sessions of a real CLI run: tests start theirs one group at a time. With four
+/// Claude Code TUIs starting at once on a busy 2-core machine, a first delivery was not
+/// confirmed within repowire's Enter retries.
+pub(crate) fn one_at_a_time() -> MutexGuard<'static, ()> {
+    static ONE: Mutex<()> = Mutex::new(());
+    ONE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// A word for `sh`: quoted unless it is plainly safe.
 fn sh_quote(s: &str) -> String {
     if !s.is_empty()
@@ -140,8 +148,7 @@ impl Claude {
     /// Starts the sessions (with `extra_settings` merged into their settings and `extra_args`
     /// for `cc_harness.py up`) and waits until both are online peers.
     pub(crate) fn start(claude: &Path, extra_settings: Value, extra_args: &[&str]) -> Claude {
-        static ONE: Mutex<()> = Mutex::new(());
-        let guard = ONE.lock().unwrap_or_else(|e| e.into_inner());
+        let guard = one_at_a_time();
         let dir = tempfile::Builder::new().prefix("rwcc").tempdir().unwrap();
         let root = dir.path().to_path_buf();
         let mut cc = Claude {

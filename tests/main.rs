@@ -4,6 +4,7 @@
 #[macro_use]
 mod util;
 
+mod agents;
 mod claude;
 mod cli;
 mod demo;

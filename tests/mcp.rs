@@ -354,7 +354,7 @@ fn mcp_lists_peers_marking_the_caller_and_asks_with_progress() {
     assert_eq!(
         list,
         format!(
-            "alpha: online, {} (you)\nbeta: online, {}\n",
+            "alpha: online, claude, {} (you)\nbeta: online, claude, {}\n",
             path(&a.work),
             path(&b.work)
         )
@@ -830,7 +830,7 @@ fn mcp_python_sdk_client_lists_and_calls_the_tools() {
         v["list_peers"]["text"]
             .as_str()
             .unwrap()
-            .starts_with("beta: online, "),
+            .starts_with("beta: online, claude, "),
         "{v}"
     );
     assert_eq!(v["ask_peer"]["is_error"], false, "{v}");

@@ -695,8 +695,8 @@ fn claude_code_needs_nothing_but_repowire_setup() {
     };
     assert!(
         listed.starts_with("TOOL_RESULT: ")
-            && listed.contains(&format!("alpha: busy, {} (you)", work("alpha")))
-            && listed.contains(&format!("beta: online, {}", work("beta"))),
+            && listed.contains(&format!("alpha: busy, claude, {} (you)", work("alpha")))
+            && listed.contains(&format!("beta: online, claude, {}", work("beta"))),
         "{listed}"
     );
 
