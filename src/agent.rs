@@ -175,17 +175,23 @@ fn placeholder_dim(after_mark: &str) -> bool {
     false
 }
 
-/// Gemini CLI: after the last horizontal rule, the line starting with `>` and the indented
-/// lines under it; its placeholder means empty.
+/// Gemini CLI: after the last horizontal rule, the line starting with `>` (`*` in YOLO mode)
+/// and the indented lines under it; its placeholder means empty. Shell mode (`!`) is no box
+/// to type a message into.
 fn gemini_box(screen: &str) -> Option<String> {
     let lines = lines(screen);
     let rule = lines.iter().rposition(|l| is_rule(l))?;
     let at = rule
         + 1
-        + lines[rule + 1..]
-            .iter()
-            .position(|l| l.trim_start().starts_with('>'))?;
-    let first = lines[at].trim_start()[1..].trim();
+        + lines[rule + 1..].iter().position(|l| {
+            let l = l.trim_start();
+            ["> ", "* ", "! "].iter().any(|m| l.starts_with(m)) || l == ">" || l == "*"
+        })?;
+    let line = lines[at].trim_start();
+    if line.starts_with('!') {
+        return None;
+    }
+    let first = line[1..].trim();
     if first == "Type your message or @path/to/file" {
         return Some(String::new());
     }
@@ -294,6 +300,10 @@ mod tests {
             Some("hello there\nsecond line")
         );
         assert_eq!(g.prompt_box("$ ls\n"), None);
+        let yolo = format!("{RULE}\n YOLO Ctrl+Y\n *   Type your message or @path/to/file\n{foot}");
+        assert_eq!(g.prompt_box(&yolo).as_deref(), Some(""));
+        let shell = format!("{RULE}\n shell mode enabled\n ! ls{foot}");
+        assert_eq!(g.prompt_box(&shell), None);
     }
 
     #[test]
