@@ -31,22 +31,28 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Set up Claude Code for repowire: the spool, the hooks, the MCP server
+    /// Set up the agents for repowire: the spool, their hooks, the MCP server
     ///
-    /// Creates the spool, adds the four hooks (running this binary by its absolute path) to
-    /// ~/.claude/settings.json next to your own, and registers the MCP server at user scope in
-    /// ~/.claude.json, as `claude mcp add -s user` would; with CLAUDE_CONFIG_DIR set, both
-    /// files are in that directory, as for Claude Code. Your own entries and the order of
-    /// every key stay. Running it again changes nothing; hooks of another repowire binary
-    /// are pointed at this one. The first change to a file keeps the original as
-    /// FILE.repowire-backup. A file that is not valid JSON is refused, naming the line, and
-    /// then nothing is changed.
+    /// Creates the spool and configures each agent (--agent claude|codex|gemini; default
+    /// every one found), running this binary by its absolute path. Claude Code: the four
+    /// hooks in ~/.claude/settings.json and the MCP server at user scope in ~/.claude.json, as
+    /// `claude mcp add -s user` would (with CLAUDE_CONFIG_DIR set, both in that directory).
+    /// Codex ($CODEX_HOME, else ~/.codex): five hooks in hooks.json; in config.toml the MCP
+    /// server, forwarding TMUX, TMUX_PANE and REPOWIRE_HOME, and
+    /// features.daemon_auto_start = false. Codex then asks you to review the new hooks: trust
+    /// them there; repowire never does it for you. Gemini CLI: the four hooks and the MCP
+    /// server in ~/.gemini/settings.json. Your own entries, the order of every key and TOML
+    /// comments stay. Running it again changes nothing; hooks of another repowire binary are
+    /// pointed at this one. The first change to a file keeps the original as
+    /// FILE.repowire-backup. A file that is not valid JSON or TOML is refused, naming the
+    /// line, and then nothing is changed.
     Setup(SetupArgs),
 
     /// Remove everything setup added, leaving your own settings as they were
     ///
-    /// Removes repowire's hooks, its MCP server and its tool permission. A file that is then
-    /// as it was before setup first changed it gets its original bytes back (from
+    /// Removes repowire's hooks, its MCP server, its tool permission and the Codex setting it
+    /// added, from the files of Claude Code, Codex and Gemini CLI. A file that is then as it
+    /// was before setup first changed it gets its original bytes back (from
     /// FILE.repowire-backup, which goes). The spool stays unless --purge.
     Uninstall {
         /// Show what would change, change nothing
@@ -233,11 +239,15 @@ pub enum PeerCommand {
 
 #[derive(Debug, Args)]
 pub struct SetupArgs {
+    /// Set up this agent (repeat for several); default: every one found (on PATH, or its
+    /// configuration directory exists)
+    #[arg(long, value_enum, value_name = "AGENT")]
+    pub agent: Vec<Agent>,
     /// Show what would change, change nothing
     #[arg(long)]
     pub dry_run: bool,
-    /// Also let Claude Code run the repowire MCP tools without a permission prompt (adds
-    /// mcp__repowire to permissions.allow)
+    /// Also let the agents run the repowire MCP tools without a permission prompt (Claude
+    /// Code: mcp__repowire in permissions.allow; Gemini CLI: the server is trusted)
     #[arg(long)]
     pub allow_tools: bool,
 }

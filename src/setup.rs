@@ -1,12 +1,19 @@
-//! `repowire setup`, `uninstall` and `hooks`: wiring repowire into Claude Code's own files.
+//! `repowire setup`, `uninstall` and `hooks`: wiring repowire into the agents' own files.
 //!
-//! Two files change: `settings.json` (the four hooks, and with `--allow-tools` the permission
+//! Claude Code: `settings.json` (the four hooks, and with `--allow-tools` the permission
 //! `mcp__repowire`) and `.claude.json` (the user-scope MCP server `repowire`), both in
 //! `~/.claude` resp. `~`, or both in `$CLAUDE_CONFIG_DIR` when that is set, as Claude Code
-//! does. Promises:
+//! does. Codex (in `$CODEX_HOME`, else `~/.codex`): `hooks.json` (five hooks) and
+//! `config.toml` (the MCP server, forwarding `TMUX`, `TMUX_PANE` and `REPOWIRE_HOME`, and
+//! `features.daemon_auto_start = false`: a shared Codex daemon would run every session's
+//! hooks and MCP servers with the environment, so the tmux pane, of whichever session started
+//! it). Codex's hook trust is left to the user: Codex asks to review new hooks. Gemini CLI:
+//! `~/.gemini/settings.json` (four hooks, the MCP server; with `--allow-tools` it is trusted).
+//! Promises:
 //! - only repowire's entries change; everything else, and the order of every key, stays;
-//! - every file is read and checked before any is written: a file that is not valid JSON is
-//!   refused, naming the line, and then nothing at all changes;
+//! - every file is read and checked before any is written: a file that is not valid JSON (or
+//!   TOML) is refused, naming the line, and then nothing at all changes;
+//! - TOML keeps its formatting and comments (toml_edit);
 //! - a file is replaced atomically (a temporary file in its directory, fsynced, renamed), and
 //!   only if it still holds what was read: Claude Code rewrites `.claude.json` while it runs,
 //!   so a file that changed meanwhile is read and changed again;
@@ -23,6 +30,9 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::ValueEnum;
 use serde_json::{Map, Value, json};
 
+use toml_edit::DocumentMut;
+
+use crate::agent::Agent;
 use crate::cli::{HooksCommand, SetupArgs};
 use crate::hook::Event;
 use crate::spool::{self, Spool};
@@ -37,6 +47,36 @@ const HOOKS: [(&str, Event); 4] = [
     ("Stop", Event::Stop),
     ("SessionEnd", Event::SessionEnd),
 ];
+/// Codex's (`hooks.json`).
+const CODEX_HOOKS: [(&str, Event); 5] = [
+    ("SessionStart", Event::SessionStart),
+    ("UserPromptSubmit", Event::Prompt),
+    ("Stop", Event::Stop),
+    ("Interrupt", Event::Interrupt),
+    ("SessionEnd", Event::SessionEnd),
+];
+/// Gemini CLI's (`settings.json`).
+const GEMINI_HOOKS: [(&str, Event); 4] = [
+    ("SessionStart", Event::SessionStart),
+    ("BeforeAgent", Event::Prompt),
+    ("AfterAgent", Event::Stop),
+    ("SessionEnd", Event::SessionEnd),
+];
+
+fn hooks_of(agent: Agent) -> &'static [(&'static str, Event)] {
+    match agent {
+        Agent::Claude => &HOOKS,
+        Agent::Codex => &CODEX_HOOKS,
+        Agent::Gemini => &GEMINI_HOOKS,
+    }
+}
+
+/// The environment Codex must pass to the MCP server (it passes a filtered one): the pane it
+/// runs in, and the spool.
+const CODEX_MCP_ENV: [&str; 3] = ["TMUX", "TMUX_PANE", "REPOWIRE_HOME"];
+/// How long Codex lets an MCP tool call run (its default is a minute; ask_peer waits up to
+/// `mcp_ask_timeout`, 300 s unless configured).
+const CODEX_TOOL_TIMEOUT: i64 = 600;
 /// The MCP server's name in `.claude.json`; its tools are `mcp__repowire__*`.
 const MCP_NAME: &str = "repowire";
 /// The permission rule that allows every tool of the MCP server.
@@ -46,18 +86,51 @@ const BACKUP_SUFFIX: &str = ".repowire-backup";
 const ATTEMPTS: usize = 5;
 
 pub fn setup(home: &Path, args: &SetupArgs) -> Result<()> {
-    let files = ClaudeFiles::locate()?;
-    let ours = Ours::current()?;
-    let edits = [
-        Edit::new(&files.settings, |m, _| {
-            let mut changes = install_hooks(m, &ours)?;
-            if args.allow_tools {
-                changes.extend(allow_tools(m)?);
+    let agents = if args.agent.is_empty() {
+        let found: Vec<Agent> = Agent::ALL.into_iter().filter(|a| installed(*a)).collect();
+        if found.is_empty() {
+            bail!(
+                "found none of claude, codex and gemini on PATH (nor ~/.claude, ~/.codex, ~/.gemini); install one, or name it with --agent"
+            );
+        }
+        found
+    } else {
+        args.agent.clone()
+    };
+    let ours = &Ours::current()?;
+    let trust = args.allow_tools;
+    let mut edits = Vec::new();
+    for agent in &agents {
+        match agent {
+            Agent::Claude => {
+                let files = ClaudeFiles::locate()?;
+                edits.push(Edit::new(files.settings, move |m, _| {
+                    let mut changes = install_hooks(m, ours, Agent::Claude)?;
+                    if trust {
+                        changes.extend(allow_tools(m)?);
+                    }
+                    Ok(changes)
+                }));
+                edits.push(Edit::new(files.state, |m, _| register_mcp(m, ours)));
             }
-            Ok(changes)
-        }),
-        Edit::new(&files.state, |m, _| register_mcp(m, &ours)),
-    ];
+            Agent::Codex => {
+                let dir = codex_dir()?;
+                edits.push(Edit::new(dir.join("hooks.json"), |m, _| {
+                    install_hooks(m, ours, Agent::Codex)
+                }));
+                edits.push(Edit::toml(dir.join("config.toml"), |d, _| {
+                    codex_install(d, ours)
+                }));
+            }
+            Agent::Gemini => {
+                edits.push(Edit::new(gemini_settings()?, move |m, _| {
+                    let mut changes = install_hooks(m, ours, Agent::Gemini)?;
+                    changes.extend(gemini_register_mcp(m, ours, trust)?);
+                    Ok(changes)
+                }));
+            }
+        }
+    }
     let plans = plan_all(&edits)?;
     let spool_new = !home.exists();
     if !args.dry_run {
@@ -69,6 +142,11 @@ pub fn setup(home: &Path, args: &SetupArgs) -> Result<()> {
         (true, true) => "would be created",
     };
     println!("spool {} ({verb})", home.display());
+    let codex_hooks_changed = agents.contains(&Agent::Codex)
+        && edits
+            .iter()
+            .zip(&plans)
+            .any(|(e, p)| e.path.ends_with("hooks.json") && !p.changes.is_empty());
     let changed = commit_all(&edits, plans, args.dry_run)?;
     if args.dry_run {
         println!("Dry run: nothing was written.");
@@ -77,30 +155,80 @@ pub fn setup(home: &Path, args: &SetupArgs) -> Result<()> {
     if !changed && !spool_new {
         println!("Everything was already set up; nothing changed.");
     }
+    let names: Vec<&str> = agents.iter().map(|a| a.title()).collect();
     if spool::default_home().as_deref() != Some(home) {
         println!(
-            "Note: this spool is not the default (~/.repowire); start Claude Code with REPOWIRE_HOME={} too, or its hooks use the default.",
+            "Note: this spool is not the default (~/.repowire); start {} with REPOWIRE_HOME={} too, or their hooks use the default.",
+            names.join(", "),
             home.display()
         );
     }
+    if codex_hooks_changed {
+        println!(
+            "Codex: the next time it starts it shows \"Hooks need review\" for repowire's hooks; choose \"Trust all and continue\" (or review them with /hooks). repowire does not approve them for you, and without that they do not run."
+        );
+    }
     println!(
-        "Next: start Claude Code in a tmux pane per repository (e.g. `tmux new-session -s backend -c ~/src/backend claude`); each registers itself as a peer. Check everything with `repowire status`."
+        "Next: start {} in a tmux pane per repository (e.g. `tmux new-session -s backend -c ~/src/backend codex`); each registers itself as a peer. Check everything with `repowire status`.",
+        names.join(" or ")
     );
     if changed {
-        println!("Claude Code sessions already running see the MCP server after a restart.");
+        println!("Sessions already running see the MCP server after a restart.");
     }
     Ok(())
 }
 
+/// Whether `agent` looks installed: its command is on PATH, or its configuration directory
+/// exists.
+fn installed(agent: Agent) -> bool {
+    let on_path = std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|d| d.join(agent.as_str()).is_file())
+    });
+    let dir = match agent {
+        Agent::Claude => ClaudeFiles::locate().ok().and_then(|f| f.settings.parent().map(Path::to_path_buf)),
+        Agent::Codex => codex_dir().ok(),
+        Agent::Gemini => gemini_settings().ok().and_then(|f| f.parent().map(Path::to_path_buf)),
+    };
+    on_path || dir.is_some_and(|d| d.is_dir())
+}
+
+fn home_dir() -> Result<PathBuf> {
+    std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from)
+        .ok_or_else(|| anyhow!("HOME is not set, so the agents' files cannot be found"))
+}
+
+/// Codex's directory: `$CODEX_HOME`, else `~/.codex`.
+fn codex_dir() -> Result<PathBuf> {
+    match std::env::var_os("CODEX_HOME").filter(|d| !d.is_empty()) {
+        Some(d) => Ok(std::path::absolute(d)?),
+        None => Ok(home_dir()?.join(".codex")),
+    }
+}
+
+/// Gemini CLI's user settings.
+fn gemini_settings() -> Result<PathBuf> {
+    Ok(home_dir()?.join(".gemini").join("settings.json"))
+}
+
 pub fn uninstall(home: &Path, dry_run: bool, purge: bool) -> Result<()> {
     let files = ClaudeFiles::locate()?;
+    let codex = codex_dir()?;
     let edits = [
-        Edit::new(&files.settings, |m, before| {
+        Edit::new(files.settings, |m, before| {
             let mut changes = remove_hooks(m, before);
             changes.extend(disallow_tools(m, before));
             Ok(changes)
         }),
-        Edit::new(&files.state, unregister_mcp),
+        Edit::new(files.state, unregister_mcp),
+        Edit::new(codex.join("hooks.json"), |m, before| Ok(remove_hooks(m, before))),
+        Edit::toml(codex.join("config.toml"), codex_uninstall),
+        Edit::new(gemini_settings()?, |m, before| {
+            let mut changes = remove_hooks(m, before);
+            changes.extend(unregister_mcp(m, before)?);
+            Ok(changes)
+        }),
     ];
     let plans = plan_all(&edits)?;
     if purge {
@@ -123,7 +251,7 @@ pub fn uninstall(home: &Path, dry_run: bool, purge: bool) -> Result<()> {
     if dry_run {
         println!("Dry run: nothing was written.");
     } else if !changed {
-        println!("Claude Code's files held nothing of repowire's to remove.");
+        println!("The agents' files held nothing of repowire's to remove.");
     }
     Ok(())
 }
@@ -133,11 +261,13 @@ pub fn hooks(cmd: HooksCommand) -> Result<()> {
     let ours = Ours::current()?;
     let (edit, dry_run) = match cmd {
         HooksCommand::Install { dry_run } => (
-            Edit::new(&files.settings, |m, _| install_hooks(m, &ours)),
+            Edit::new(files.settings.clone(), |m, _| {
+                install_hooks(m, &ours, Agent::Claude)
+            }),
             dry_run,
         ),
         HooksCommand::Uninstall { dry_run } => (
-            Edit::new(&files.settings, |m, before| Ok(remove_hooks(m, before))),
+            Edit::new(files.settings.clone(), |m, before| Ok(remove_hooks(m, before))),
             dry_run,
         ),
         HooksCommand::Status => return hooks_status(&files, &ours),
@@ -220,12 +350,16 @@ impl Ours {
         &self.exe
     }
 
-    /// The hook command for `event`: Claude Code runs it with `sh -c`.
-    fn hook_command(&self, event: Event) -> String {
+    /// The hook command for `event` of `agent`: the agents run it with `sh -c`.
+    fn hook_command(&self, event: Event, agent: Agent) -> String {
         let name = event
             .to_possible_value()
             .expect("hook events are not hidden");
-        format!("{} hook {}", sh_quote(&self.exe), name.get_name())
+        let cmd = format!("{} hook {}", sh_quote(&self.exe), name.get_name());
+        match agent {
+            Agent::Claude => cmd,
+            _ => format!("{cmd} --agent {}", agent.as_str()),
+        }
     }
 
     /// What `claude mcp add -s user repowire -- /abs/repowire mcp` writes.
@@ -254,7 +388,7 @@ pub(crate) fn hook_states(settings: &Object, ours: &Ours) -> Vec<(&'static str, 
                 .and_then(|h| h.get(event))
                 .and_then(Value::as_array)
                 .map_or(&[][..], Vec::as_slice);
-            let want = ours.hook_command(ev);
+            let want = ours.hook_command(ev, Agent::Claude);
             let found = our_hooks(groups);
             let state = if found.iter().any(|(_, _, c)| *c == want) {
                 Found::Ours
@@ -354,17 +488,23 @@ fn remove_hook(groups: &mut Vec<Value>, g: usize, h: usize) {
     }
 }
 
-/// Adds the four hooks, or points ours at this binary; a second hook of ours on one event
+/// Adds `agent`'s hooks, or points ours at this binary; a second hook of ours on one event
 /// (it would run twice) is removed.
-fn install_hooks(settings: &mut Object, ours: &Ours) -> Result<Vec<Change>> {
+fn install_hooks(settings: &mut Object, ours: &Ours, agent: Agent) -> Result<Vec<Change>> {
     let hooks = object_at(settings, "hooks", "hooks")?;
     let mut changes = Vec::new();
-    for (event, ev) in HOOKS {
+    for &(event, ev) in hooks_of(agent) {
         let groups = array_at(hooks, event, &format!("hooks.{event}"))?;
-        let want = ours.hook_command(ev);
+        let want = ours.hook_command(ev, agent);
         let found = our_hooks(groups);
         let Some(((g, h, cmd), extra)) = found.split_first() else {
-            groups.push(json!({"hooks": [{"type": "command", "command": want}]}));
+            let mut hook = json!({"type": "command", "command": want});
+            if agent == Agent::Gemini {
+                // Gemini CLI shows it while the hook runs.
+                let name = ev.to_possible_value().expect("not hidden");
+                hook["name"] = json!(format!("repowire-{}", name.get_name()));
+            }
+            groups.push(json!({ "hooks": [hook] }));
             changes.push(Change::new(Verb::Add, format!("hook {event}: {want}")));
             continue;
         };
@@ -512,6 +652,130 @@ fn unregister_mcp(state: &mut Object, before: Option<&Object>) -> Result<Vec<Cha
     )])
 }
 
+/// Gemini CLI's `mcpServers.repowire` (trusted, so its tools run without asking, with
+/// `--allow-tools`). Gemini passes the environment on, `TMUX_PANE` included.
+fn gemini_register_mcp(settings: &mut Object, ours: &Ours, trust: bool) -> Result<Vec<Change>> {
+    let servers = object_at(settings, "mcpServers", "mcpServers")?;
+    let mut want = json!({"command": ours.exe, "args": ["mcp", "--agent", "gemini"]});
+    if trust {
+        want["trust"] = json!(true);
+    }
+    let line = mcp_command_line(&want);
+    let Some(entry) = servers.get_mut(MCP_NAME) else {
+        servers.insert(MCP_NAME.into(), want);
+        return Ok(vec![Change::new(Verb::Add, format!("MCP server {MCP_NAME}: {line}"))]);
+    };
+    let keys: &[&str] = if trust { &["command", "args", "trust"] } else { &["command", "args"] };
+    if keys.iter().all(|k| entry.get(*k) == want.get(*k)) {
+        return Ok(Vec::new());
+    }
+    let old = mcp_command_line(entry);
+    match entry.as_object_mut() {
+        Some(e) => {
+            for key in keys {
+                e.insert((*key).into(), want[*key].clone());
+            }
+        }
+        None => *entry = want,
+    }
+    Ok(vec![Change::new(
+        Verb::Update,
+        format!("MCP server {MCP_NAME}: {old} → {line}"),
+    )])
+}
+
+/// Codex's `config.toml`: `[mcp_servers.repowire]` and `features.daemon_auto_start = false`.
+fn codex_install(doc: &mut DocumentMut, ours: &Ours) -> Result<Vec<Change>> {
+    let mut changes = Vec::new();
+    let servers = toml_table(doc.as_table_mut(), "mcp_servers")?;
+    let mut want = toml_edit::Table::new();
+    want["command"] = toml_edit::value(ours.exe.as_str());
+    want["args"] = toml_edit::value(toml_edit::Array::from_iter(["mcp", "--agent", "codex"]));
+    want["env_vars"] = toml_edit::value(toml_edit::Array::from_iter(CODEX_MCP_ENV));
+    want["tool_timeout_sec"] = toml_edit::value(CODEX_TOOL_TIMEOUT);
+    let line = format!("{} mcp --agent codex", ours.exe);
+    match servers.get_mut(MCP_NAME).and_then(|i| i.as_table_like_mut()) {
+        None => {
+            servers.insert(MCP_NAME, toml_edit::Item::Table(want));
+            changes.push(Change::new(Verb::Add, format!("MCP server {MCP_NAME}: {line}")));
+        }
+        Some(entry) => {
+            // Keep whatever else the entry has (an `env` of the user's, say).
+            let mut differs = false;
+            for (key, value) in want.iter() {
+                let same = entry.get(key).map(|v| v.to_string().trim().to_string())
+                    == Some(value.to_string().trim().to_string());
+                if !same {
+                    entry.insert(key, value.clone());
+                    differs = true;
+                }
+            }
+            if differs {
+                changes.push(Change::new(Verb::Update, format!("MCP server {MCP_NAME}: {line}")));
+            }
+        }
+    }
+    let features = toml_table(doc.as_table_mut(), "features")?;
+    if features.get("daemon_auto_start").and_then(|v| v.as_bool()) != Some(false) {
+        features.insert("daemon_auto_start", toml_edit::value(false));
+        changes.push(Change::new(
+            Verb::Add,
+            "features.daemon_auto_start = false (a shared daemon would run every session's hooks in the first session's tmux pane)",
+        ));
+    }
+    Ok(changes)
+}
+
+/// Removes what [`codex_install`] added; `before` is the file before setup first changed it.
+fn codex_uninstall(doc: &mut DocumentMut, before: Option<&DocumentMut>) -> Result<Vec<Change>> {
+    let mut changes = Vec::new();
+    let had = |table: &str, key: &str| {
+        before.and_then(|b| b.get(table)).and_then(|t| t.get(key)).cloned()
+    };
+    let had_table = |table: &str| before.is_some_and(|b| b.contains_key(table));
+    if let Some(servers) = doc.get_mut("mcp_servers").and_then(|i| i.as_table_like_mut())
+        && servers.remove(MCP_NAME).is_some()
+    {
+        changes.push(Change::new(Verb::Remove, format!("MCP server {MCP_NAME}")));
+        if servers.is_empty() && !had_table("mcp_servers") {
+            doc.remove("mcp_servers");
+        }
+    }
+    if let Some(features) = doc.get_mut("features").and_then(|i| i.as_table_like_mut())
+        && features.get("daemon_auto_start").and_then(|v| v.as_bool()) == Some(false)
+    {
+        // Only where setup put it: the user's own setting (in the original) stays.
+        match had("features", "daemon_auto_start") {
+            Some(v) if v.as_bool() == Some(false) => {}
+            Some(v) => {
+                features.insert("daemon_auto_start", v);
+                changes.push(Change::new(Verb::Update, "features.daemon_auto_start, back to what it was"));
+            }
+            None => {
+                features.remove("daemon_auto_start");
+                changes.push(Change::new(Verb::Remove, "features.daemon_auto_start"));
+                if features.is_empty() && !had_table("features") {
+                    doc.remove("features");
+                }
+            }
+        }
+    }
+    Ok(changes)
+}
+
+/// `table[key]` as a table, created (implicit, so `[key.sub]` headers stay as they are) if
+/// missing; an error if it is something else.
+fn toml_table<'a>(table: &'a mut toml_edit::Table, key: &str) -> Result<&'a mut dyn toml_edit::TableLike> {
+    let item = table.entry(key).or_insert_with(|| {
+        let mut t = toml_edit::Table::new();
+        t.set_implicit(true);
+        toml_edit::Item::Table(t)
+    });
+    let kind = item.type_name();
+    item.as_table_like_mut()
+        .ok_or_else(|| anyhow!("`{key}` is {kind}, where Codex expects a table"))
+}
+
 /// Removes `map[key]` if it is an empty list or object that `before` (the file as it was
 /// before setup first changed it) did not have: a container setup created, now emptied.
 fn prune(map: &mut Object, key: &str, before: Option<&Object>) {
@@ -555,21 +819,38 @@ fn kind_of(v: &Value) -> &'static str {
 /// What an edit does to a file's top-level object, given the file as it was before setup
 /// first changed it (its backup), if known: it says what it changed.
 type Apply<'a> = dyn Fn(&mut Object, Option<&Object>) -> Result<Vec<Change>> + 'a;
+/// The same for a TOML file (Codex's `config.toml`).
+type ApplyToml<'a> = dyn Fn(&mut DocumentMut, Option<&DocumentMut>) -> Result<Vec<Change>> + 'a;
 
 /// A change to one file.
 struct Edit<'a> {
-    path: &'a Path,
-    apply: Box<Apply<'a>>,
+    path: PathBuf,
+    apply: Applier<'a>,
+}
+
+enum Applier<'a> {
+    Json(Box<Apply<'a>>),
+    Toml(Box<ApplyToml<'a>>),
 }
 
 impl<'a> Edit<'a> {
     fn new(
-        path: &'a Path,
+        path: PathBuf,
         apply: impl Fn(&mut Object, Option<&Object>) -> Result<Vec<Change>> + 'a,
     ) -> Edit<'a> {
         Edit {
             path,
-            apply: Box::new(apply),
+            apply: Applier::Json(Box::new(apply)),
+        }
+    }
+
+    fn toml(
+        path: PathBuf,
+        apply: impl Fn(&mut DocumentMut, Option<&DocumentMut>) -> Result<Vec<Change>> + 'a,
+    ) -> Edit<'a> {
+        Edit {
+            path,
+            apply: Applier::Toml(Box::new(apply)),
         }
     }
 }
@@ -607,21 +888,43 @@ fn plan_all(edits: &[Edit]) -> Result<Vec<Plan>> {
 }
 
 fn plan(edit: &Edit) -> Result<Plan> {
-    let target = resolve(edit.path)?;
+    let path = edit.path.as_path();
+    let target = resolve(path)?;
     let before = read_opt(&target)?;
-    let mut value = parse_object(edit.path, before.as_deref())?;
+    let backup_bytes = read_opt(&backup_path(path))?;
     // A backup that no longer parses is no guide to what the user had: ignore it.
-    let backup = read_opt(&backup_path(edit.path))?
-        .and_then(|b| parse_object(edit.path, Some(&b)).ok().map(|v| (b, v)));
-    let changes = (edit.apply)(&mut value, backup.as_ref().map(|(_, v)| v))
-        .with_context(|| format!("cannot change {}", edit.path.display()))?;
-    let (after, restores_backup) = match backup {
-        _ if changes.is_empty() => (before.clone(), false),
-        Some((bytes, old)) if old == value => (Some(bytes), true),
-        // Nothing but repowire's entries was in it, and no backup says the user had the
-        // file before: it goes, as it was before setup.
-        None if value.is_empty() => (None, false),
-        _ => (Some(render(&value, before.as_deref())), false),
+    let (changes, after, restores_backup) = match &edit.apply {
+        Applier::Json(apply) => {
+            let mut value = parse_object(path, before.as_deref())?;
+            let backup = backup_bytes
+                .and_then(|b| parse_object(path, Some(&b)).ok().map(|v| (b, v)));
+            let changes = apply(&mut value, backup.as_ref().map(|(_, v)| v))
+                .with_context(|| format!("cannot change {}", path.display()))?;
+            match backup {
+                _ if changes.is_empty() => (changes, before.clone(), false),
+                Some((bytes, old)) if old == value => (changes, Some(bytes), true),
+                // Nothing but repowire's entries was in it, and no backup says the user had
+                // the file before: it goes, as it was before setup.
+                None if value.is_empty() => (changes, None, false),
+                _ => {
+                    let after = render(&value, before.as_deref());
+                    (changes, Some(after), false)
+                }
+            }
+        }
+        Applier::Toml(apply) => {
+            let mut doc = parse_toml(path, before.as_deref())?;
+            let backup = backup_bytes.and_then(|b| parse_toml(path, Some(&b)).ok().map(|d| (b, d)));
+            let changes = apply(&mut doc, backup.as_ref().map(|(_, d)| d))
+                .with_context(|| format!("cannot change {}", path.display()))?;
+            let text = doc.to_string();
+            match backup {
+                _ if changes.is_empty() => (changes, before.clone(), false),
+                Some((bytes, old)) if old.to_string() == text => (changes, Some(bytes), true),
+                None if text.trim().is_empty() => (changes, None, false),
+                _ => (changes, Some(text.into_bytes()), false),
+            }
+        }
     };
     Ok(Plan {
         target,
@@ -629,6 +932,28 @@ fn plan(edit: &Edit) -> Result<Plan> {
         after,
         changes,
         restores_backup,
+    })
+}
+
+/// Parses a TOML file (`bytes`, `None`: missing) keeping its formatting; an error names the
+/// file and the line.
+fn parse_toml(path: &Path, bytes: Option<&[u8]>) -> Result<DocumentMut> {
+    let Some(bytes) = bytes else {
+        return Ok(DocumentMut::new());
+    };
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| anyhow!("{} is not UTF-8 text; fix or remove it", path.display()))?;
+    text.parse::<DocumentMut>().map_err(|e| {
+        let msg = e.to_string();
+        let line = e
+            .span()
+            .map(|s| text[..s.start].matches('\n').count() + 1)
+            .unwrap_or(0);
+        anyhow!(
+            "{}:{line}: not valid TOML; Codex cannot read it either. Fix it at line {line}:\n{}",
+            path.display(),
+            msg.trim_end()
+        )
     })
 }
 
@@ -652,7 +977,7 @@ fn commit_all(edits: &[Edit], plans: Vec<Plan>, dry_run: bool) -> Result<bool> {
         } else {
             commit(edit, plan)?
         };
-        report(edit.path, &plan, backup.as_deref(), dry_run);
+        report(&edit.path, &plan, backup.as_deref(), dry_run);
         changed |= !plan.changes.is_empty();
     }
     Ok(changed)
@@ -690,13 +1015,13 @@ fn commit(edit: &Edit, first: Plan) -> Result<(Plan, Option<PathBuf>)> {
         if p.after == p.before {
             return Ok((p, None));
         }
-        match write(edit.path, &p)? {
+        match write(&edit.path, &p)? {
             Written::Done(backup) => return Ok((p, backup)),
             Written::Raced => p = plan(edit)?,
         }
     }
     bail!(
-        "{} kept changing while repowire tried to update it; quit Claude Code and run the command again",
+        "{} kept changing while repowire tried to update it; quit the agent and run the command again",
         edit.path.display()
     )
 }
@@ -954,7 +1279,7 @@ mod tests {
         let ours = Ours {
             exe: "/x/repowire".into(),
         };
-        let edit = Edit::new(&path, |m, _| register_mcp(m, &ours));
+        let edit = Edit::new(path.clone(), |m, _| register_mcp(m, &ours));
         let first = plan(&edit).unwrap();
         // Claude Code rewrites the file between our read and our rename.
         fs::write(&path, br#"{"numStartups": 2}"#).unwrap();
