@@ -179,7 +179,7 @@ pub fn setup(home: &Path, args: &SetupArgs) -> Result<()> {
 }
 
 /// Whether `agent` looks installed: its command is on PATH, or its configuration directory
-/// exists.
+/// exists (or, for Claude Code, is named by `CLAUDE_CONFIG_DIR`).
 fn installed(agent: Agent) -> bool {
     let on_path = std::env::var_os("PATH").is_some_and(|path| {
         std::env::split_paths(&path).any(|d| d.join(agent.as_str()).is_file())
@@ -189,7 +189,8 @@ fn installed(agent: Agent) -> bool {
         Agent::Codex => codex_dir().ok(),
         Agent::Gemini => gemini_settings().ok().and_then(|f| f.parent().map(Path::to_path_buf)),
     };
-    on_path || dir.is_some_and(|d| d.is_dir())
+    let chosen = agent == Agent::Claude && std::env::var_os("CLAUDE_CONFIG_DIR").is_some();
+    on_path || chosen || dir.is_some_and(|d| d.is_dir())
 }
 
 fn home_dir() -> Result<PathBuf> {
@@ -1054,7 +1055,8 @@ fn write(path: &Path, plan: &Plan) -> Result<Written> {
     }
     let backup = backup_path(path);
     let made = match &plan.before {
-        Some(original) if !plan.restores_backup => {
+        // (A file deleted held nothing but repowire's entries: nothing to keep.)
+        Some(original) if !plan.restores_backup && plan.after.is_some() => {
             write_backup(&backup, original)?.then_some(backup.clone())
         }
         _ => None,

@@ -124,7 +124,7 @@ impl Team {
         }
         let port = team.start_fake();
         team.write_codex_home(port);
-        team.write_gemini_home(port);
+        team.write_gemini_home();
         let t = Instant::now();
         team.start_claude(claude);
         let spool = team.spool.display().to_string();
@@ -138,8 +138,8 @@ impl Team {
                 format!("REPOWIRE_HOME={spool}"),
                 "FAKE_API_KEY=fake".into(),
                 codex.display().to_string(),
-                // The test's own stand-in for the user approving the hooks in Codex's review
-                // dialog (setup never writes Codex's trust hashes).
+                // Stands in for the user approving repowire's hooks in Codex's review dialog
+                // (setup never writes Codex's trust records).
                 "--dangerously-bypass-hook-trust".into(),
             ],
         );
@@ -195,12 +195,29 @@ impl Team {
         port.expect("the fake model API did not start")
     }
 
-    /// Codex's files as `repowire setup --agent codex` would leave them, plus what points it
-    /// at the fake API and skips its first-run questions.
+    /// `repowire setup --agent AGENT` with `HOME` (and `CODEX_HOME`) of that agent's session.
+    fn setup(&self, agent: &str, home: &Path) {
+        let mut c = Command::new(util::bin());
+        c.args(["setup", "--agent", agent])
+            .env("HOME", home)
+            .env("CODEX_HOME", home.join(".codex"))
+            .env("REPOWIRE_HOME", &self.spool)
+            .env_remove("TMUX")
+            .env_remove("TMUX_PANE");
+        let out = run_for(c, Duration::from_secs(30));
+        assert!(
+            out.status.success(),
+            "setup --agent {agent}: {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+    }
+
+    /// Codex's home: a config pointing it at the fake API and skipping its first-run
+    /// questions, then `repowire setup --agent codex`.
     fn write_codex_home(&self, port: u16) {
         let dir = self.root.join("cx/.codex");
         std::fs::create_dir_all(&dir).unwrap();
-        let rw = util::bin().display().to_string();
         let work = self.root.join("codex");
         let config = format!(
             r#"model = "fake-model"
@@ -220,41 +237,17 @@ trust_level = "trusted"
 
 [tui]
 screen_reader_detection_done = true
-
-[features]
-daemon_auto_start = false
-
-[mcp_servers.repowire]
-command = "{rw}"
-args = ["mcp", "--agent", "codex"]
-env_vars = ["TMUX", "TMUX_PANE", "REPOWIRE_HOME"]
-tool_timeout_sec = 600
 "#,
             work = work.display(),
         );
         std::fs::write(dir.join("config.toml"), config).unwrap();
-        let hook = |event: &str| {
-            json!([{"hooks": [{"type": "command",
-                "command": format!("{} hook {event} --agent codex", rw_command())}]}])
-        };
-        let hooks = json!({"hooks": {
-            "SessionStart": hook("session-start"),
-            "UserPromptSubmit": hook("prompt"),
-            "Stop": hook("stop"),
-            "Interrupt": hook("interrupt"),
-            "SessionEnd": hook("session-end"),
-        }});
-        std::fs::write(dir.join("hooks.json"), hooks.to_string()).unwrap();
+        self.setup("codex", &self.root.join("cx"));
     }
 
-    fn write_gemini_home(&self, port: u16) {
+    /// Gemini CLI's home: settings for the fake API, then `repowire setup --agent gemini`.
+    fn write_gemini_home(&self) {
         let dir = self.root.join("gm/.gemini");
         std::fs::create_dir_all(&dir).unwrap();
-        let _ = port;
-        let hook = |event: &str| {
-            json!([{"hooks": [{"type": "command", "name": format!("repowire-{event}"),
-                "command": format!("{} hook {event} --agent gemini", rw_command())}]}])
-        };
         let settings = json!({
             "security": {"auth": {"selectedType": "gemini-api-key"}, "folderTrust": {"enabled": false}},
             "general": {"enableAutoUpdate": false, "enableAutoUpdateNotification": false},
@@ -262,15 +255,9 @@ tool_timeout_sec = 600
             "telemetry": {"enabled": false},
             "ui": {"hideTips": true},
             "model": {"name": "gemini-2.5-flash"},
-            "hooks": {
-                "SessionStart": hook("session-start"),
-                "BeforeAgent": hook("prompt"),
-                "AfterAgent": hook("stop"),
-                "SessionEnd": hook("session-end"),
-            },
-            "mcpServers": {"repowire": {"command": util::bin(), "args": ["mcp", "--agent", "gemini"]}},
         });
         std::fs::write(dir.join("settings.json"), settings.to_string()).unwrap();
+        self.setup("gemini", &self.root.join("gm"));
     }
 
     /// Claude Code through the shared harness, on this team's tmux server (the harness takes
