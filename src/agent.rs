@@ -166,7 +166,9 @@ fn codex_box(screen: &str) -> Option<String> {
 fn placeholder_dim(after_mark: &str) -> bool {
     let mut rest = after_mark.trim_start_matches(' ');
     while let Some(seq) = rest.strip_prefix("\x1b[") {
-        let end = seq.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(seq.len());
+        let end = seq
+            .find(|c: char| c.is_ascii_alphabetic())
+            .unwrap_or(seq.len());
         if seq[end..].starts_with('m') && seq[..end].split(';').any(|p| p == "2") {
             return true;
         }
@@ -288,7 +290,9 @@ mod tests {
     #[test]
     fn reads_geminis_prompt_box() {
         let g = Agent::Gemini;
-        let head = format!(" > SLEEP 4\n   hello there\n\n✦ ECHO: hi\n{RULE}\n Shift+Tab to accept edits\n\n");
+        let head = format!(
+            " > SLEEP 4\n   hello there\n\n✦ ECHO: hi\n{RULE}\n Shift+Tab to accept edits\n\n"
+        );
         let foot = "\n workspace (/directory)     sandbox\n /w   no sandbox\n";
         let empty = format!(
             "{head} \x1b[38;5;183m> \x1b[7m\x1b[39m \x1b[0m\x1b[38;5;248m\x1b[48;5;240m Type your message or @path/to/file\x1b[39m\n{foot}"

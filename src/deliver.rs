@@ -26,7 +26,7 @@ use crate::wait;
 /// newline in a paste. (Codex and Gemini CLI need at least ~0.1 s after a paste.)
 const SETTLE: Duration = Duration::from_millis(300);
 /// How long an agent may take to draw its prompt box before a message is typed anyway.
-const BOX_APPEARS: Duration = Duration::from_secs(10);
+const BOX_APPEARS: Duration = Duration::from_secs(5);
 /// How long typed text may take to show in the prompt box.
 const TEXT_SHOWS: Duration = Duration::from_secs(3);
 const BOX_POLL: Duration = Duration::from_millis(100);
@@ -150,8 +150,13 @@ fn deliver_one(spool: &Spool, peer: &Peer, msg: Message) -> Result<bool> {
     // Never type after someone else's text: a person's draft, or a prompt the agent did not
     // take. The draft's own turn ends with a Stop hook, which delivers again.
     let agent = Agent::of_peer(&peer.agent);
-    // An agent still starting (or showing a dialog) draws no prompt box yet: give it a moment.
-    let box_now = wait_box(&server, &peer.pane, agent, BOX_APPEARS, Option::is_some);
+    // Codex or Gemini CLI still starting (or showing a dialog) draws no prompt box yet: give
+    // it a moment.
+    let limit = match agent.typing() {
+        Typing::Paste => BOX_APPEARS,
+        Typing::Keys { .. } => Duration::ZERO,
+    };
+    let box_now = wait_box(&server, &peer.pane, agent, limit, Option::is_some);
     if box_now.is_some_and(|t| !t.is_empty()) {
         return Ok(false);
     }
@@ -299,6 +304,7 @@ fn type_text(
             // a box seen empty never took the text: paste again.
             for _ in 0..PASTES {
                 server.paste(pane, text)?;
+                // Enter only once the text is on screen, read by the agent.
                 let seen = wait_box(server, pane, agent, TEXT_SHOWS, |b| {
                     b.as_ref().is_none_or(|t| !t.is_empty())
                 });
@@ -308,10 +314,6 @@ fn type_text(
             }
         }
     }
-    // Enter only once the text is on screen (read by the agent), and as a read of its own.
-    wait_box(server, pane, agent, TEXT_SHOWS, |b| {
-        b.as_ref().is_some_and(|t| !t.is_empty())
-    });
     std::thread::sleep(SETTLE);
     Ok(())
 }

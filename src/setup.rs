@@ -181,13 +181,16 @@ pub fn setup(home: &Path, args: &SetupArgs) -> Result<()> {
 /// Whether `agent` looks installed: its command is on PATH, or its configuration directory
 /// exists (or, for Claude Code, is named by `CLAUDE_CONFIG_DIR`).
 fn installed(agent: Agent) -> bool {
-    let on_path = std::env::var_os("PATH").is_some_and(|path| {
-        std::env::split_paths(&path).any(|d| d.join(agent.as_str()).is_file())
-    });
+    let on_path = std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|d| d.join(agent.as_str()).is_file()));
     let dir = match agent {
-        Agent::Claude => ClaudeFiles::locate().ok().and_then(|f| f.settings.parent().map(Path::to_path_buf)),
+        Agent::Claude => ClaudeFiles::locate()
+            .ok()
+            .and_then(|f| f.settings.parent().map(Path::to_path_buf)),
         Agent::Codex => codex_dir().ok(),
-        Agent::Gemini => gemini_settings().ok().and_then(|f| f.parent().map(Path::to_path_buf)),
+        Agent::Gemini => gemini_settings()
+            .ok()
+            .and_then(|f| f.parent().map(Path::to_path_buf)),
     };
     let chosen = agent == Agent::Claude && std::env::var_os("CLAUDE_CONFIG_DIR").is_some();
     on_path || chosen || dir.is_some_and(|d| d.is_dir())
@@ -223,7 +226,9 @@ pub fn uninstall(home: &Path, dry_run: bool, purge: bool) -> Result<()> {
             Ok(changes)
         }),
         Edit::new(files.state, unregister_mcp),
-        Edit::new(codex.join("hooks.json"), |m, before| Ok(remove_hooks(m, before))),
+        Edit::new(codex.join("hooks.json"), |m, before| {
+            Ok(remove_hooks(m, before))
+        }),
         Edit::toml(codex.join("config.toml"), codex_uninstall),
         Edit::new(gemini_settings()?, |m, before| {
             let mut changes = remove_hooks(m, before);
@@ -268,7 +273,9 @@ pub fn hooks(cmd: HooksCommand) -> Result<()> {
             dry_run,
         ),
         HooksCommand::Uninstall { dry_run } => (
-            Edit::new(files.settings.clone(), |m, before| Ok(remove_hooks(m, before))),
+            Edit::new(files.settings.clone(), |m, before| {
+                Ok(remove_hooks(m, before))
+            }),
             dry_run,
         ),
         HooksCommand::Status => return hooks_status(&files, &ours),
@@ -664,9 +671,16 @@ fn gemini_register_mcp(settings: &mut Object, ours: &Ours, trust: bool) -> Resul
     let line = mcp_command_line(&want);
     let Some(entry) = servers.get_mut(MCP_NAME) else {
         servers.insert(MCP_NAME.into(), want);
-        return Ok(vec![Change::new(Verb::Add, format!("MCP server {MCP_NAME}: {line}"))]);
+        return Ok(vec![Change::new(
+            Verb::Add,
+            format!("MCP server {MCP_NAME}: {line}"),
+        )]);
     };
-    let keys: &[&str] = if trust { &["command", "args", "trust"] } else { &["command", "args"] };
+    let keys: &[&str] = if trust {
+        &["command", "args", "trust"]
+    } else {
+        &["command", "args"]
+    };
     if keys.iter().all(|k| entry.get(*k) == want.get(*k)) {
         return Ok(Vec::new());
     }
@@ -695,10 +709,16 @@ fn codex_install(doc: &mut DocumentMut, ours: &Ours) -> Result<Vec<Change>> {
     want["env_vars"] = toml_edit::value(toml_edit::Array::from_iter(CODEX_MCP_ENV));
     want["tool_timeout_sec"] = toml_edit::value(CODEX_TOOL_TIMEOUT);
     let line = format!("{} mcp --agent codex", ours.exe);
-    match servers.get_mut(MCP_NAME).and_then(|i| i.as_table_like_mut()) {
+    match servers
+        .get_mut(MCP_NAME)
+        .and_then(|i| i.as_table_like_mut())
+    {
         None => {
             servers.insert(MCP_NAME, toml_edit::Item::Table(want));
-            changes.push(Change::new(Verb::Add, format!("MCP server {MCP_NAME}: {line}")));
+            changes.push(Change::new(
+                Verb::Add,
+                format!("MCP server {MCP_NAME}: {line}"),
+            ));
         }
         Some(entry) => {
             // Keep whatever else the entry has (an `env` of the user's, say).
@@ -712,7 +732,10 @@ fn codex_install(doc: &mut DocumentMut, ours: &Ours) -> Result<Vec<Change>> {
                 }
             }
             if differs {
-                changes.push(Change::new(Verb::Update, format!("MCP server {MCP_NAME}: {line}")));
+                changes.push(Change::new(
+                    Verb::Update,
+                    format!("MCP server {MCP_NAME}: {line}"),
+                ));
             }
         }
     }
@@ -731,10 +754,15 @@ fn codex_install(doc: &mut DocumentMut, ours: &Ours) -> Result<Vec<Change>> {
 fn codex_uninstall(doc: &mut DocumentMut, before: Option<&DocumentMut>) -> Result<Vec<Change>> {
     let mut changes = Vec::new();
     let had = |table: &str, key: &str| {
-        before.and_then(|b| b.get(table)).and_then(|t| t.get(key)).cloned()
+        before
+            .and_then(|b| b.get(table))
+            .and_then(|t| t.get(key))
+            .cloned()
     };
     let had_table = |table: &str| before.is_some_and(|b| b.contains_key(table));
-    if let Some(servers) = doc.get_mut("mcp_servers").and_then(|i| i.as_table_like_mut())
+    if let Some(servers) = doc
+        .get_mut("mcp_servers")
+        .and_then(|i| i.as_table_like_mut())
         && servers.remove(MCP_NAME).is_some()
     {
         changes.push(Change::new(Verb::Remove, format!("MCP server {MCP_NAME}")));
@@ -750,7 +778,10 @@ fn codex_uninstall(doc: &mut DocumentMut, before: Option<&DocumentMut>) -> Resul
             Some(v) if v.as_bool() == Some(false) => {}
             Some(v) => {
                 features.insert("daemon_auto_start", v);
-                changes.push(Change::new(Verb::Update, "features.daemon_auto_start, back to what it was"));
+                changes.push(Change::new(
+                    Verb::Update,
+                    "features.daemon_auto_start, back to what it was",
+                ));
             }
             None => {
                 features.remove("daemon_auto_start");
@@ -766,7 +797,10 @@ fn codex_uninstall(doc: &mut DocumentMut, before: Option<&DocumentMut>) -> Resul
 
 /// `table[key]` as a table, created (implicit, so `[key.sub]` headers stay as they are) if
 /// missing; an error if it is something else.
-fn toml_table<'a>(table: &'a mut toml_edit::Table, key: &str) -> Result<&'a mut dyn toml_edit::TableLike> {
+fn toml_table<'a>(
+    table: &'a mut toml_edit::Table,
+    key: &str,
+) -> Result<&'a mut dyn toml_edit::TableLike> {
     let item = table.entry(key).or_insert_with(|| {
         let mut t = toml_edit::Table::new();
         t.set_implicit(true);
@@ -897,8 +931,8 @@ fn plan(edit: &Edit) -> Result<Plan> {
     let (changes, after, restores_backup) = match &edit.apply {
         Applier::Json(apply) => {
             let mut value = parse_object(path, before.as_deref())?;
-            let backup = backup_bytes
-                .and_then(|b| parse_object(path, Some(&b)).ok().map(|v| (b, v)));
+            let backup =
+                backup_bytes.and_then(|b| parse_object(path, Some(&b)).ok().map(|v| (b, v)));
             let changes = apply(&mut value, backup.as_ref().map(|(_, v)| v))
                 .with_context(|| format!("cannot change {}", path.display()))?;
             match backup {

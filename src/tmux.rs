@@ -160,7 +160,11 @@ impl Server {
                 .split_once('\t')
                 .filter(|(id, _)| *id == pane)
                 .and_then(|(_, pid)| pid.parse().ok()),
-            Err(Error::Tmux { stderr, .. }) if no_server(&stderr) || stderr.contains("can't find") => None,
+            Err(Error::Tmux { stderr, .. })
+                if no_server(&stderr) || stderr.contains("can't find") =>
+            {
+                None
+            }
             Err(e) => return Err(e),
         })
     }
@@ -192,9 +196,13 @@ impl Server {
                 .write_all(text.as_bytes())
                 .map_err(|e| failed(e.to_string()))?;
         }
-        let out = child.wait_with_output().map_err(|e| failed(e.to_string()))?;
+        let out = child
+            .wait_with_output()
+            .map_err(|e| failed(e.to_string()))?;
         if !out.status.success() {
-            return Err(failed(String::from_utf8_lossy(&out.stderr).trim().to_string()));
+            return Err(failed(
+                String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            ));
         }
         self.run(
             PasteBuffer::new()

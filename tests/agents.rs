@@ -31,7 +31,11 @@ const ASK_TIMEOUT: Duration = Duration::from_secs(120);
 fn agent_bins() -> Result<(PathBuf, PathBuf), String> {
     static BINS: OnceLock<Result<(PathBuf, PathBuf), String>> = OnceLock::new();
     BINS.get_or_init(|| {
-        let given = |var: &str| std::env::var_os(var).filter(|b| !b.is_empty()).map(PathBuf::from);
+        let given = |var: &str| {
+            std::env::var_os(var)
+                .filter(|b| !b.is_empty())
+                .map(PathBuf::from)
+        };
         if let (Some(c), Some(g)) = (given("CODEX_BIN"), given("GEMINI_BIN")) {
             return Ok((c, g));
         }
@@ -108,7 +112,10 @@ impl Team {
         let root = dir.path().to_path_buf();
         let socket = format!(
             "rwag-{}",
-            root.file_name().unwrap().to_string_lossy().trim_start_matches("rwag")
+            root.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .trim_start_matches("rwag")
         );
         let mut team = Team {
             dir: Some(dir),
@@ -465,7 +472,14 @@ fn process_trees(roots: &[u32]) -> Vec<u32> {
         };
         let ppid = std::fs::read_to_string(entry.path().join("stat"))
             .ok()
-            .and_then(|s| s.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok());
+            .and_then(|s| {
+                s.rsplit_once(')')?
+                    .1
+                    .split_whitespace()
+                    .nth(1)?
+                    .parse()
+                    .ok()
+            });
         if let Some(ppid) = ppid {
             parents.push((pid, ppid));
         }
@@ -605,7 +619,11 @@ fn claude_codex_and_gemini_ask_each_other() {
 
     // 4. Through `repowire peer ask` run by each agent's own shell tool.
     let rw = rw_command();
-    for (asker, target) in [("codex", "claude"), ("gemini", "codex"), ("claude", "gemini")] {
+    for (asker, target) in [
+        ("codex", "claude"),
+        ("gemini", "codex"),
+        ("claude", "gemini"),
+    ] {
         let reply = format!("{target} answers {asker}'s shell");
         let command = format!(
             "{rw} peer ask {target} {} --timeout 90s",
@@ -613,7 +631,10 @@ fn claude_codex_and_gemini_ask_each_other() {
         );
         let call = match asker {
             "codex" => format!("CALL_TOOL exec_command {}", json!({"cmd": command})),
-            "gemini" => format!("CALL_TOOL run_shell_command {}", json!({"command": command})),
+            "gemini" => format!(
+                "CALL_TOOL run_shell_command {}",
+                json!({"command": command})
+            ),
             _ => format!(
                 "CALL_TOOL Bash {}",
                 json!({"command": command, "description": "ask a peer"})
@@ -657,12 +678,19 @@ fn claude_codex_and_gemini_ask_each_other() {
     // 6. A turn cut short with Esc is no answer: the asker hears it was interrupted.
     for name in ["codex", "gemini"] {
         let mut c = Command::new(util::bin());
-        c.args(["peer", "ask", name, "SLEEP 30\nREPLY too late", "--timeout", "100s"])
-            .env("REPOWIRE_HOME", &team.spool)
-            .env_remove("TMUX")
-            .env_remove("TMUX_PANE")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        c.args([
+            "peer",
+            "ask",
+            name,
+            "SLEEP 30\nREPLY too late",
+            "--timeout",
+            "100s",
+        ])
+        .env("REPOWIRE_HOME", &team.spool)
+        .env_remove("TMUX")
+        .env_remove("TMUX_PANE")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
         let asker = c.spawn().unwrap();
         let busy = team.eventually(ASK_TIMEOUT, || {
             team.peers()

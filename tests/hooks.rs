@@ -10,10 +10,12 @@ use serde_json::{Value, json};
 
 use crate::util::{Mesh, text};
 
+/// Runs `repowire hook EVENT` (`event` may carry more words: `stop --agent codex`).
 fn hook(cmd: &mut Command, event: &str, stdin: &[u8]) -> (Output, Duration) {
     let start = Instant::now();
     let mut child = cmd
-        .args(["hook", event])
+        .arg("hook")
+        .args(event.split_whitespace())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -145,7 +147,8 @@ fn ask_delivered(m: &Mesh, to: &str, text: &str) -> String {
         .trim()
         .to_string();
     let path = m.home.join(format!("queue/{id}.json"));
-    assert!(m.eventually(Duration::from_secs(10), || {
+    // (Into a pane without a prompt box, Codex or Gemini CLI peers are typed after a pause.)
+    assert!(m.eventually(Duration::from_secs(20), || {
         std::fs::read(&path)
             .ok()
             .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
@@ -297,4 +300,133 @@ fn session_end_fails_a_delivered_question_at_once() {
         "{}",
         text(&out.stderr)
     );
+}
+
+/// A Codex daemon runs every session's hooks with the environment of the session that started
+/// it, so `$TMUX_PANE` can name another agent's pane. A Codex hook only trusts the pane when
+/// the pane's process is its ancestor, and otherwise finds its peer by session id alone.
+#[test]
+fn a_codex_hook_from_another_panes_environment_neither_registers_nor_misroutes() {
+    need_tmux!();
+    let m = Mesh::new();
+    let a = FakeAgent::start(&m, "svc");
+    // This test process is no descendant of svc's pane, as a daemon's hook would not be.
+    let (out, _) = hook(
+        &mut m.cmd_in(&a.pane),
+        "session-start --agent codex",
+        json!({"session_id": "cx1", "cwd": a.cwd})
+            .to_string()
+            .as_bytes(),
+    );
+    assert!(out.status.success());
+    assert!(
+        text(&out.stderr).contains("is not the pane this Codex session runs in"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(m.peers().is_empty(), "registered the wrong pane");
+
+    // The pane's own agent is a peer, busy with a turn.
+    a.hook(
+        "session-start",
+        json!({"session_id": "s1", "source": "startup"}),
+    );
+    a.hook(
+        "prompt",
+        json!({"session_id": "s1", "prompt_id": "P1", "prompt": "work"}),
+    );
+    assert_eq!(a.peer()["status"], "busy");
+    // Another Codex session's Stop, carrying svc's pane: not svc's turn that ended.
+    let (out, _) = hook(
+        &mut m.cmd_in(&a.pane),
+        "stop --agent codex",
+        json!({"session_id": "cx1", "turn_id": "T1", "last_assistant_message": "x"})
+            .to_string()
+            .as_bytes(),
+    );
+    assert!(out.status.success());
+    assert_eq!(
+        a.peer()["status"],
+        "busy",
+        "another session's Stop ended svc's turn"
+    );
+}
+
+/// Gemini CLI's payloads: BeforeAgent starts the turn, AfterAgent's `prompt_response` is the
+/// answer; an AfterAgent without a reply after "Request cancelled." in its chat file (Esc)
+/// fails the question as interrupted, as Codex's Interrupt event does.
+#[test]
+fn gemini_payloads_answer_and_an_interrupted_turn_is_no_answer() {
+    need_tmux!();
+    let m = Mesh::new();
+    let a = FakeAgent::start(&m, "svc");
+    let gemini = |event: &str, payload: Value| {
+        let mut p = payload;
+        p["cwd"] = json!(a.cwd);
+        let (out, _) = hook(
+            &mut m.cmd_in(&a.pane),
+            &format!("{event} --agent gemini"),
+            p.to_string().as_bytes(),
+        );
+        assert!(
+            out.status.success() && out.stderr.is_empty(),
+            "{}",
+            text(&out.stderr)
+        );
+    };
+    gemini(
+        "session-start",
+        json!({"session_id": "g1", "source": "startup"}),
+    );
+    assert_eq!(a.peer()["agent"], "gemini");
+    std::thread::sleep(Duration::from_millis(1600)); // the startup grace
+    let id = ask_delivered(&m, "svc", "the question");
+    gemini("prompt", json!({"session_id": "g1", "prompt": header(&id)}));
+    assert_eq!(a.peer()["status"], "busy");
+    gemini(
+        "stop",
+        json!({"session_id": "g1", "prompt": header(&id), "prompt_response": "gemini's answer"}),
+    );
+    assert_eq!(
+        m.ok(["peer", "wait", &id, "--timeout", "5s"]),
+        "gemini's answer\n"
+    );
+
+    // Esc: the chat file ends with Gemini's note, the reply is its placeholder.
+    let chat = m.dir.path().join("chat.jsonl");
+    std::fs::write(
+        &chat,
+        "{\"id\":\"u\",\"type\":\"user\",\"content\":[{\"text\":\"q\"}]}\n{\"$set\":{\"lastUpdated\":\"x\"}}\n\
+         {\"id\":\"i\",\"type\":\"info\",\"content\":\"Request cancelled.\"}\n{\"$set\":{\"lastUpdated\":\"y\"}}\n",
+    )
+    .unwrap();
+    let id = ask_delivered(&m, "svc", "SLEEP 60");
+    gemini("prompt", json!({"session_id": "g1", "prompt": header(&id)}));
+    gemini(
+        "stop",
+        json!({"session_id": "g1", "prompt_response": "[no response text]", "transcript_path": chat}),
+    );
+    let out = m.run(["peer", "wait", &id, "--timeout", "5s"]);
+    assert_eq!(out.status.code(), Some(7));
+    assert!(
+        text(&out.stderr).contains("interrupted (Esc)"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(a.peer()["status"], "online");
+
+    // Codex reports it with an Interrupt event (found here by its session id).
+    let id = ask_delivered(&m, "svc", "SLEEP 60");
+    gemini("prompt", json!({"session_id": "g1", "prompt": header(&id)}));
+    let (out, _) = hook(
+        &mut m.cmd_in("%999"),
+        "interrupt --agent codex",
+        json!({"session_id": "g1", "turn_id": "T"})
+            .to_string()
+            .as_bytes(),
+    );
+    assert!(out.status.success());
+    let out = m.run(["peer", "wait", &id, "--timeout", "5s"]);
+    assert_eq!(out.status.code(), Some(7), "{}", text(&out.stderr));
+    assert_eq!(a.peer()["status"], "online");
 }

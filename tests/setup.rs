@@ -804,7 +804,10 @@ fn codex_and_gemini_setup_merges_into_their_files_and_uninstall_gives_them_back(
     let out = h.ok(&args);
     // The user is told to approve the hooks in Codex; setup never trusts them itself.
     assert!(out.contains("Hooks need review"), "{out}");
-    assert!(!h.home.join(".claude/settings.json").exists(), "claude was set up");
+    assert!(
+        !h.home.join(".claude/settings.json").exists(),
+        "claude was set up"
+    );
 
     // config.toml: the user's bytes, comments included, with ours added.
     let rw = bin().display().to_string();
@@ -891,7 +894,10 @@ fn codex_setup_in_an_empty_home_creates_its_files_and_uninstall_removes_them() {
     let out = setup.output().unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     let config = std::fs::read_to_string(codex.join("config.toml")).unwrap();
-    assert!(config.contains("\n[features]\ndaemon_auto_start = false\n"), "{config}");
+    assert!(
+        config.contains("\n[features]\ndaemon_auto_start = false\n"),
+        "{config}"
+    );
     assert!(config.starts_with("[mcp_servers.repowire]\n"), "{config}");
     assert!(codex.join("hooks.json").is_file());
     let mut uninstall = h.cmd();
@@ -910,7 +916,14 @@ fn a_codex_setting_of_the_users_own_survives_uninstall() {
     let mine = "[features]\ndaemon_auto_start = false # no daemon for me\n";
     std::fs::write(&config, mine).unwrap();
     h.ok(&["setup", "--agent", "codex"]);
-    std::fs::write(&config, format!("{}\n# a later note of the user\n", std::fs::read_to_string(&config).unwrap())).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "{}\n# a later note of the user\n",
+            std::fs::read_to_string(&config).unwrap()
+        ),
+    )
+    .unwrap();
     h.ok(&["uninstall"]);
     assert_eq!(
         std::fs::read_to_string(&config).unwrap(),
