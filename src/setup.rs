@@ -292,7 +292,7 @@ fn hooks_status(files: &ClaudeFiles, ours: &Ours) -> Result<()> {
     let settings = read_object(&files.settings)?;
     println!("{}:", files.settings.display());
     let mut all_ok = true;
-    for (event, found) in hook_states(&settings, ours) {
+    for (event, found) in hook_states(&settings, ours, Agent::Claude) {
         let state = match &found {
             Found::Ours => "installed".to_string(),
             Found::Missing => "missing".to_string(),
@@ -386,17 +386,21 @@ pub(crate) enum Found {
     Elsewhere(String),
 }
 
-/// The state of each of the four hooks in `settings`.
-pub(crate) fn hook_states(settings: &Object, ours: &Ours) -> Vec<(&'static str, Found)> {
+/// The state of each of `agent`'s hooks in `settings`.
+pub(crate) fn hook_states(
+    settings: &Object,
+    ours: &Ours,
+    agent: Agent,
+) -> Vec<(&'static str, Found)> {
     let hooks = settings.get("hooks").and_then(Value::as_object);
-    HOOKS
+    hooks_of(agent)
         .iter()
         .map(|&(event, ev)| {
             let groups = hooks
                 .and_then(|h| h.get(event))
                 .and_then(Value::as_array)
                 .map_or(&[][..], Vec::as_slice);
-            let want = ours.hook_command(ev, Agent::Claude);
+            let want = ours.hook_command(ev, agent);
             let found = our_hooks(groups);
             let state = if found.iter().any(|(_, _, c)| *c == want) {
                 Found::Ours
@@ -408,6 +412,87 @@ pub(crate) fn hook_states(settings: &Object, ours: &Ours) -> Vec<(&'static str, 
             (event, state)
         })
         .collect()
+}
+
+/// What is not as `repowire setup --agent codex|gemini` leaves it, one sentence each, and the
+/// files looked at. (Claude Code's files are checked by `status` itself, in more detail.)
+pub(crate) fn agent_problems(agent: Agent, ours: &Ours) -> Result<(Vec<String>, String)> {
+    let mut problems = Vec::new();
+    let hooks_file = match agent {
+        Agent::Claude => bail!("Claude Code is checked elsewhere"),
+        Agent::Codex => codex_dir()?.join("hooks.json"),
+        Agent::Gemini => gemini_settings()?,
+    };
+    let hooks = read_object(&hooks_file)?;
+    let bad: Vec<&str> = hook_states(&hooks, ours, agent)
+        .into_iter()
+        .filter(|(_, f)| *f != Found::Ours)
+        .map(|(e, _)| e)
+        .collect();
+    if !bad.is_empty() {
+        problems.push(format!(
+            "hooks {} are missing from {} or run another binary",
+            bad.join(", "),
+            hooks_file.display()
+        ));
+    }
+    let mut files = hooks_file.display().to_string();
+    match agent {
+        Agent::Codex => {
+            let config = codex_dir()?.join("config.toml");
+            let doc = parse_toml(&config, read_opt(&resolve(&config)?)?.as_deref())?;
+            let server = doc.get("mcp_servers").and_then(|s| s.get(MCP_NAME));
+            let command = server
+                .and_then(|s| s.get("command"))
+                .and_then(|c| c.as_str());
+            let forwarded = |var: &str| {
+                server
+                    .and_then(|s| s.get("env_vars"))
+                    .and_then(|v| v.as_array())
+                    .is_some_and(|a| a.iter().any(|v| v.as_str() == Some(var)))
+            };
+            if command != Some(ours.exe()) {
+                problems.push(format!(
+                    "the MCP server repowire in {} is missing or runs another binary",
+                    config.display()
+                ));
+            } else if !CODEX_MCP_ENV.iter().all(|v| forwarded(v)) {
+                problems.push(format!(
+                    "the MCP server repowire in {} does not get {}",
+                    config.display(),
+                    CODEX_MCP_ENV.join(", ")
+                ));
+            }
+            let daemon = doc.get("features").and_then(|f| f.get("daemon_auto_start"));
+            if daemon.and_then(|d| d.as_bool()) != Some(false) {
+                problems.push(format!(
+                    "{} lacks features.daemon_auto_start = false: a shared Codex daemon would run the hooks in the wrong pane",
+                    config.display()
+                ));
+            }
+            files += &format!(", {}", config.display());
+        }
+        Agent::Gemini => {
+            let command = hooks
+                .get("mcpServers")
+                .and_then(|s| s.get(MCP_NAME))
+                .and_then(|s| s.get("command"))
+                .and_then(Value::as_str);
+            if command != Some(ours.exe()) {
+                problems.push(format!(
+                    "the MCP server repowire in {} is missing or runs another binary",
+                    hooks_file.display()
+                ));
+            }
+        }
+        Agent::Claude => {}
+    }
+    Ok((problems, files))
+}
+
+/// Whether `agent` looks installed here (see `setup`).
+pub(crate) fn agent_installed(agent: Agent) -> bool {
+    installed(agent)
 }
 
 /// The state of the MCP server entry in `state` (`.claude.json`).

@@ -1,7 +1,7 @@
 //! `repowire status`: the health check to run when something does not work.
 //!
-//! It checks the spool, the hooks and the MCP server in Claude Code's files, tmux and the
-//! inotify limits, and lists the peers. It creates nothing: a missing spool is reported (an
+//! It checks the spool, the hooks and the MCP server in the files of each agent found
+//! (Claude Code, Codex, Gemini CLI), tmux and the inotify limits, and lists the peers. It creates nothing: a missing spool is reported (an
 //! existing one is opened as by every command, which adds a missing subdirectory).
 //! Every problem comes with the command that fixes it; a warning is worth knowing but does
 //! not stop anything from working. The exit status is non-zero when there is a problem.
@@ -12,6 +12,7 @@ use std::process::{Command, Stdio};
 use anyhow::{Result, bail};
 use serde::Serialize;
 
+use crate::agent::Agent;
 use crate::peer::{self, Status};
 use crate::setup::{self, ClaudeFiles, Found, Ours};
 use crate::spool::Spool;
@@ -94,7 +95,15 @@ struct Report {
 pub fn run(home: &Path, json: bool) -> Result<()> {
     let (spool_check, spool) = check_spool(home);
     let mut checks = vec![spool_check];
-    checks.extend(check_claude());
+    // Claude Code is checked unless only another agent is here.
+    let others: Vec<Agent> = [Agent::Codex, Agent::Gemini]
+        .into_iter()
+        .filter(|a| setup::agent_installed(*a))
+        .collect();
+    if others.is_empty() || setup::agent_installed(Agent::Claude) {
+        checks.extend(check_claude());
+    }
+    checks.extend(others.into_iter().map(check_agent));
     checks.push(check_tmux());
     checks.push(check_inotify());
     let peers = spool.map(|s| peers(&s)).unwrap_or_default();
@@ -128,7 +137,7 @@ fn print_text(report: &Report) {
         }
     }
     if report.peers.is_empty() {
-        println!("peers: none yet (a Claude Code session in a tmux pane registers itself)");
+        println!("peers: none yet (an agent session in a tmux pane registers itself)");
         return;
     }
     println!("peers:");
@@ -191,7 +200,7 @@ fn check_hooks(files: &ClaudeFiles, ours: &Ours) -> Check {
         Ok(s) => s,
         Err(e) => return Check::problem("hooks", format!("{e:#}"), format!("edit {path}")),
     };
-    let states = setup::hook_states(&settings, ours);
+    let states = setup::hook_states(&settings, ours, Agent::Claude);
     let missing: Vec<&str> = states
         .iter()
         .filter(|(_, f)| *f == Found::Missing)
@@ -248,6 +257,18 @@ fn check_mcp(files: &ClaudeFiles, ours: &Ours) -> Check {
             ),
             "repowire setup",
         ),
+    }
+}
+
+/// Codex's or Gemini CLI's files, as `repowire setup --agent` leaves them.
+fn check_agent(agent: Agent) -> Check {
+    let fix = format!("repowire setup --agent {}", agent.as_str());
+    let name = agent.as_str();
+    let found = Ours::current().and_then(|ours| setup::agent_problems(agent, &ours));
+    match found {
+        Ok((problems, _)) if !problems.is_empty() => Check::problem(name, problems.join("; "), fix),
+        Ok((_, files)) => Check::ok(name, format!("hooks and MCP server in {files}")),
+        Err(e) => Check::problem(name, format!("{e:#}"), fix),
     }
 }
 

@@ -856,6 +856,18 @@ fn codex_and_gemini_setup_merges_into_their_files_and_uninstall_gives_them_back(
     }
     assert_eq!(ordered(&h.json(&settings)), ordered(&want));
 
+    // `status` finds both set up.
+    let (_, status) = h.status_json();
+    for agent in ["codex", "gemini"] {
+        let check = status["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["check"] == agent)
+            .unwrap_or_else(|| panic!("no {agent} check: {status}"));
+        assert_eq!(check["ok"], true, "{check}");
+    }
+
     // Again: not a byte changes.
     let set_up = h.snapshot();
     assert!(h.ok(&args).contains("nothing changed"));
