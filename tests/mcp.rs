@@ -737,7 +737,7 @@ fn mcp_bad_arguments_are_tool_errors_that_say_what_to_do() {
     assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
     assert!(beta_waits.wait().unwrap().success());
     // None of it hurt the server.
-    assert!(mcp.ok("list_peers", json!({})).contains("alpha: online"));
+    assert!(mcp.ok("list_peers", json!({})).contains("alpha: online, claude"));
 }
 
 /// The Python of `<target>/mcp-venv`, with the pinned `mcp` SDK installed from PyPI (once per
