@@ -53,7 +53,10 @@ pub fn peer(spool: &Spool, cmd: PeerCommand) -> Result<()> {
             if let Some((peer, host)) = remote::parse_peer(&name)? {
                 let from = remote::sender(spool)?;
                 if no_wait {
-                    println!("{}", remote::ask_no_wait(host, peer, &from, &text, timeout)?);
+                    println!(
+                        "{}",
+                        remote::ask_no_wait(host, peer, &from, &text, timeout)?
+                    );
                     return Ok(());
                 }
                 let answer = wait_printing(&name, |show| {
@@ -88,8 +91,9 @@ pub fn peer(spool: &Spool, cmd: PeerCommand) -> Result<()> {
             } else {
                 None
             };
-            let answer =
-                wait_printing(&m.to, |show| ask::wait_answer(spool, &id, timeout, None, show))?;
+            let answer = wait_printing(&m.to, |show| {
+                ask::wait_answer(spool, &id, timeout, None, show)
+            })?;
             print_answer(&answer.text)
         }
         PeerCommand::Notify { name, text } => {

@@ -187,7 +187,11 @@ impl Server {
                     Err(e) => writeln!(out, "{}: unreachable: {e}", r.host)?,
                 }
             }
-            if peers.is_empty() && remotes.iter().all(|r| r.peers.as_ref().is_ok_and(Vec::is_empty)) {
+            if peers.is_empty()
+                && remotes
+                    .iter()
+                    .all(|r| r.peers.as_ref().is_ok_and(Vec::is_empty))
+            {
                 out.push_str("no peers yet\n");
             }
             if me == USER {
@@ -326,7 +330,15 @@ fn ask_and_wait(
     let res = match remote::parse_peer(&a.peer_name)? {
         Some((name, host)) => {
             let from = remote::sender(spool)?;
-            remote::ask(host, name, &from, &a.query, timeout, Some(cancelled), report)
+            remote::ask(
+                host,
+                name,
+                &from,
+                &a.query,
+                timeout,
+                Some(cancelled),
+                report,
+            )
         }
         None => {
             let from = peer::sender_name(spool)?;
@@ -344,11 +356,9 @@ fn ask_and_wait(
                 id,
                 pending: true,
                 ..
-            }) => {
-                Err(anyhow!(
-                    "no answer from '{peer}' within {secs}s (query {id}); the peer has the question, and get_answer with this query id returns its answer once it comes"
-                ))
-            }
+            }) => Err(anyhow!(
+                "no answer from '{peer}' within {secs}s (query {id}); the peer has the question, and get_answer with this query id returns its answer once it comes"
+            )),
             _ => Err(e),
         },
     }

@@ -55,7 +55,9 @@ const SLACK: Duration = Duration::from_secs(30);
 /// How long a cancelled wait gives the remote to withdraw its question before hanging up.
 const CANCEL_GRACE: Duration = Duration::from_secs(5);
 /// How soon a waiting call notices that it was cancelled.
-const TICK: Duration = Duration::from_millis(100);
+const CANCEL_TICK: Duration = Duration::from_millis(100);
+/// The longest wait a request may ask for.
+const MAX_WAIT_SECS: u64 = 30 * 86_400;
 /// The largest request a remote repowire reads: the JSON of the largest message, escaped.
 const MAX_REQUEST: u64 = 8 * message::MAX_TEXT as u64;
 /// Stderr of ssh kept for error messages.
@@ -81,15 +83,23 @@ enum Op {
         wait: bool,
     },
     /// Wait for the answer to an earlier question.
-    Wait { id: String, timeout_secs: u64 },
+    Wait {
+        id: String,
+        timeout_secs: u64,
+    },
     /// The answer to an earlier question, or where it stands, without waiting.
-    Get { id: String },
+    Get {
+        id: String,
+    },
     Notify {
         from: String,
         to: String,
         text: String,
     },
-    Broadcast { from: String, text: String },
+    Broadcast {
+        from: String,
+        text: String,
+    },
     List,
 }
 
@@ -185,7 +195,7 @@ pub fn validate_host(host: &str) -> Result<(), Error> {
         .flat_map(char::escape_default)
         .collect();
     Err(Error::BadInput(format!(
-        "invalid host \"{shown}\": give an ssh destination (a host from your ssh config, a host name or address, user@host) made of letters, digits and . _ - @ : % [ ]"
+        "invalid host `{shown}`: give an ssh destination (a host from your ssh config, a host name or address, user@host) made of letters, digits and . _ - @ : % [ ]"
     )))
 }
 
@@ -250,15 +260,31 @@ pub fn ask(
     cancelled: Option<&dyn Fn() -> bool>,
     progress: impl FnMut(Progress),
 ) -> Result<String> {
+    let op = ask_op(name, from, text, timeout, true)?;
+    Call::start(host, op)?.stream(None, timeout, cancelled, progress)
+}
+
+fn ask_op(name: &str, from: &str, text: &str, timeout: Duration, wait: bool) -> Result<Op> {
     message::validate_text(text)?;
-    let op = Op::Ask {
+    Ok(Op::Ask {
         from: from.into(),
         to: name.into(),
         text: text.into(),
-        timeout_secs: timeout.as_secs().max(1),
-        wait: true,
-    };
-    Call::start(host, op)?.stream(None, timeout, cancelled, progress)
+        timeout_secs: wait_secs(timeout)?,
+        wait,
+    })
+}
+
+/// A wait's timeout in whole seconds, as a request carries it.
+fn wait_secs(timeout: Duration) -> Result<u64, Error> {
+    let secs = timeout.as_secs().max(1);
+    if secs > MAX_WAIT_SECS {
+        return Err(Error::BadInput(format!(
+            "a wait of {secs}s is too long: at most {} days",
+            MAX_WAIT_SECS / 86_400
+        )));
+    }
+    Ok(secs)
 }
 
 /// Queues a question to `name` on `host` without waiting: its id, as `ID@HOST`.
@@ -269,15 +295,7 @@ pub fn ask_no_wait(
     text: &str,
     timeout: Duration,
 ) -> Result<String> {
-    message::validate_text(text)?;
-    let op = Op::Ask {
-        from: from.into(),
-        to: name.into(),
-        text: text.into(),
-        timeout_secs: timeout.as_secs().max(1),
-        wait: false,
-    };
-    let mut call = Call::start(host, op)?;
+    let mut call = Call::start(host, ask_op(name, from, text, timeout, false)?)?;
     match call.next(Instant::now() + SLACK)? {
         Reply::Id(id) => Ok(format!("{id}@{host}")),
         other => Err(call.unexpected(other)),
@@ -293,7 +311,7 @@ pub fn wait(
 ) -> Result<String> {
     let op = Op::Wait {
         id: id.into(),
-        timeout_secs: timeout.as_secs().max(1),
+        timeout_secs: wait_secs(timeout)?,
     };
     Call::start(host, op)?.stream(Some(id), timeout, None, progress)
 }
@@ -333,8 +351,12 @@ pub fn notify(host: &str, name: &str, from: &str, text: &str) -> Result<Notified
 
 /// Broadcasts to the online peers of every host at once; per host, the peers reached now and
 /// later (named `NAME@HOST`), or why it failed.
-pub fn broadcast(hosts: &[String], from: &str, text: &str) -> Vec<(String, Result<ask::Broadcast>)> {
-    let op = |_: &str| Op::Broadcast {
+pub fn broadcast(
+    hosts: &[String],
+    from: &str,
+    text: &str,
+) -> Vec<(String, Result<ask::Broadcast>)> {
+    let op = || Op::Broadcast {
         from: from.into(),
         text: text.into(),
     };
@@ -343,7 +365,8 @@ pub fn broadcast(hosts: &[String], from: &str, text: &str) -> Vec<(String, Resul
         .map(|(host, reply)| {
             let sent = reply.and_then(|r| match r {
                 Reply::Broadcast { now, later } => {
-                    let at = |v: Vec<String>| v.into_iter().map(|n| format!("{n}@{host}")).collect();
+                    let at =
+                        |v: Vec<String>| v.into_iter().map(|n| format!("{n}@{host}")).collect();
                     Ok(ask::Broadcast {
                         now: at(now),
                         later: at(later),
@@ -359,7 +382,7 @@ pub fn broadcast(hosts: &[String], from: &str, text: &str) -> Vec<(String, Resul
 /// The peers of every host, asked at once; a host that does not answer within [`LIST_BOUND`]
 /// is reported as unreachable.
 pub fn list(hosts: &[String]) -> Vec<HostPeers> {
-    fan_out(hosts, |_| Op::List, LIST_BOUND)
+    fan_out(hosts, || Op::List, LIST_BOUND)
         .into_iter()
         .map(|(host, reply)| {
             let peers = match reply {
@@ -374,15 +397,18 @@ pub fn list(hosts: &[String]) -> Vec<HostPeers> {
 
 /// Runs `op` on every host at once and collects each final reply, giving up on those still
 /// running after `bound`.
-fn fan_out(
-    hosts: &[String],
-    op: impl Fn(&str) -> Op,
-    bound: Duration,
-) -> Vec<(String, Result<Reply>)> {
+fn fan_out(hosts: &[String], op: impl Fn() -> Op, bound: Duration) -> Vec<(String, Result<Reply>)> {
     let until = Instant::now() + bound;
     let calls: Vec<(String, Result<Call>)> = hosts
         .iter()
-        .map(|h| (h.clone(), validate_host(h).map_err(Into::into).and_then(|_| Call::start(h, op(h)))))
+        .map(|h| {
+            (
+                h.clone(),
+                validate_host(h)
+                    .map_err(Into::into)
+                    .and_then(|_| Call::start(h, op())),
+            )
+        })
         .collect();
     calls
         .into_iter()
@@ -539,6 +565,10 @@ impl Call {
         let mut id = id.map(str::to_string);
         let until = Instant::now() + timeout + SLACK;
         let mut cancel_sent: Option<Instant> = None;
+        let tick = match cancelled {
+            Some(_) => CANCEL_TICK,
+            None => Duration::from_secs(1),
+        };
         loop {
             if cancel_sent.is_none() && cancelled.is_some_and(|c| c()) {
                 if let Some(s) = self.stdin.as_mut() {
@@ -546,7 +576,7 @@ impl Call {
                 }
                 cancel_sent = Some(Instant::now());
             }
-            let line = match self.lines.recv_timeout(TICK) {
+            let line = match self.lines.recv_timeout(tick) {
                 Ok(line) => line,
                 Err(RecvTimeoutError::Timeout) => {
                     let now = Instant::now();
@@ -669,10 +699,7 @@ impl Call {
                 "repowire on {host} is too old to be used from another host ({said}): install repowire {VERSION} there"
             ),
             _ if id.is_some() => return self.lost(id, &said),
-            _ => format!(
-                "repowire on {host} failed ({}): {said}",
-                describe(status)
-            ),
+            _ => format!("repowire on {host} failed ({}): {said}", describe(status)),
         };
         Error::Remote {
             code: EXIT_REMOTE,
@@ -783,7 +810,7 @@ fn serve_request(home: &Path) -> Result<()> {
             wait,
         } => {
             validate_from(&from)?;
-            let timeout = Duration::from_secs(timeout_secs);
+            let timeout = requested_wait(timeout_secs)?;
             let (msg, lock) = ask::ask(&spool, &from, &to, &text, timeout)?;
             reply(&Reply::Id(msg.id.clone()));
             if wait {
@@ -802,7 +829,7 @@ fn serve_request(home: &Path) -> Result<()> {
             } else {
                 None
             };
-            let answer = wait_replying(&spool, &id, Duration::from_secs(timeout_secs))?;
+            let answer = wait_replying(&spool, &id, requested_wait(timeout_secs)?)?;
             reply(&Reply::Answer(answer));
         }
         Op::Get { id } => reply(&match ask::check(&spool, &id)? {
@@ -829,6 +856,15 @@ fn serve_request(home: &Path) -> Result<()> {
         Op::List => reply(&Reply::Peers(peers(&spool)?)),
     }
     Ok(())
+}
+
+fn requested_wait(secs: u64) -> Result<Duration, Error> {
+    if !(1..=MAX_WAIT_SECS).contains(&secs) {
+        return Err(Error::BadInput(format!(
+            "timeout_secs must be from 1 to {MAX_WAIT_SECS}"
+        )));
+    }
+    Ok(Duration::from_secs(secs))
 }
 
 /// Waits for the answer to `id`, replying with each new stage. A line `cancel` on stdin
@@ -921,7 +957,11 @@ mod tests {
         ] {
             assert!(parse_peer(bad).is_err(), "{bad:?} was accepted");
         }
-        assert!(parse_id("01JABCDEFGHJKMNPQRSTVWXYZ0@devbox").unwrap().is_some());
+        assert!(
+            parse_id("01JABCDEFGHJKMNPQRSTVWXYZ0@devbox")
+                .unwrap()
+                .is_some()
+        );
         assert!(parse_id("../x@devbox").is_err());
         assert!(validate_from("user@laptop.local").is_ok());
         assert!(validate_from("web@laptop").is_ok());

@@ -115,7 +115,11 @@ impl Mcp {
     }
 
     /// Waits for the first message that `f` accepts, among those received so far and to come.
-    fn wait_for(&mut self, timeout: Duration, f: impl Fn(&Value) -> bool) -> Option<Value> {
+    pub(crate) fn wait_for(
+        &mut self,
+        timeout: Duration,
+        f: impl Fn(&Value) -> bool,
+    ) -> Option<Value> {
         let end = Instant::now() + timeout;
         let mut seen = 0;
         loop {
@@ -236,7 +240,7 @@ impl Drop for Mcp {
 }
 
 /// The message record (in `done/` or `queue/`) whose text is `text`, once there is one.
-fn message_with(m: &Mesh, text: &str) -> Value {
+pub(crate) fn message_with(m: &Mesh, text: &str) -> Value {
     let mut found = None;
     let there = m.eventually(T, || {
         found = ["done", "queue"].iter().find_map(|dir| {
@@ -256,7 +260,7 @@ fn message_with(m: &Mesh, text: &str) -> Value {
 }
 
 /// Where message `id` is: its state, from `done/` first.
-fn state(m: &Mesh, id: &str) -> String {
+pub(crate) fn state(m: &Mesh, id: &str) -> String {
     ["done", "queue"]
         .iter()
         .find_map(|dir| std::fs::read(m.home.join(format!("{dir}/{id}.json"))).ok())

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::mcp::Mcp;
+use crate::mcp::{Mcp, message_with, state};
 use crate::util::{Mesh, bin, body, spawn_piped, text};
 
 const T: Duration = Duration::from_secs(30);
@@ -85,6 +85,7 @@ fn whoami() -> String {
 impl Remote {
     /// Starts sshd and writes a client configuration with these hosts:
     /// `devbox` (repowire on its PATH), `norepowire` (the same host, a PATH without it),
+    /// `oldrepowire` (a PATH with a repowire that has no `repowire remote`),
     /// `badkey` (a key it does not authorize) and `nowhere` (a closed port).
     fn start() -> Remote {
         let dir = tempfile::Builder::new().prefix("rwssh").tempdir().unwrap();
@@ -106,15 +107,30 @@ impl Remote {
         std::fs::create_dir(&home).unwrap();
         let far = Mesh::new();
         let path = std::env::var("PATH").unwrap_or_default();
-        let (port, bare_port) = (free_port(), free_port());
+        let (port, bare_port, old_port) = (free_port(), free_port(), free_port());
+        // What a repowire from before `repowire remote` says to it.
+        let old_dir = d.join("old");
+        std::fs::create_dir(&old_dir).unwrap();
+        std::fs::write(
+            old_dir.join("repowire"),
+            "#!/bin/sh\necho \"error: unrecognized subcommand 'remote'\" >&2\nexit 2\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(
+            old_dir.join("repowire"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
         let config = format!(
-            "Port {port}\nPort {bare_port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\n\
+            "Port {port}\nPort {bare_port}\nPort {old_port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\n\
              AuthorizedKeysFile {d}/authorized_keys\nPidFile none\n\
              # The test's files are in /tmp, which anyone may write to.\nStrictModes no\n\
              UsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
              PermitRootLogin prohibit-password\n\
              SetEnv PATH={bin}:{path} HOME={home} REPOWIRE_HOME={spool}\n\
-             Match LocalPort {bare_port}\n  SetEnv PATH=/usr/bin:/bin HOME={home}\n",
+             Match LocalPort {bare_port}\n  SetEnv PATH=/usr/bin:/bin HOME={home}\n\
+             Match LocalPort {old_port}\n  SetEnv PATH={old}:/usr/bin:/bin HOME={home}\n",
+            old = old_dir.display(),
             d = d.display(),
             bin = bin_dir.display(),
             home = home.display(),
@@ -154,6 +170,7 @@ impl Remote {
             [
                 host("devbox", port, "user_key"),
                 host("norepowire", bare_port, "user_key"),
+                host("oldrepowire", old_port, "user_key"),
                 host("badkey", port, "bad_key"),
                 host("nowhere", closed, "user_key"),
             ]
@@ -293,7 +310,12 @@ fn ask_notify_and_wait_reach_a_peer_on_another_host() {
     need_sshd!();
     let r = Remote::start();
     let b = r.far.agent("beta", &[]);
-    let out = r.ok(&["peer", "ask", "beta@devbox", "what is the users API schema?"]);
+    let out = r.ok(&[
+        "peer",
+        "ask",
+        "beta@devbox",
+        "what is the users API schema?",
+    ]);
     let from = format!("user@{}", this_host());
     assert!(
         out.starts_with(&format!("ECHO: [repowire] Question from {from} (query ")),
@@ -319,10 +341,16 @@ fn ask_notify_and_wait_reach_a_peer_on_another_host() {
 
     // A notification.
     let out = r.ok(&["peer", "notify", "beta@devbox", "the build is green"]);
-    assert!(out.starts_with("sent ") && out.contains("@devbox to beta@devbox (delivered"), "{out}");
+    assert!(
+        out.starts_with("sent ") && out.contains("@devbox to beta@devbox (delivered"),
+        "{out}"
+    );
     assert!(
         b.wait_event(T, |e| e["type"] == "prompt"
-            && e["text"].as_str().unwrap().ends_with("\nthe build is green"))
+            && e["text"]
+                .as_str()
+                .unwrap()
+                .ends_with("\nthe build is green"))
             .is_some(),
         "{:?}",
         b.prompts()
@@ -340,16 +368,30 @@ fn a_remote_timeout_keeps_the_query_id_and_the_late_answer_is_fetched() {
     need_sshd!();
     let r = Remote::start();
     let _b = r.far.agent("beta", &[]);
+    // A session that just started is given a moment before anything is typed into it.
+    r.ok(&[
+        "peer",
+        "ask",
+        "beta@devbox",
+        "warm up: the agent reads its input now",
+    ]);
     let err = r.fails(
-        &["peer", "ask", "beta@devbox", "SLEEP 3\nslow", "--timeout", "1s"],
+        &[
+            "peer",
+            "ask",
+            "beta@devbox",
+            "SLEEP 3\nslow",
+            "--timeout",
+            "1s",
+        ],
         5,
     );
-    assert!(err.contains("no answer from 'beta@devbox' within 1s"), "{err}");
-    let id = format!("{}@devbox", query_id(&err));
     assert!(
-        err.contains(&format!("`repowire peer wait {id}`")),
+        err.contains("no answer from 'beta@devbox' within 1s"),
         "{err}"
     );
+    let id = format!("{}@devbox", query_id(&err));
+    assert!(err.contains(&format!("`repowire peer wait {id}`")), "{err}");
     let out = r.ok(&["peer", "wait", &id, "--timeout", "30s"]);
     assert_eq!(body(&out).trim_end(), "SLEEP 3\nslow");
 }
@@ -361,7 +403,10 @@ fn a_dropped_connection_leaves_the_question_whose_answer_is_fetched_later() {
     need_sshd!();
     let r = Remote::start();
     let b = r.far.agent("beta", &[]);
-    let asker = spawn_piped(r.cmd().args(["peer", "ask", "beta@devbox", "SLEEP 3\nkept"]));
+    let asker = spawn_piped(
+        r.cmd()
+            .args(["peer", "ask", "beta@devbox", "SLEEP 3\nkept"]),
+    );
     assert!(
         b.wait_event(T, |e| e["type"] == "prompt").is_some(),
         "the question never arrived"
@@ -383,8 +428,8 @@ fn a_dropped_connection_leaves_the_question_whose_answer_is_fetched_later() {
 /// Every process below `pid`, deepest first.
 fn descendants(pid: u32) -> Vec<u32> {
     let mut out = Vec::new();
-    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-        .unwrap_or_default();
+    let children =
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
     for c in children.split_whitespace().filter_map(|c| c.parse().ok()) {
         out.extend(descendants(c));
         out.push(c);
@@ -401,7 +446,10 @@ fn remote_failures_say_which_they_are() {
     r.far.tmux(["kill-session", "-t", &gone.name]);
 
     let err = r.fails(&["peer", "ask", "beta@nowhere", "hi"], 9);
-    assert!(err.contains("cannot reach nowhere") && err.contains("refused"), "{err}");
+    assert!(
+        err.contains("cannot reach nowhere") && err.contains("refused"),
+        "{err}"
+    );
     let err = r.fails(&["peer", "ask", "beta@badkey", "hi"], 9);
     assert!(err.contains("authentication to badkey failed"), "{err}");
     assert!(err.contains("Permission denied"), "{err}");
@@ -410,6 +458,31 @@ fn remote_failures_say_which_they_are() {
         err.contains("repowire is not installed on norepowire")
             && err.contains(&format!("install repowire {}", env!("CARGO_PKG_VERSION"))),
         "{err}"
+    );
+    let err = r.fails(&["peer", "ask", "beta@oldrepowire", "hi"], 9);
+    assert!(
+        err.contains("repowire on oldrepowire is too old")
+            && err.contains(&format!("install repowire {}", env!("CARGO_PKG_VERSION"))),
+        "{err}"
+    );
+    // A repowire that speaks another protocol refuses before it does anything.
+    let mut serve = r.far.cmd();
+    serve.arg("remote").stdin(Stdio::piped());
+    let mut child = spawn_piped(&mut serve);
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"{\"protocol\":2,\"op\":\"list\"}\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let reply: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(reply["error"]["code"], 2, "{reply}");
+    let msg = reply["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("speaks remote protocol 1, the asking repowire speaks 2"),
+        "{msg}"
     );
     // The remote's own errors keep their exit codes.
     let err = r.fails(&["peer", "ask", "betta@devbox", "hi"], 3);
@@ -423,11 +496,7 @@ fn remote_failures_say_which_they_are() {
     assert!(err.contains("on devbox: there is no query"), "{err}");
     // Nothing was queued anywhere.
     assert!(r.near.history().is_empty());
-    assert!(
-        r.far.history().is_empty(),
-        "{:?}",
-        r.far.history()
-    );
+    assert!(r.far.history().is_empty(), "{:?}", r.far.history());
 }
 
 /// Names, hosts and text that would do harm in a shell or a terminal: names and hosts are
@@ -518,9 +587,7 @@ fn list_all_shows_remote_peers_and_an_unreachable_host_within_its_bound() {
         .append(true)
         .open(&r.ssh_config)
         .unwrap()
-        .write_all(
-            format!("Host silent\n  HostName 127.0.0.1\n  Port {silent_port}\n").as_bytes(),
-        )
+        .write_all(format!("Host silent\n  HostName 127.0.0.1\n  Port {silent_port}\n").as_bytes())
         .unwrap();
     let accepted = std::thread::spawn(move || {
         let conn = silent.accept();
@@ -534,12 +601,15 @@ fn list_all_shows_remote_peers_and_an_unreachable_host_within_its_bound() {
     assert_eq!(local.len(), 1);
 
     let start = Instant::now();
-    let all: Vec<Value> = serde_json::from_str(&r.ok(&["peer", "list", "--all", "--json"])).unwrap();
+    let all: Vec<Value> =
+        serde_json::from_str(&r.ok(&["peer", "list", "--all", "--json"])).unwrap();
     let took = start.elapsed();
     assert!(took < Duration::from_secs(15), "took {took:?}");
     assert_eq!(all[0]["name"], "alpha");
     assert!(all[0].get("host").is_none());
-    let beta = all.iter().find(|p| p["name"] == "beta@devbox")
+    let beta = all
+        .iter()
+        .find(|p| p["name"] == "beta@devbox")
         .unwrap_or_else(|| panic!("no beta@devbox: {all:?}"));
     assert_eq!(beta["host"], "devbox");
     assert_eq!(beta["status"], "online");
@@ -547,18 +617,32 @@ fn list_all_shows_remote_peers_and_an_unreachable_host_within_its_bound() {
         beta["path"].as_str().unwrap(),
         b.work.canonicalize().unwrap().to_str().unwrap()
     );
-    let nowhere = all.iter().find(|p| p["host"] == "nowhere").expect("nowhere");
+    let nowhere = all
+        .iter()
+        .find(|p| p["host"] == "nowhere")
+        .expect("nowhere");
     assert_eq!(nowhere["status"], "unreachable");
-    assert!(nowhere["error"].as_str().unwrap().contains("cannot reach nowhere"));
+    assert!(
+        nowhere["error"]
+            .as_str()
+            .unwrap()
+            .contains("cannot reach nowhere")
+    );
     let silent = all.iter().find(|p| p["host"] == "silent").expect("silent");
     assert_eq!(silent["status"], "unreachable");
     assert!(
-        silent["error"].as_str().unwrap().contains("did not reply within"),
+        silent["error"]
+            .as_str()
+            .unwrap()
+            .contains("did not reply within"),
         "{silent}"
     );
 
     let table = r.ok(&["peer", "list", "--all"]);
-    assert!(table.contains("beta@devbox") && table.contains("nowhere: unreachable"), "{table}");
+    assert!(
+        table.contains("beta@devbox") && table.contains("nowhere: unreachable"),
+        "{table}"
+    );
 
     // Broadcast: local only, unless --all; a host that cannot be reached fails it (exit 9)
     // without holding back the others.
@@ -571,7 +655,11 @@ fn list_all_shows_remote_peers_and_an_unreachable_host_within_its_bound() {
     let out = r.repowire(&["peer", "broadcast", "--all", "news for all"]);
     assert_eq!(out.status.code(), Some(9), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout).trim(), "sent to alpha, beta@devbox now");
-    assert!(text(&out.stderr).contains("not sent to nowhere"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("not sent to nowhere"),
+        "{}",
+        text(&out.stderr)
+    );
     assert!(
         b.wait_event(T, |e| e["type"] == "prompt"
             && e["text"].as_str().unwrap().ends_with("\nnews for all"))
@@ -635,9 +723,31 @@ fn mcp_tools_reach_a_peer_on_another_host() {
             .is_some()
     );
 
+    // A cancelled call withdraws its question from the other host while it is queued.
+    r.ok(&["peer", "ask", "beta@devbox", "SLEEP 3\nbusy", "--no-wait"]);
+    assert!(r.far.eventually(T, || r.far.status("beta") == "busy"));
+    let id = mcp.call_start(
+        "ask_peer",
+        json!({"peer_name": "beta@devbox", "query": "never mind"}),
+    );
+    let progress =
+        |v: &Value| v["method"] == "notifications/progress" && v["params"]["progressToken"] == id;
+    assert!(mcp.wait_for(T, progress).is_some(), "no progress");
+    mcp.cancel(id);
+    let msg = message_with(&r.far, "never mind");
+    let qid = msg["id"].as_str().unwrap();
+    assert!(
+        r.far.eventually(T, || state(&r.far, qid) == "cancelled"),
+        "{}",
+        state(&r.far, qid)
+    );
+
     let (err, error) = mcp.call(
         "ask_peer",
         json!({"peer_name": "beta@badkey", "query": "hi"}),
     );
-    assert!(error && err.contains("authentication to badkey failed"), "{err}");
+    assert!(
+        error && err.contains("authentication to badkey failed"),
+        "{err}"
+    );
 }
