@@ -686,6 +686,11 @@ impl Call {
         let host = &self.host;
         let code = status.and_then(|s| s.code());
         let why = match code {
+            Some(255) if id.is_none() && stderr.contains("Host key verification failed") => {
+                format!(
+                    "the host key of {host} could not be verified ({said}): connect once with `ssh {host}` to check and accept it"
+                )
+            }
             Some(255) if id.is_none() && is_auth_failure(&stderr) => format!(
                 "authentication to {host} failed ({said}); `ssh {host}` must log in without a prompt: repowire runs ssh in batch mode, so use a key (with ssh-agent for a passphrase)"
             ),
@@ -733,7 +738,6 @@ impl Drop for Call {
 fn is_auth_failure(stderr: &str) -> bool {
     [
         "Permission denied",
-        "Host key verification failed",
         "Too many authentication failures",
         "No more authentication methods",
     ]
