@@ -26,7 +26,6 @@ use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -54,6 +53,8 @@ const BROADCAST_BOUND: Duration = Duration::from_secs(15);
 const SLACK: Duration = Duration::from_secs(30);
 /// How long a cancelled wait gives the remote to withdraw its question before hanging up.
 const CANCEL_GRACE: Duration = Duration::from_secs(5);
+/// How long ssh is given to exit once its output has ended.
+const EXIT_GRACE: Duration = Duration::from_secs(2);
 /// How soon a waiting call notices that it was cancelled.
 const CANCEL_TICK: Duration = Duration::from_millis(100);
 /// The longest wait a request may ask for.
@@ -451,7 +452,7 @@ struct Call {
     /// Open while the remote waits, to cancel it; closed (dropped) to say we are gone.
     stdin: Option<ChildStdin>,
     lines: Receiver<String>,
-    stderr: Option<JoinHandle<String>>,
+    stderr: Receiver<String>,
     /// The first line that was not a reply (a login script's output, say), for the error.
     junk: Option<String>,
     started: Instant,
@@ -482,13 +483,14 @@ impl Call {
                 }
             }
         });
-        let mut stderr = child.stderr.take().expect("piped");
-        let stderr = std::thread::spawn(move || {
+        let mut stderr_pipe = child.stderr.take().expect("piped");
+        let (tx, stderr) = mpsc::channel();
+        std::thread::spawn(move || {
             let mut buf = Vec::new();
-            let _ = (&mut stderr).take(MAX_STDERR).read_to_end(&mut buf);
+            let _ = (&mut stderr_pipe).take(MAX_STDERR).read_to_end(&mut buf);
             // Drain the rest, so that ssh never blocks on a full pipe.
-            let _ = std::io::copy(&mut stderr, &mut std::io::sink());
-            String::from_utf8_lossy(&buf).into_owned()
+            let _ = std::io::copy(&mut stderr_pipe, &mut std::io::sink());
+            let _ = tx.send(String::from_utf8_lossy(&buf).into_owned());
         });
         let mut stdin = child.stdin.take();
         let request = serde_json::to_string(&Request {
@@ -507,7 +509,7 @@ impl Call {
             child,
             stdin,
             lines,
-            stderr: Some(stderr),
+            stderr,
             junk: None,
             started: Instant::now(),
             done: false,
@@ -525,7 +527,7 @@ impl Call {
                         self.done = true;
                         return Err(Error::Remote {
                             code,
-                            why: format!("on {}: {message}", self.host),
+                            why: format!("on {}: {}", self.host, message::neutralize(&message)),
                         }
                         .into());
                     }
@@ -637,11 +639,27 @@ impl Call {
                     self.done = true;
                     return Err(Error::Remote {
                         code,
-                        why: format!("on {}: {message}", self.host),
+                        why: format!("on {}: {}", self.host, message::neutralize(&message)),
                     }
                     .into());
                 }
                 other => return Err(self.unexpected(other)),
+            }
+        }
+    }
+
+    /// ssh's exit status, killing it if it has not exited within `grace`.
+    fn exit_within(&mut self, grace: Duration) -> Option<ExitStatus> {
+        let end = Instant::now() + grace;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(s)) => return Some(s),
+                Ok(None) if Instant::now() < end => std::thread::sleep(Duration::from_millis(10)),
+                Ok(None) => {
+                    let _ = self.child.kill();
+                    return self.child.wait().ok();
+                }
+                Err(_) => return None,
             }
         }
     }
@@ -674,14 +692,11 @@ impl Call {
     /// stderr.
     fn failure(&mut self, id: Option<&str>) -> Error {
         self.stdin = None;
-        let status = self.child.wait().ok();
-        let stderr = self
-            .stderr
-            .take()
-            .and_then(|h| h.join().ok())
-            .unwrap_or_default();
+        let status = self.exit_within(EXIT_GRACE);
+        // Bounded: a process ssh left behind (a ProxyCommand) may hold its stderr open.
+        let stderr = self.stderr.recv_timeout(EXIT_GRACE).unwrap_or_default();
         let said = last_words(&stderr)
-            .or_else(|| self.junk.clone())
+            .or_else(|| last_words(self.junk.as_deref()?))
             .unwrap_or_else(|| describe(status));
         let host = &self.host;
         let code = status.and_then(|s| s.code());
@@ -718,20 +733,12 @@ impl Drop for Call {
         // Closing stdin tells a remote that still waits that we are gone; one that sent its
         // final reply exits by itself, and is given a moment to.
         self.stdin = None;
-        if !self.done {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-            return;
-        }
-        let end = Instant::now() + Duration::from_secs(1);
-        while Instant::now() < end {
-            if !matches!(self.child.try_wait(), Ok(None)) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let grace = if self.done {
+            EXIT_GRACE
+        } else {
+            Duration::ZERO
+        };
+        self.exit_within(grace);
     }
 }
 
