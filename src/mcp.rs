@@ -243,9 +243,9 @@ impl Server {
     async fn get_answer(&self, Parameters(a): Parameters<GetAnswerArgs>) -> Result<String, String> {
         self.blocking(move |spool| {
             let id = a.query_id.trim();
-            let (checked, id) = match remote::parse_id(id)? {
-                Some((local, host)) => (remote::check(host, local)?, id),
-                None => (ask::check(spool, id)?, id),
+            let checked = match remote::parse_id(id)? {
+                Some((local, host)) => remote::check(host, local)?,
+                None => ask::check(spool, id)?,
             };
             Ok(match checked {
                 Checked::Answered(text) => text,
