@@ -179,14 +179,14 @@ pub fn parse_id(s: &str) -> Result<Option<(&str, &str)>, Error> {
 }
 
 /// Checks a host as given by a user: what ssh takes as a destination (an alias from the ssh
-/// config, a name or address, `user@host`), and never an option.
+/// config, a name or address, `user@host`, `ssh://user@host:port`), and never an option.
 pub fn validate_host(host: &str) -> Result<(), Error> {
     let ok = !host.is_empty()
         && host.len() <= 255
         && !host.starts_with('-')
         && host
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-@:%[]".contains(&b));
+            .all(|b| b.is_ascii_alphanumeric() || b"._-@:%[]/".contains(&b));
     if ok {
         return Ok(());
     }
@@ -196,7 +196,7 @@ pub fn validate_host(host: &str) -> Result<(), Error> {
         .flat_map(char::escape_default)
         .collect();
     Err(Error::BadInput(format!(
-        "invalid host `{shown}`: give an ssh destination (a host from your ssh config, a host name or address, user@host) made of letters, digits and . _ - @ : % [ ]"
+        "invalid host `{shown}`: give an ssh destination (a host from your ssh config, a host name or address, user@host, ssh://user@host:port) made of letters, digits and . _ - @ : % [ ] /"
     )))
 }
 
@@ -968,6 +968,10 @@ mod tests {
         ] {
             assert!(parse_peer(bad).is_err(), "{bad:?} was accepted");
         }
+        assert_eq!(
+            parse_peer("b@ssh://me@[::1]:2222").unwrap(),
+            Some(("b", "ssh://me@[::1]:2222"))
+        );
         assert!(
             parse_id("01JABCDEFGHJKMNPQRSTVWXYZ0@devbox")
                 .unwrap()
