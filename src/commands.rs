@@ -230,11 +230,18 @@ fn list(spool: &Spool, json: bool, all: bool) -> Result<()> {
             queued: open.iter().filter(|m| m.to == p.name).count(),
         })
         .collect();
-    let remotes = if all {
-        remote::list(&Config::load(spool)?.remotes)
+    let hosts = if all {
+        Config::load(spool)?.remotes
     } else {
         Vec::new()
     };
+    if all && hosts.is_empty() && !json {
+        eprintln!(
+            "no remotes: list other hosts under `remotes:` in {}",
+            spool.path("config.yaml").display()
+        );
+    }
+    let remotes = remote::list(&hosts);
     let mut out = std::io::stdout().lock();
     if json {
         let mut values = rows
