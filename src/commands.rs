@@ -163,15 +163,12 @@ fn print_answer(text: &str) -> Result<()> {
 /// Runs `wait`, showing the progress it reports on stderr when that is a terminal.
 fn wait_printing<T>(
     peer: &str,
-    wait: impl FnOnce(&mut dyn FnMut(Progress)) -> Result<T>,
+    wait: impl FnOnce(Option<&mut dyn FnMut(Progress)>) -> Result<T>,
 ) -> Result<T> {
     let tty = std::io::stderr().is_terminal();
     let start = Instant::now();
-    let res = wait(&mut |p: Progress| {
-        if tty {
-            eprint!("\r\x1b[2K{peer}: {p} ({}s)", start.elapsed().as_secs());
-        }
-    });
+    let mut show = |p: Progress| eprint!("\r\x1b[2K{peer}: {p} ({}s)", start.elapsed().as_secs());
+    let res = wait(tty.then_some(&mut show as _));
     if tty {
         eprint!("\r\x1b[2K");
     }

@@ -75,18 +75,23 @@ pub struct Request {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 enum Op {
-    /// Ask `to`; with `wait`, stream the progress and the answer, else reply with the id only.
+    /// Ask `to`; with `wait`, reply with the answer (and the progress before it if asked),
+    /// else with the id only.
     Ask {
         from: String,
         to: String,
         text: String,
         timeout_secs: u64,
         wait: bool,
+        #[serde(default)]
+        progress: bool,
     },
     /// Wait for the answer to an earlier question.
     Wait {
         id: String,
         timeout_secs: u64,
+        #[serde(default)]
+        progress: bool,
     },
     /// The answer to an earlier question, or where it stands, without waiting.
     Get {
@@ -259,13 +264,20 @@ pub fn ask(
     text: &str,
     timeout: Duration,
     cancelled: Option<&dyn Fn() -> bool>,
-    progress: impl FnMut(Progress),
+    progress: Option<&mut dyn FnMut(Progress)>,
 ) -> Result<String> {
-    let op = ask_op(name, from, text, timeout, true)?;
+    let op = ask_op(name, from, text, timeout, true, progress.is_some())?;
     Call::start(host, op)?.stream(None, timeout, cancelled, progress)
 }
 
-fn ask_op(name: &str, from: &str, text: &str, timeout: Duration, wait: bool) -> Result<Op> {
+fn ask_op(
+    name: &str,
+    from: &str,
+    text: &str,
+    timeout: Duration,
+    wait: bool,
+    progress: bool,
+) -> Result<Op> {
     message::validate_text(text)?;
     Ok(Op::Ask {
         from: from.into(),
@@ -273,6 +285,7 @@ fn ask_op(name: &str, from: &str, text: &str, timeout: Duration, wait: bool) -> 
         text: text.into(),
         timeout_secs: wait_secs(timeout)?,
         wait,
+        progress,
     })
 }
 
@@ -296,7 +309,7 @@ pub fn ask_no_wait(
     text: &str,
     timeout: Duration,
 ) -> Result<String> {
-    let mut call = Call::start(host, ask_op(name, from, text, timeout, false)?)?;
+    let mut call = Call::start(host, ask_op(name, from, text, timeout, false, false)?)?;
     match call.next(Instant::now() + SLACK)? {
         Reply::Id(id) => Ok(format!("{id}@{host}")),
         other => Err(call.unexpected(other)),
@@ -308,11 +321,12 @@ pub fn wait(
     host: &str,
     id: &str,
     timeout: Duration,
-    progress: impl FnMut(Progress),
+    progress: Option<&mut dyn FnMut(Progress)>,
 ) -> Result<String> {
     let op = Op::Wait {
         id: id.into(),
         timeout_secs: wait_secs(timeout)?,
+        progress: progress.is_some(),
     };
     Call::start(host, op)?.stream(Some(id), timeout, None, progress)
 }
@@ -562,7 +576,7 @@ impl Call {
         id: Option<&str>,
         timeout: Duration,
         cancelled: Option<&dyn Fn() -> bool>,
-        mut progress: impl FnMut(Progress),
+        mut progress: Option<&mut dyn FnMut(Progress)>,
     ) -> Result<String> {
         let mut id = id.map(str::to_string);
         let until = Instant::now() + timeout + SLACK;
@@ -605,7 +619,11 @@ impl Call {
             };
             match reply {
                 Reply::Id(i) => id = Some(i),
-                Reply::Progress(p) => progress(p),
+                Reply::Progress(p) => {
+                    if let Some(show) = progress.as_mut() {
+                        show(p);
+                    }
+                }
                 Reply::Answer(text) => {
                     self.done = true;
                     return Ok(text);
@@ -819,18 +837,23 @@ fn serve_request(home: &Path) -> Result<()> {
             text,
             timeout_secs,
             wait,
+            progress,
         } => {
             validate_from(&from)?;
             let timeout = requested_wait(timeout_secs)?;
             let (msg, lock) = ask::ask(&spool, &from, &to, &text, timeout)?;
             reply(&Reply::Id(msg.id.clone()));
             if wait {
-                let answer = wait_replying(&spool, &msg.id, timeout)?;
+                let answer = wait_replying(&spool, &msg.id, timeout, progress)?;
                 reply(&Reply::Answer(answer));
             }
             drop(lock);
         }
-        Op::Wait { id, timeout_secs } => {
+        Op::Wait {
+            id,
+            timeout_secs,
+            progress,
+        } => {
             message::validate_id(&id)?;
             let m = message::load(&spool, &id)?
                 .ok_or_else(|| Error::BadInput(format!("there is no query {id} in the spool")))?;
@@ -840,7 +863,8 @@ fn serve_request(home: &Path) -> Result<()> {
             } else {
                 None
             };
-            let answer = wait_replying(&spool, &id, requested_wait(timeout_secs)?)?;
+            let timeout = requested_wait(timeout_secs)?;
+            let answer = wait_replying(&spool, &id, timeout, progress)?;
             reply(&Reply::Answer(answer));
         }
         Op::Get { id } => reply(&match ask::check(&spool, &id)? {
@@ -878,9 +902,10 @@ fn requested_wait(secs: u64) -> Result<Duration, Error> {
     Ok(Duration::from_secs(secs))
 }
 
-/// Waits for the answer to `id`, replying with each new stage. A line `cancel` on stdin
-/// withdraws the question if the peer does not have it yet; the end of stdin ends the process.
-fn wait_replying(spool: &Spool, id: &str, timeout: Duration) -> Result<String> {
+/// Waits for the answer to `id`, replying with each new stage if `progress`. A line `cancel`
+/// on stdin withdraws the question if the peer does not have it yet; the end of stdin ends
+/// the process.
+fn wait_replying(spool: &Spool, id: &str, timeout: Duration, progress: bool) -> Result<String> {
     let cancelled = Arc::new(AtomicBool::new(false));
     {
         let cancelled = cancelled.clone();
@@ -898,17 +923,18 @@ fn wait_replying(spool: &Spool, id: &str, timeout: Duration) -> Result<String> {
         });
     }
     let mut last = None;
+    let mut report = |p| {
+        if last != Some(p) {
+            last = Some(p);
+            reply(&Reply::Progress(p));
+        }
+    };
     let answer = ask::wait_answer(
         spool,
         id,
         timeout,
         Some(&|| cancelled.load(Ordering::SeqCst)),
-        |p| {
-            if last != Some(p) {
-                last = Some(p);
-                reply(&Reply::Progress(p));
-            }
-        },
+        progress.then_some(&mut report as _),
     )?;
     Ok(answer.text)
 }
@@ -996,6 +1022,7 @@ mod tests {
                 text: "a\nb'\"$(x)`\u{1b}".into(),
                 timeout_secs: 5,
                 wait: true,
+                progress: true,
             },
         };
         let line = serde_json::to_string(&r).unwrap();
