@@ -11,4 +11,5 @@ mod hooks;
 mod man;
 mod mcp;
 mod mesh;
+mod remote;
 mod setup;

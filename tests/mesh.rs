@@ -469,7 +469,7 @@ fn hostile_text_arrives_as_inert_text() {
 }
 
 /// What the stand-in must have received for `t`: control characters as their pictures.
-fn neutralized(t: &str) -> String {
+pub(crate) fn neutralized(t: &str) -> String {
     t.replace("\r\n", "\n")
         .chars()
         .map(|c| match c {
