@@ -109,6 +109,23 @@ impl FakeAgent<'_> {
         ]);
         assert!(out.status.success(), "{}", text(&out.stderr));
         let pane = m.pane(dir);
+        // Until the shell tmux starts it with has become `cat`, the pane shows another command,
+        // which the SessionStart hook would record as the agent's.
+        let shows_cat = || {
+            text(
+                &m.tmux([
+                    "display-message",
+                    "-p",
+                    "-t",
+                    &pane,
+                    "#{pane_current_command}",
+                ])
+                .stdout,
+            )
+            .trim()
+                == "cat"
+        };
+        assert!(m.eventually(Duration::from_secs(10), shows_cat));
         FakeAgent { m, pane, cwd }
     }
 
