@@ -22,12 +22,19 @@ use crate::spool::{Spool, now_ms};
 use crate::tmux::Server;
 use crate::wait;
 
-/// Pause before Enter, so Enter arrives as its own read and submits instead of becoming a
-/// newline in a paste. (Codex and Gemini CLI need at least ~0.1 s after a paste.)
+/// Enter must arrive as its own read, or the agent takes it for a newline in a paste. Once the
+/// typed text shows in the prompt box, the agent has read it; until then the screen is looked
+/// at every `ECHO_POLL`, for at most `SETTLE` (a box that never shows the text: too long for the
+/// screen, or an agent drawing none).
 const SETTLE: Duration = Duration::from_millis(300);
-/// How long an agent may take to draw its prompt box before a message is typed anyway.
+const ECHO_POLL: Duration = Duration::from_millis(5);
+/// After a bracketed paste, Codex and Gemini CLI still take an Enter that follows too closely
+/// as part of the paste.
+const PASTE_GAP: Duration = Duration::from_millis(100);
+/// How long Codex or Gemini CLI may take to draw its prompt box before a message is typed
+/// anyway.
 const BOX_APPEARS: Duration = Duration::from_secs(5);
-/// How long typed text may take to show in the prompt box.
+/// How long a paste may take to show in the prompt box.
 const TEXT_SHOWS: Duration = Duration::from_secs(3);
 const BOX_POLL: Duration = Duration::from_millis(100);
 /// How often a paste that did not show is tried (see [`type_text`]).
@@ -47,7 +54,7 @@ fn lock_name(name: &str) -> String {
 
 /// Starts a background deliverer for `name` if the peer is idle and has mail. Never blocks.
 pub fn kick(spool: &Spool, name: &str) -> Result<()> {
-    if !has_work(spool, name)? || spool.is_locked(&lock_name(name)) {
+    if spool.is_locked(&lock_name(name)) || !has_work(spool, name)? {
         return Ok(());
     }
     let exe = std::env::current_exe().context("cannot find the repowire binary")?;
@@ -178,7 +185,8 @@ fn deliver_one(spool: &Spool, peer: &Peer, msg: Message) -> Result<bool> {
     }
     history::append(spool, history::Event::Delivered, &msg, None);
 
-    if let Err(e) = type_text(&server, &peer.pane, agent, &message::prompt_text(&msg)) {
+    let text = message::prompt_text(&msg);
+    if let Err(e) = type_text(&server, &peer.pane, agent, &text) {
         fail(
             spool,
             peer,
@@ -187,6 +195,15 @@ fn deliver_one(spool: &Spool, peer: &Peer, msg: Message) -> Result<bool> {
         )?;
         return Ok(false);
     }
+    let settle_end = Instant::now() + SETTLE;
+    while Instant::now() < settle_end
+        && !prompt_box(&server, peer).is_some_and(|b| shows_typed(&b, &text))
+    {
+        std::thread::sleep(ECHO_POLL);
+    }
+    if agent.typing() == Typing::Paste {
+        std::thread::sleep(PASTE_GAP);
+    }
     server.send_enter(&peer.pane)?;
     // A busy machine can delay the agent reading its input for seconds, and then the text and
     // Enter arrive together as one paste. So keep waiting until the message's deadline, and
@@ -194,9 +211,14 @@ fn deliver_one(spool: &Spool, peer: &Peer, msg: Message) -> Result<bool> {
     // text (never into a dialog, where Enter would choose an answer).
     let give_up = msg.deadline_ms.unwrap_or(now_ms() + STUCK_LIMIT_MS);
     loop {
-        let taken = wait::until(
-            &[spool.path("peers"), spool.path("queue")],
+        let taken = wait::until_file_changes(
+            &[
+                spool.path(&format!("peers/{}.json", peer.name)),
+                spool.path(&format!("queue/{}.json", msg.id)),
+                spool.path(&format!("done/{}.json", msg.id)),
+            ],
             Some(Instant::now() + CONFIRM),
+            CONFIRM,
             || taken(spool, &peer.name, &msg.id).map(|t| t.then_some(())),
         )?;
         if taken.is_some() {
@@ -277,7 +299,7 @@ fn taken(spool: &Spool, name: &str, id: &str) -> Result<bool> {
     Ok(!message::load(spool, id)?.is_some_and(|m| m.state.is_open()))
 }
 
-/// Types `text` the way `agent` takes it, without pressing Enter, then waits [`SETTLE`].
+/// Types `text` the way `agent` takes it, without pressing Enter.
 fn type_text(
     server: &Server,
     pane: &str,
@@ -314,6 +336,44 @@ fn type_text(
             }
         }
     }
-    std::thread::sleep(SETTLE);
     Ok(())
+}
+
+/// Whether the prompt box `shown` ends with the end of `typed`. Agents wrap, indent and
+/// elide long input differently, so only the last few visible characters are compared,
+/// whitespace ignored.
+fn shows_typed(shown: &str, typed: &str) -> bool {
+    let visible = |s: &str| -> Vec<char> {
+        s.chars()
+            .filter(|c| !c.is_whitespace() && *c != '↵')
+            .collect()
+    };
+    let (shown, typed) = (visible(shown), visible(typed));
+    let tail = &typed[typed.len().saturating_sub(12)..];
+    !tail.is_empty() && shown.ends_with(tail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shows_typed;
+
+    #[test]
+    fn sees_the_typed_text_however_the_box_wraps_it() {
+        let typed = "[repowire] Question from a (query 01J)\nwhat is the users API schema?";
+        // Claude Code wraps a long prompt over several indented lines.
+        assert!(shows_typed(
+            "[repowire] Question from a (query 01J)\nwhat is the users\n  API schema?",
+            typed
+        ));
+        // The stand-in shows one row: the end of the text, newlines as ↵.
+        assert!(shows_typed(
+            "…om a (query 01J)↵what is the users API schema?",
+            typed
+        ));
+        assert!(!shows_typed(
+            "[repowire] Question from a (query 01J)\nwhat is",
+            typed
+        ));
+        assert!(!shows_typed("", typed));
+    }
 }

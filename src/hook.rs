@@ -34,7 +34,11 @@ use crate::tmux::Server;
 use crate::transcript;
 
 /// The most of a payload kept; the rest is read and dropped so the writer is never blocked.
-const MAX_PAYLOAD: usize = 16 * 1024 * 1024;
+/// A hook must stay small (see README.md's figures): an answer longer than this is not passed
+/// on, and the asker is told where to read it.
+pub const MAX_PAYLOAD: usize = 1024 * 1024;
+/// Marks a payload cut at [`MAX_PAYLOAD`].
+const CUT: &str = "repowire_payload_cut";
 /// After this long a hook gives up and exits 0, whatever it was doing.
 const WATCHDOG: Duration = Duration::from_secs(10);
 
@@ -54,23 +58,80 @@ pub enum Event {
 
 /// Runs a hook. Always succeeds: errors are printed on stderr and swallowed.
 pub fn run(home: &Path, event: Event, agent: Agent) {
-    std::thread::spawn(|| {
-        std::thread::sleep(WATCHDOG);
-        eprintln!("repowire hook: gave up after {}s", WATCHDOG.as_secs());
-        std::process::exit(0);
-    });
+    arm_watchdog();
     let payload = read_payload();
     if let Err(e) = handle(home, event, agent, &payload) {
         eprintln!("repowire hook: {e:#}");
     }
 }
 
+/// Ends the process with status 0 after [`WATCHDOG`], whatever it is doing. A signal, not a
+/// thread: hooks run on every turn, and starting a thread costs more than the rest of a hook
+/// that has nothing to do.
+fn arm_watchdog() {
+    extern "C" fn give_up(_: libc::c_int) {
+        const MSG: &[u8] = b"repowire hook: gave up after 10s\n";
+        // SAFETY: write and _exit are async-signal-safe.
+        unsafe {
+            libc::write(2, MSG.as_ptr().cast(), MSG.len());
+            libc::_exit(0);
+        }
+    }
+    // SAFETY: the handler only calls async-signal-safe functions; the set is initialized by
+    // sigemptyset before use.
+    unsafe {
+        libc::signal(libc::SIGALRM, give_up as *const () as libc::sighandler_t);
+        // The agent may have started us with it blocked.
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGALRM);
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+        libc::alarm(WATCHDOG.as_secs() as libc::c_uint);
+    }
+}
+
 fn read_payload() -> Value {
     let mut buf = Vec::new();
     let mut stdin = std::io::stdin().lock();
-    let _ = (&mut stdin).take(MAX_PAYLOAD as u64).read_to_end(&mut buf);
-    let _ = std::io::copy(&mut stdin, &mut std::io::sink());
-    serde_json::from_slice(&buf).unwrap_or(Value::Null)
+    let _ = (&mut stdin)
+        .take(MAX_PAYLOAD as u64 + 1)
+        .read_to_end(&mut buf);
+    let cut = buf.len() > MAX_PAYLOAD;
+    if cut {
+        let _ = std::io::copy(&mut stdin, &mut std::io::sink());
+    }
+    parse_payload(&buf, cut)
+}
+
+/// The payload as JSON; `Null` if it is not. Of a payload `cut` at the size limit, the
+/// top-level fields that arrived whole (the session, the prompt id, the transcript come
+/// before the long text), marked with [`CUT`].
+pub fn parse_payload(bytes: &[u8], cut: bool) -> Value {
+    if !cut {
+        return serde_json::from_slice(bytes).unwrap_or(Value::Null);
+    }
+    struct Fields<'a>(&'a mut serde_json::Map<String, Value>);
+    impl<'de> serde::de::Visitor<'de> for Fields<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            while let Some(k) = map.next_key::<String>()? {
+                let v = map.next_value::<Value>()?;
+                self.0.insert(k, v);
+            }
+            Ok(())
+        }
+    }
+    let mut fields = serde_json::Map::new();
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let _ = serde::Deserializer::deserialize_map(&mut de, Fields(&mut fields));
+    if fields.is_empty() {
+        return Value::Null;
+    }
+    fields.insert(CUT.into(), Value::Bool(true));
+    Value::Object(fields)
 }
 
 /// A string field of the payload, if present and a string.
@@ -92,8 +153,8 @@ fn handle(home: &Path, event: Event, agent: Agent, p: &Value) -> Result<()> {
     match event {
         Event::SessionStart => unreachable!(),
         Event::Prompt => prompt(&spool, &peer, agent, p),
-        Event::Stop => stop(&spool, &peer, p, end_of_turn(agent, p)),
-        Event::Interrupt => stop(&spool, &peer, p, TurnEnd::Interrupted),
+        Event::Stop => stop(&spool, &peer, p, false),
+        Event::Interrupt => stop(&spool, &peer, p, true),
         Event::SessionEnd => session_end(&spool, &peer, field(p, "reason")),
     }
 }
@@ -129,16 +190,20 @@ fn session_start(spool: &Spool, agent: Agent, p: &Value) -> Result<()> {
 /// What `repowire mcp --agent codex` does when it starts: registers the Codex session in its
 /// pane. Codex starts a session, and runs its SessionStart hook, only with the first prompt;
 /// its MCP servers start with the TUI, so this is what makes a fresh Codex session a peer
-/// that can be asked. Nothing happens when the pane's peer already is this session.
+/// that can be asked. Nothing happens when the pane's peer already is this Codex process (its
+/// MCP server restarted).
 pub fn mcp_started(spool: &Spool, agent: Agent) {
     if agent != Agent::Codex {
         return; // the others run SessionStart when they start
     }
     let res = (|| {
         if let Some((socket, pane)) = peer::own_pane()
-            && peer::by_pane(spool, &socket, &pane)?.is_some_and(|old| {
-                old.online && old.session_id.is_none() && old.agent == agent.as_str()
-            })
+            && let Some(old) = peer::by_pane(spool, &socket, &pane)?
+            && let Some(live) = Server::at(&socket).pane(&pane)?
+            && old.online
+            && old.agent == agent.as_str()
+            && old.agent_process.is_some()
+            && old.agent_process == peer::agent_process(live.pid)
         {
             return Ok(());
         }
@@ -190,6 +255,7 @@ fn register_pane(
             cwd: &cwd,
             session_id,
             agent: agent.as_str(),
+            agent_process: peer::agent_process(live.pid),
             agent_command: Some(live.command),
             naming: Config::load(spool)?.naming,
         },
@@ -254,26 +320,40 @@ enum TurnEnd {
     Interrupted,
 }
 
-/// How the turn a stop payload reports ended.
+/// How the turn a stop payload reports ended: its reply (Claude Code's and Codex's
+/// `last_assistant_message`, Gemini CLI's `prompt_response`), else Claude Code's transcript's
+/// last assistant text; a Gemini CLI turn without a reply whose chat file ends with "Request
+/// cancelled." was interrupted.
 fn end_of_turn(agent: Agent, p: &Value) -> TurnEnd {
-    if let Some(text) = agent.reply(p) {
-        return TurnEnd::Answer(text.to_string());
-    }
-    let transcript = field(p, "transcript_path").map(Path::new);
-    let from_transcript = match agent {
-        Agent::Claude => transcript.and_then(transcript::last_assistant_text),
-        Agent::Gemini if transcript.is_some_and(transcript::gemini_turn_cancelled) => {
-            return TurnEnd::Interrupted;
-        }
+    let transcript = field(p, "transcript_path");
+    let reply = agent.reply(p).map(str::to_string).or_else(|| match agent {
+        Agent::Claude => transcript.and_then(|t| transcript::last_assistant_text(Path::new(t))),
         Agent::Codex | Agent::Gemini => None,
-    };
-    TurnEnd::Answer(
-        from_transcript
-            .unwrap_or_else(|| "(the peer's turn ended without a text reply)".to_string()),
-    )
+    });
+    if let Some(text) = reply {
+        return TurnEnd::Answer(text);
+    }
+    if agent == Agent::Gemini
+        && transcript.is_some_and(|t| transcript::gemini_turn_cancelled(Path::new(t)))
+    {
+        return TurnEnd::Interrupted;
+    }
+    let too_long = p.get(CUT).is_some()
+        || transcript
+            .and_then(|t| std::fs::metadata(t).ok())
+            .is_some_and(|m| m.len() > transcript::MAX_SCAN);
+    TurnEnd::Answer(match transcript {
+        Some(t) if too_long => format!(
+            "(the peer's answer may be longer than repowire passes on ({} KiB) and was not read; the whole turn is in its transcript: {t})",
+            MAX_PAYLOAD / 1024
+        ),
+        _ => "(the peer's turn ended without a text reply)".to_string(),
+    })
 }
 
-fn stop(spool: &Spool, peer: &Peer, p: &Value, end: TurnEnd) -> Result<()> {
+/// The turn ended (`interrupted`: by Codex's Interrupt event): its answer goes to whoever
+/// asked, and the peer is idle again.
+fn stop(spool: &Spool, peer: &Peer, p: &Value, interrupted: bool) -> Result<()> {
     let agent = Agent::of_peer(&peer.agent);
     let prompt_id = agent.turn_id(p).map(str::to_string);
     {
@@ -287,26 +367,13 @@ fn stop(spool: &Spool, peer: &Peer, p: &Value, end: TurnEnd) -> Result<()> {
             (Some(a), Some(b)) => a == b,
             _ => true,
         };
-        if pr.turn.busy
-            && same_turn
-            && let Some(id) = pr.turn.message.take()
-            && let Some(m) = message::load(spool, &id)?.filter(|m| m.kind == Kind::Ask)
-        {
-            match &end {
-                TurnEnd::Answer(text) => {
-                    message::answer(spool, &pr, &m, text, prompt_id.as_deref())?;
-                }
-                TurnEnd::Interrupted => {
-                    message::finish_locked(
-                        spool,
-                        &m.id,
-                        Some(State::Delivered),
-                        State::Failed,
-                        Some("the peer's turn was interrupted (Esc) before it answered".into()),
-                    )?;
-                }
+        let asked = match pr.turn.message.take() {
+            Some(id) if pr.turn.busy && same_turn => {
+                message::load(spool, &id)?.filter(|m| m.kind == Kind::Ask)
             }
-        }
+            _ => None,
+        };
+        let answerer = pr.clone();
         let now = now_ms();
         pr.last_activity_ms = now;
         pr.turn = if pr.queued_turns.is_empty() {
@@ -319,7 +386,33 @@ fn stop(spool: &Spool, peer: &Peer, p: &Value, end: TurnEnd) -> Result<()> {
                 since_ms: now,
             }
         };
-        peer::save(spool, &pr)?;
+        // The peer's record is written while the answer is (their fsyncs overlap), and put in
+        // place after it.
+        std::thread::scope(|s| -> Result<()> {
+            let staged = s.spawn(|| peer::stage(spool, &pr));
+            if let Some(m) = asked {
+                let end = match interrupted {
+                    true => TurnEnd::Interrupted,
+                    false => end_of_turn(agent, p),
+                };
+                match end {
+                    TurnEnd::Answer(text) => {
+                        message::answer(spool, &answerer, &m, &text, prompt_id.as_deref())?;
+                    }
+                    TurnEnd::Interrupted => {
+                        message::finish_locked(
+                            spool,
+                            &m.id,
+                            Some(State::Delivered),
+                            State::Failed,
+                            Some("the peer's turn was interrupted (Esc) before it answered".into()),
+                        )?;
+                    }
+                }
+            }
+            let staged = staged.join().expect("staging a record does not panic")?;
+            peer::place(spool, &pr, staged)
+        })?;
     }
     deliver::kick(spool, &peer.name)
 }
@@ -358,4 +451,24 @@ fn fail_delivered(spool: &Spool, name: &str, why: &str) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cut_payload_keeps_the_fields_that_arrived_whole() {
+        let full = br#"{"session_id":"s","transcript_path":"/t.jsonl","last_assistant_message":"a very long ans"#;
+        let p = parse_payload(full, true);
+        assert_eq!(field(&p, "session_id"), Some("s"));
+        assert_eq!(field(&p, "transcript_path"), Some("/t.jsonl"));
+        assert_eq!(field(&p, "last_assistant_message"), None);
+        assert_eq!(p[CUT], true);
+        // Not cut: broken JSON is no payload at all, and nothing is marked.
+        assert_eq!(parse_payload(full, false), Value::Null);
+        assert_eq!(parse_payload(b"garbage", true), Value::Null);
+        let whole = parse_payload(br#"{"session_id":"s"}"#, false);
+        assert!(whole.get(CUT).is_none());
+    }
 }

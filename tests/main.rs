@@ -12,4 +12,5 @@ mod hooks;
 mod man;
 mod mcp;
 mod mesh;
+mod remote;
 mod setup;

@@ -24,7 +24,7 @@ const MAX_TOOLS_JSON: usize = 4096;
 
 /// A `repowire mcp` process spoken to over its stdin and stdout. Every line it writes must be
 /// a JSON-RPC message: a reader thread checks each one and keeps them in order.
-struct Mcp {
+pub(crate) struct Mcp {
     child: Child,
     stdin: Option<ChildStdin>,
     lines: Receiver<Value>,
@@ -40,7 +40,7 @@ struct Mcp {
 impl Mcp {
     /// Starts `repowire mcp` as `cmd` would run repowire (its spool, its pane), and
     /// initializes it as Claude Code does.
-    fn start(m: &Mesh, mut cmd: Command) -> Mcp {
+    pub(crate) fn start(m: &Mesh, mut cmd: Command) -> Mcp {
         cmd.arg("mcp");
         let mut mcp = Mcp::spawn(m, cmd);
         let id = mcp.request(
@@ -106,7 +106,7 @@ impl Mcp {
     }
 
     /// Starts a tool call carrying a progress token, as Claude Code's calls do.
-    fn call_start(&mut self, tool: &str, args: Value) -> u64 {
+    pub(crate) fn call_start(&mut self, tool: &str, args: Value) -> u64 {
         let id = self.next_id + 1;
         self.request(
             "tools/call",
@@ -115,7 +115,11 @@ impl Mcp {
     }
 
     /// Waits for the first message that `f` accepts, among those received so far and to come.
-    fn wait_for(&mut self, timeout: Duration, f: impl Fn(&Value) -> bool) -> Option<Value> {
+    pub(crate) fn wait_for(
+        &mut self,
+        timeout: Duration,
+        f: impl Fn(&Value) -> bool,
+    ) -> Option<Value> {
         let end = Instant::now() + timeout;
         let mut seen = 0;
         loop {
@@ -151,7 +155,7 @@ impl Mcp {
     }
 
     /// The text and isError of a tool call's result.
-    fn result(&mut self, id: u64) -> (String, bool) {
+    pub(crate) fn result(&mut self, id: u64) -> (String, bool) {
         let r = self.response(id);
         let result = &r["result"];
         assert!(
@@ -162,20 +166,20 @@ impl Mcp {
         (text.to_string(), result["isError"] == true)
     }
 
-    fn call(&mut self, tool: &str, args: Value) -> (String, bool) {
+    pub(crate) fn call(&mut self, tool: &str, args: Value) -> (String, bool) {
         let id = self.call_start(tool, args);
         self.result(id)
     }
 
     /// A call that must succeed: its text.
-    fn ok(&mut self, tool: &str, args: Value) -> String {
+    pub(crate) fn ok(&mut self, tool: &str, args: Value) -> String {
         let (text, error) = self.call(tool, args);
         assert!(!error, "{tool} failed: {text}");
         text
     }
 
     /// The messages of the progress notifications for call `id` so far.
-    fn progress(&self, id: u64) -> Vec<String> {
+    pub(crate) fn progress(&self, id: u64) -> Vec<String> {
         self.got
             .iter()
             .filter(|v| {
@@ -191,7 +195,7 @@ impl Mcp {
     }
 
     /// Waits for call `id` to report `message`, failing if the call ends first.
-    fn wait_progress(&mut self, id: u64, message: &str) {
+    pub(crate) fn wait_progress(&mut self, id: u64, message: &str) {
         let hit = |v: &Value| {
             (v["method"] == "notifications/progress"
                 && v["params"]["progressToken"] == id
@@ -208,7 +212,7 @@ impl Mcp {
         }
     }
 
-    fn cancel(&mut self, id: u64) {
+    pub(crate) fn cancel(&mut self, id: u64) {
         self.send(
             json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
                          "params": {"requestId": id, "reason": "the user pressed Escape"}}),
@@ -236,7 +240,7 @@ impl Drop for Mcp {
 }
 
 /// The message record (in `done/` or `queue/`) whose text is `text`, once there is one.
-fn message_with(m: &Mesh, text: &str) -> Value {
+pub(crate) fn message_with(m: &Mesh, text: &str) -> Value {
     let mut found = None;
     let there = m.eventually(T, || {
         found = ["done", "queue"].iter().find_map(|dir| {
@@ -256,7 +260,7 @@ fn message_with(m: &Mesh, text: &str) -> Value {
 }
 
 /// Where message `id` is: its state, from `done/` first.
-fn state(m: &Mesh, id: &str) -> String {
+pub(crate) fn state(m: &Mesh, id: &str) -> String {
     ["done", "queue"]
         .iter()
         .find_map(|dir| std::fs::read(m.home.join(format!("{dir}/{id}.json"))).ok())
@@ -725,7 +729,8 @@ fn mcp_bad_arguments_are_tool_errors_that_say_what_to_do() {
         .spawn()
         .unwrap();
     assert!(m.eventually(T, || m.status("alpha") == "busy"));
-    let t = Instant::now();
+    // Refused, and not answered once alpha's turn ends: the error says so. (Not timed: on a
+    // busy machine anything can take seconds.)
     let (text, error) = mcp.call("ask_peer", json!({"peer_name": "beta", "query": "hi"}));
     assert!(
         error
@@ -734,10 +739,12 @@ fn mcp_bad_arguments_are_tool_errors_that_say_what_to_do() {
             ),
         "{text}"
     );
-    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
     assert!(beta_waits.wait().unwrap().success());
     // None of it hurt the server.
-    assert!(mcp.ok("list_peers", json!({})).contains("alpha: online, claude"));
+    assert!(
+        mcp.ok("list_peers", json!({}))
+            .contains("alpha: online, claude")
+    );
 }
 
 /// The Python of `<target>/mcp-venv`, with the pinned `mcp` SDK installed from PyPI (once per
