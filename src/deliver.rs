@@ -28,9 +28,6 @@ use crate::wait;
 /// screen, or an agent drawing none).
 const SETTLE: Duration = Duration::from_millis(300);
 const ECHO_POLL: Duration = Duration::from_millis(5);
-/// After a bracketed paste, Codex and Gemini CLI still take an Enter that follows too closely
-/// as part of the paste.
-const PASTE_GAP: Duration = Duration::from_millis(100);
 /// How long Codex or Gemini CLI may take to draw its prompt box before a message is typed
 /// anyway.
 const BOX_APPEARS: Duration = Duration::from_secs(5);
@@ -160,7 +157,7 @@ fn deliver_one(spool: &Spool, peer: &Peer, msg: Message) -> Result<bool> {
     // Codex or Gemini CLI still starting (or showing a dialog) draws no prompt box yet: give
     // it a moment.
     let limit = match agent.typing() {
-        Typing::Paste => BOX_APPEARS,
+        Typing::Paste { .. } => BOX_APPEARS,
         Typing::Keys { .. } => Duration::ZERO,
     };
     let box_now = wait_box(&server, &peer.pane, agent, limit, Option::is_some);
@@ -201,8 +198,8 @@ fn deliver_one(spool: &Spool, peer: &Peer, msg: Message) -> Result<bool> {
     {
         std::thread::sleep(ECHO_POLL);
     }
-    if agent.typing() == Typing::Paste {
-        std::thread::sleep(PASTE_GAP);
+    if let Typing::Paste { gap } = agent.typing() {
+        std::thread::sleep(gap);
     }
     server.send_enter(&peer.pane)?;
     // A busy machine can delay the agent reading its input for seconds, and then the text and
@@ -321,7 +318,7 @@ fn type_text(
                 }
             }
         }
-        Typing::Paste => {
+        Typing::Paste { .. } => {
             // A paste the agent was not ready to read can vanish. Enter was not pressed yet, so
             // a box seen empty never took the text: paste again.
             for _ in 0..PASTES {
