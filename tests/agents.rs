@@ -430,6 +430,20 @@ screen_reader_detection_done = true
         assert!(online, "{name} is not online again");
     }
 
+    /// Pastes `text` into session `name`'s prompt box, as a person would, without Enter.
+    fn paste(&self, name: &str, typed: &str) {
+        let buffer = format!("test-{name}");
+        let mut load = Command::new("tmux");
+        load.args(["-L", &self.socket, "load-buffer", "-b", &buffer, "-"])
+            .stdin(Stdio::piped());
+        let mut child = load.spawn().unwrap();
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), typed.as_bytes()).unwrap();
+        assert!(child.wait().unwrap().success());
+        let target = format!("={name}:");
+        let out = self.tmux(&["paste-buffer", "-p", "-d", "-b", &buffer, "-t", &target]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+
     /// Presses keys in session `name` (e.g. Escape).
     fn key(&self, name: &str, key: &str) {
         let out = self.tmux(&["send-keys", "-t", &format!("={name}:"), key]);
@@ -548,7 +562,8 @@ fn neutralized(s: &str) -> String {
 
 /// The three sessions, each asked from the command line, each asking another through the MCP
 /// tool and through `repowire peer ask` in its own shell tool, each getting a notification;
-/// then a Codex and a Gemini turn cut short with Esc are reported as interrupted.
+/// then a Codex and a Gemini turn cut short with Esc are reported as interrupted, a person's
+/// draft holds a question back until its own turn is over, and `/quit` takes them offline.
 #[test]
 fn claude_codex_and_gemini_ask_each_other() {
     let Some((claude, codex, gemini)) = need_agents() else {
@@ -707,5 +722,38 @@ fn claude_codex_and_gemini_ask_each_other() {
         let id = team.last_sent("user", name);
         assert_eq!(team.event_names(&id), ["sent", "delivered", "failed"]);
         team.assert_online(name);
+    }
+
+    // 7. A person's draft in the prompt box is never typed after: the question waits until
+    //    the draft's own turn has ended.
+    for name in ["codex", "gemini"] {
+        team.paste(name, "REPLY the person's own prompt");
+        let id = team
+            .rw_ok(&["peer", "ask", name, "REPLY after the draft", "--no-wait"])
+            .trim()
+            .to_string();
+        std::thread::sleep(Duration::from_secs(3));
+        assert_eq!(
+            team.event_names(&id),
+            ["sent"],
+            "{name} typed after a draft"
+        );
+        team.key(name, "Enter");
+        let out = team.rw_ok(&["peer", "wait", &id, "--timeout", "120s"]);
+        assert_eq!(out, "after the draft\n");
+        team.assert_online(name);
+    }
+
+    // 8. Quitting ends the session: the peer goes offline.
+    for name in ["codex", "gemini"] {
+        team.paste(name, "/quit");
+        std::thread::sleep(Duration::from_millis(500));
+        team.key(name, "Enter");
+        let offline = team.eventually(Duration::from_secs(60), || {
+            team.peers()
+                .iter()
+                .any(|p| p["name"] == name && p["status"] == "offline")
+        });
+        assert!(offline, "{name} is not offline after /quit");
     }
 }
