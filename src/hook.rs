@@ -282,6 +282,7 @@ fn prompt(spool: &Spool, peer: &Peer, agent: Agent, p: &Value) -> Result<()> {
         None => None,
     };
     let claimed_id = claimed.as_ref().map(|m| m.id.clone());
+    let mut unfinished = None;
     peer::update(spool, &peer.name, |pr| {
         let now = now_ms();
         pr.last_activity_ms = now;
@@ -290,6 +291,11 @@ fn prompt(spool: &Spool, peer: &Peer, agent: Agent, p: &Value) -> Result<()> {
             // turn's prompt id, and runs the prompt as its own turn after the current one.
             pr.queued_turns.push(claimed_id.clone());
         } else {
+            // A new turn while another (with an id of its own) was running: that one ended
+            // without a Stop hook. Claude Code runs none for a turn cancelled with Esc.
+            if pr.turn.busy && pr.turn.prompt_id.is_some() && prompt_id.is_some() {
+                unfinished = pr.turn.message.take();
+            }
             pr.turn = Turn {
                 busy: true,
                 prompt_id: prompt_id.clone(),
@@ -307,6 +313,16 @@ fn prompt(spool: &Spool, peer: &Peer, agent: Agent, p: &Value) -> Result<()> {
             Some(State::Delivered),
             State::Received,
             None,
+        )?;
+    }
+    if let Some(id) = unfinished {
+        message::finish(
+            spool,
+            &peer.name,
+            &id,
+            Some(State::Delivered),
+            State::Failed,
+            Some("the peer's turn ended without an answer: it was interrupted (Esc)".into()),
         )?;
     }
     Ok(())

@@ -473,3 +473,50 @@ fn a_hook_whose_stdin_never_ends_gives_up_with_status_zero() {
     assert_eq!(text(&out.stderr), "repowire hook: gave up after 10s\n");
     assert!(start.elapsed() >= Duration::from_secs(10));
 }
+
+/// Claude Code runs no Stop hook for a turn cancelled with Esc: when the next turn starts
+/// (a new prompt id), the question the cancelled one carried fails as interrupted, and is
+/// never answered by that next turn.
+#[test]
+fn a_claude_turn_cancelled_without_a_stop_fails_its_question_when_the_next_starts() {
+    need_tmux!();
+    let m = Mesh::new();
+    let a = FakeAgent::start(&m, "svc");
+    a.hook(
+        "session-start",
+        json!({"session_id": "s1", "source": "startup"}),
+    );
+    std::thread::sleep(Duration::from_millis(1600)); // the startup grace
+    let id = ask_delivered(&m, "svc", "the question");
+    a.hook(
+        "prompt",
+        json!({"session_id": "s1", "prompt_id": "P1", "prompt": header(&id)}),
+    );
+    // Esc: no Stop. The person types something else.
+    a.hook(
+        "prompt",
+        json!({"session_id": "s1", "prompt_id": "P2", "prompt": "something else"}),
+    );
+    let out = m.run(["peer", "wait", &id, "--timeout", "5s"]);
+    assert_eq!(out.status.code(), Some(7), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("interrupted (Esc)"),
+        "{}",
+        text(&out.stderr)
+    );
+    a.hook(
+        "stop",
+        json!({"session_id": "s1", "prompt_id": "P2", "last_assistant_message": "not for it"}),
+    );
+    assert!(
+        message_response(&m, &id).is_none(),
+        "answered by the next turn"
+    );
+    assert_eq!(a.peer()["status"], "online");
+}
+
+fn message_response(m: &Mesh, id: &str) -> Option<Value> {
+    std::fs::read(m.home.join(format!("responses/{id}.json")))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+}
