@@ -172,7 +172,7 @@ fn find_peer(spool: &Spool, agent: Agent, session_id: Option<&str>) -> Result<Op
         return Ok(Some(p));
     }
     if let Some((socket, pane)) = peer::own_pane()
-        && (agent != Agent::Codex || peer::pane_runs_us(&socket, &pane))
+        && (agent != Agent::Codex || peer::codex_pane_is_ours(&socket, &pane))
         && let Some(p) = peer::by_pane(spool, &socket, &pane)?
     {
         return Ok(Some(p));
@@ -224,9 +224,10 @@ fn register_pane(
     let Some((socket, pane)) = peer::own_pane() else {
         return Ok(()); // outside tmux nobody could type to it
     };
-    // A pane whose process is not an ancestor of this one is not this session's pane (a
-    // shared Codex daemon's environment): registering it would route to the wrong agent.
-    if agent == Agent::Codex && !peer::pane_runs_us(&socket, &pane) {
+    // `$TMUX_PANE` of a process that does not descend from that pane's agent, or that a
+    // shared Codex daemon runs, may be another session's: registering it would route to the
+    // wrong agent.
+    if agent == Agent::Codex && !peer::codex_pane_is_ours(&socket, &pane) {
         eprintln!(
             "repowire: $TMUX_PANE {pane} is not the pane this {} session runs in; not registering it (Codex must run without its shared app-server daemon: `repowire setup --agent codex` configures that)",
             agent.title()

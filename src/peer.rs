@@ -357,13 +357,38 @@ pub fn own_pane() -> Option<(PathBuf, String)> {
     Some((socket, pane))
 }
 
-/// Whether this process runs in `pane`: it descends from the pane's foreground job (see
-/// [`agent_process`]). Where that cannot be checked (no `/proc`), true.
-pub fn pane_runs_us(socket: &Path, pane: &str) -> bool {
+/// Whether this process runs for the Codex session in `pane`: it descends from the pane's
+/// foreground job (see [`agent_process`]) and not through a Codex app-server daemon, which
+/// serves every Codex TUI with the environment of the one that started it (and is that one's
+/// child while it runs). Where that cannot be checked (no `/proc`), true.
+pub fn codex_pane_is_ours(socket: &Path, pane: &str) -> bool {
     if !Path::new("/proc/self/stat").exists() {
         return true;
     }
-    matches!(Server::at(socket).pane(pane), Ok(Some(p)) if agent_process(p.pid).is_some())
+    let ours =
+        matches!(Server::at(socket).pane(pane), Ok(Some(p)) if agent_process(p.pid).is_some());
+    ours && !under_codex_daemon()
+}
+
+/// Whether an ancestor of this process is a `codex app-server` (the shared daemon).
+fn under_codex_daemon() -> bool {
+    let mut pid = std::process::id();
+    for _ in 0..64 {
+        let Some(s) = Stat::read(pid) else {
+            return false;
+        };
+        if s.ppid <= 1 {
+            return false;
+        }
+        pid = s.ppid;
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let mut args = cmdline.split(|&b| b == 0);
+        let program = args.next().unwrap_or_default();
+        if program.ends_with(b"codex") && args.any(|a| a == b"app-server") {
+            return true;
+        }
+    }
+    false
 }
 
 /// The name messages from this process are sent as: the peer of the pane it runs in, else

@@ -520,3 +520,59 @@ fn message_response(m: &Mesh, id: &str) -> Option<Value> {
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
 }
+
+/// A Codex app-server daemon is the child of the TUI that started it, so the hooks it runs
+/// for every other TUI descend from that first TUI's pane too. A Codex hook with a `codex
+/// app-server` among its ancestors trusts no pane; the same hook run by the TUI itself does.
+#[test]
+fn a_codex_hook_run_by_the_shared_daemon_registers_no_pane() {
+    need_tmux!();
+    let m = Mesh::new();
+    let payload = m.dir.path().join("payload.json");
+    std::fs::write(&payload, r#"{"session_id": "cx1", "source": "startup"}"#).unwrap();
+    let rw = crate::util::bin().display().to_string();
+    let start = |name: &str, argv0_args: &str| {
+        let work = m.dir.path().join(name);
+        std::fs::create_dir_all(&work).unwrap();
+        // The pane's process is named .../codex, and with `app-server` among its arguments
+        // it looks like the daemon; the hook runs as its child.
+        let script = format!(
+            "exec -a {}/codex bash -c '\"$1\" hook session-start --agent codex < \"$2\" 2>\"$3\"; exec sleep 60' {argv0_args}",
+            m.dir.path().display()
+        );
+        let out = m.tmux([
+            "new-session",
+            "-d",
+            "-s",
+            name,
+            "-c",
+            work.to_str().unwrap(),
+            "-e",
+            &format!("REPOWIRE_HOME={}", m.home.display()),
+            "bash",
+            "-c",
+            &script,
+            "bash",
+            &rw,
+            payload.to_str().unwrap(),
+            m.dir.path().join(format!("{name}.err")).to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    };
+    start("daemon", "app-server \"$1\" \"$2\" \"$3\"");
+    start("tui", "tui \"$1\" \"$2\" \"$3\"");
+    assert!(
+        m.eventually(Duration::from_secs(20), || m.peers().len() == 1),
+        "{:?}",
+        m.peers()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let peers = m.peers();
+    assert_eq!(peers.len(), 1, "{peers:?}");
+    assert_eq!(peers[0]["name"], "tui");
+    let err = std::fs::read_to_string(m.dir.path().join("daemon.err")).unwrap();
+    assert!(
+        err.contains("is not the pane this Codex session runs in"),
+        "{err}"
+    );
+}
