@@ -1,5 +1,6 @@
 //! The command line, as clap definitions. The doc comments are the help text and the man pages.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -186,7 +187,7 @@ pub enum PeerCommand {
         /// The peer name
         name: String,
         /// The question ('-' reads it from stdin)
-        text: String,
+        text: OsString,
         /// How long to wait for the answer (e.g. 90s, 5m) [default: ask_timeout in config.yaml, 120s]
         #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
         timeout: Option<Duration>,
@@ -213,13 +214,13 @@ pub enum PeerCommand {
         /// The peer name
         name: String,
         /// The message ('-' reads it from stdin)
-        text: String,
+        text: OsString,
     },
 
     /// Send a message to every online peer but yourself; returns at once
     Broadcast {
         /// The message ('-' reads it from stdin)
-        text: String,
+        text: OsString,
     },
 }
 

@@ -1,6 +1,7 @@
 //! The history: `log/YYYY-MM-DD.jsonl`, one JSON object per line for every message sent,
 //! delivered, answered or given up on. Append-only; each line is one `write` to a file opened
-//! with `O_APPEND` under `log/.lock`, so lines from concurrent processes never interleave.
+//! with `O_APPEND` under `log/.lock`, so lines from concurrent processes never interleave, and a
+//! line a full disk cuts short is removed again.
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -85,13 +86,18 @@ fn write(spool: &Spool, entry: &Entry) -> std::io::Result<()> {
     let (y, mo, d) = crate::time::civil_date(entry.ts_ms);
     let path = spool.path(&format!("log/{y:04}-{mo:02}-{d:02}.jsonl"));
     let _lock = spool.lock("log/.lock")?;
-    let mut f = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)?;
-    f.write_all(&line)
+    let mut f = crate::spool::open_private(
+        &path,
+        OpenOptions::new().create(true).append(true).mode(0o600),
+    )?;
+    let len = f.metadata()?.len();
+    if let Err(e) = f.write_all(&line) {
+        // A full disk can take part of the line: cut it off, or the next line would be glued
+        // to it and both lost to readers.
+        let _ = f.set_len(len);
+        return Err(crate::spool::explain_full(e));
+    }
+    Ok(())
 }
 
 /// The log files, oldest first.

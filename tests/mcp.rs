@@ -24,8 +24,8 @@ const MAX_TOOLS_JSON: usize = 4096;
 
 /// A `repowire mcp` process spoken to over its stdin and stdout. Every line it writes must be
 /// a JSON-RPC message: a reader thread checks each one and keeps them in order.
-struct Mcp {
-    child: Child,
+pub(crate) struct Mcp {
+    pub child: Child,
     stdin: Option<ChildStdin>,
     lines: Receiver<Value>,
     /// Everything received so far, in order.
@@ -40,7 +40,7 @@ struct Mcp {
 impl Mcp {
     /// Starts `repowire mcp` as `cmd` would run repowire (its spool, its pane), and
     /// initializes it as Claude Code does.
-    fn start(m: &Mesh, mut cmd: Command) -> Mcp {
+    pub(crate) fn start(m: &Mesh, mut cmd: Command) -> Mcp {
         cmd.arg("mcp");
         let mut mcp = Mcp::spawn(m, cmd);
         let id = mcp.request(
@@ -106,7 +106,7 @@ impl Mcp {
     }
 
     /// Starts a tool call carrying a progress token, as Claude Code's calls do.
-    fn call_start(&mut self, tool: &str, args: Value) -> u64 {
+    pub(crate) fn call_start(&mut self, tool: &str, args: Value) -> u64 {
         let id = self.next_id + 1;
         self.request(
             "tools/call",
@@ -151,7 +151,7 @@ impl Mcp {
     }
 
     /// The text and isError of a tool call's result.
-    fn result(&mut self, id: u64) -> (String, bool) {
+    pub(crate) fn result(&mut self, id: u64) -> (String, bool) {
         let r = self.response(id);
         let result = &r["result"];
         assert!(
@@ -162,7 +162,7 @@ impl Mcp {
         (text.to_string(), result["isError"] == true)
     }
 
-    fn call(&mut self, tool: &str, args: Value) -> (String, bool) {
+    pub(crate) fn call(&mut self, tool: &str, args: Value) -> (String, bool) {
         let id = self.call_start(tool, args);
         self.result(id)
     }
@@ -191,7 +191,7 @@ impl Mcp {
     }
 
     /// Waits for call `id` to report `message`, failing if the call ends first.
-    fn wait_progress(&mut self, id: u64, message: &str) {
+    pub(crate) fn wait_progress(&mut self, id: u64, message: &str) {
         let hit = |v: &Value| {
             (v["method"] == "notifications/progress"
                 && v["params"]["progressToken"] == id
