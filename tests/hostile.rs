@@ -573,6 +573,24 @@ fn hostile_transcripts_end_the_stop_hook_quickly_with_no_wrong_answer() {
     }
 }
 
+/// 100 MB on stdin: each hook keeps what it may parse, drains the rest (so Claude Code is
+/// never blocked writing it) and exits 0 without touching the spool.
+#[test]
+fn hooks_drain_100_mb_of_stdin_and_exit_zero() {
+    let m = Mesh::new();
+    m.ok(["peer", "list"]);
+    let before = listing(&m.home);
+    let mut huge = br#"{"session_id":"s","prompt":""#.to_vec();
+    huge.resize(100 << 20, b'x');
+    for event in ["session-start", "prompt", "stop", "session-end"] {
+        let (out, took) = hook(&mut m.cmd_in("%7"), event, &huge);
+        assert_eq!(out.status.code(), Some(0), "{event}: {}", text(&out.stderr));
+        assert!(out.stdout.is_empty(), "{event}");
+        assert!(took < Duration::from_secs(8), "{event} took {took:?}");
+    }
+    assert_eq!(listing(&m.home), before);
+}
+
 /// Hook payloads of every shape: whatever the JSON (or non-JSON) on stdin, the hook exits 0,
 /// prints nothing on stdout, and the spool stays well-formed: one peer, and answers only to
 /// questions that exist, stored under their own id for their own asker.
