@@ -213,6 +213,27 @@ fn text_that_is_not_utf8_or_too_long_is_refused_clearly() {
     assert_eq!(queued, 0);
 }
 
+/// An MCP request that is not valid JSON (a lone surrogate escape, which no Rust string can
+/// hold; a cut line) gets no answer, but the server goes on serving the session's next calls.
+#[test]
+fn the_mcp_server_survives_requests_it_cannot_parse() {
+    let m = Mesh::new();
+    let mut mcp = crate::mcp::Mcp::start(&m, m.cmd());
+    for bad in [
+        r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"notify_peer","arguments":{"peer_name":"x","message":"a\ud800b"}}}"#,
+        r#"{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"na"#,
+        "\u{1b}[201~",
+    ] {
+        mcp.send_raw(bad);
+    }
+    let (text, error) = mcp.call(
+        "notify_peer",
+        json!({"peer_name": "x", "message": "\u{1b}[201~ still here"}),
+    );
+    assert!(error && text.contains("unknown peer 'x'"), "{text}");
+    assert!(mcp.child.try_wait().unwrap().is_none(), "the server exited");
+}
+
 /// Names are used in paths and typed into headers: anything but a plain name is refused by
 /// every command that takes one, and nothing is created outside the spool.
 #[test]

@@ -92,6 +92,13 @@ impl Mcp {
         }
     }
 
+    /// Writes one line as it is, JSON or not.
+    pub(crate) fn send_raw(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin is open");
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
+    }
+
     fn send(&mut self, v: Value) {
         let stdin = self.stdin.as_mut().expect("stdin is open");
         writeln!(stdin, "{v}").unwrap();
