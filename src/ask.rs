@@ -77,8 +77,9 @@ pub fn ask(
     Ok((msg, lock.expect("an ask has a waiter lock")))
 }
 
-/// Waits for the answer to `id` for `timeout`, calling `progress` with its stage at every
-/// check (on every change, and at least once a second).
+/// Waits for the answer to `id` for `timeout`, calling `progress` (if any: working it out
+/// costs reads of the peer's queue) with its stage at every check (on every change, and at
+/// least once a second).
 /// On timeout, a question not yet delivered is withdrawn; a delivered one stays, and its answer
 /// can be fetched later. When `cancelled` turns true, the wait ends within [`CANCEL_TICK`]
 /// with [`Error::Cancelled`], after withdrawing the question as [`cancel`] does.
@@ -87,16 +88,19 @@ pub fn wait_answer(
     id: &str,
     timeout: Duration,
     cancelled: Option<&dyn Fn() -> bool>,
-    mut progress: impl FnMut(Progress),
+    mut progress: Option<&mut dyn FnMut(Progress)>,
 ) -> Result<Response> {
     let deadline = Instant::now() + timeout;
     let mut next_liveness = Instant::now() + LIVENESS_EVERY;
-    let dirs = [
-        spool.path("responses"),
-        spool.path("queue"),
-        spool.path("done"),
-        spool.path("peers"),
+    // Woken only by this question's own records and its peer's: many askers may wait at once.
+    let mut files = vec![
+        spool.path(&format!("responses/{id}.json")),
+        spool.path(&format!("queue/{id}.json")),
+        spool.path(&format!("done/{id}.json")),
     ];
+    if let Some(m) = message::load(spool, id)? {
+        files.push(spool.path(&format!("peers/{}.json", m.to)));
+    }
     // Checked at least as often as the peer's liveness is, and soon after a cancellation.
     let tick = match cancelled {
         Some(_) => CANCEL_TICK,
@@ -113,6 +117,17 @@ pub fn wait_answer(
             // Answered between the two reads: the answer is stored before the message moves.
             if let Some(r) = message::load_response(spool, id)? {
                 return Ok(Some(r));
+            }
+            // Failed because the peer's session ended (its SessionEnd hook said so before the
+            // agent was gone): the peer is offline, whoever noticed first.
+            if m.state == State::Failed
+                && peer::load(spool, &m.to)?.is_none_or(|p| peer::status(&p).0 == Status::Offline)
+            {
+                return Err(Error::PeerOffline {
+                    name: m.to.clone(),
+                    why: m.error.clone().unwrap_or_else(|| "it went away".into()),
+                }
+                .into());
             }
             return Err(finished_error(&m).into());
         }
@@ -151,14 +166,16 @@ pub fn wait_answer(
                 .into());
             }
         }
-        progress(self::progress(spool, &m, &p)?);
+        if let Some(report) = progress.as_mut() {
+            report(self::progress(spool, &m, &p)?);
+        }
         // A deliverer may have been lost (killed): start another when the peer is free.
         if m.state == State::Queued {
             deliver::kick(spool, &m.to)?;
         }
         Ok(None)
     };
-    let got = wait::until_every(&dirs, Some(deadline), tick, check)?;
+    let got = wait::until_file_changes(&files, Some(deadline), tick, check)?;
     if let Some(r) = got {
         return Ok(r);
     }

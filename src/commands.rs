@@ -134,11 +134,8 @@ fn wait_printing(
 ) -> Result<message::Response> {
     let tty = std::io::stderr().is_terminal();
     let start = Instant::now();
-    let res = ask::wait_answer(spool, id, timeout, None, |p: Progress| {
-        if tty {
-            eprint!("\r\x1b[2K{peer}: {p} ({}s)", start.elapsed().as_secs());
-        }
-    });
+    let mut show = |p: Progress| eprint!("\r\x1b[2K{peer}: {p} ({}s)", start.elapsed().as_secs());
+    let res = ask::wait_answer(spool, id, timeout, None, tty.then_some(&mut show as _));
     if tty {
         eprint!("\r\x1b[2K");
     }

@@ -26,9 +26,12 @@ use crate::wait;
 const CHUNK: usize = 200;
 /// Pause between pieces, so each arrives as its own read.
 const CHUNK_GAP: Duration = Duration::from_millis(30);
-/// Pause before Enter, so Enter arrives as its own read and submits instead of becoming a
-/// newline in a paste.
+/// Enter must arrive as its own read, or the agent takes it for a newline in a paste. Once the
+/// typed text shows in the prompt box, the agent has read it; until then the screen is looked
+/// at every `ECHO_POLL`, for at most `SETTLE` (a box that never shows the text: too long for the
+/// screen, or an agent drawing none).
 const SETTLE: Duration = Duration::from_millis(300);
+const ECHO_POLL: Duration = Duration::from_millis(5);
 /// How long to wait for the agent's UserPromptSubmit hook to confirm it took the prompt
 /// before looking at its screen again.
 const CONFIRM: Duration = Duration::from_millis(1500);
@@ -44,7 +47,7 @@ fn lock_name(name: &str) -> String {
 
 /// Starts a background deliverer for `name` if the peer is idle and has mail. Never blocks.
 pub fn kick(spool: &Spool, name: &str) -> Result<()> {
-    if !has_work(spool, name)? || spool.is_locked(&lock_name(name)) {
+    if spool.is_locked(&lock_name(name)) || !has_work(spool, name)? {
         return Ok(());
     }
     let exe = std::env::current_exe().context("cannot find the repowire binary")?;
@@ -168,7 +171,8 @@ fn deliver_one(spool: &Spool, peer: &Peer, msg: Message) -> Result<bool> {
     }
     history::append(spool, history::Event::Delivered, &msg, None);
 
-    if let Err(e) = type_text(&server, &peer.pane, &message::prompt_text(&msg)) {
+    let text = message::prompt_text(&msg);
+    if let Err(e) = type_text(&server, &peer.pane, &text) {
         fail(
             spool,
             peer,
@@ -177,6 +181,12 @@ fn deliver_one(spool: &Spool, peer: &Peer, msg: Message) -> Result<bool> {
         )?;
         return Ok(false);
     }
+    let settle_end = Instant::now() + SETTLE;
+    while Instant::now() < settle_end
+        && !prompt_box(&server, &peer.pane).is_some_and(|b| shows_typed(&b, &text))
+    {
+        std::thread::sleep(ECHO_POLL);
+    }
     server.send_enter(&peer.pane)?;
     // A busy machine can delay the agent reading its input for seconds, and then the text and
     // Enter arrive together as one paste. So keep waiting until the message's deadline, and
@@ -184,9 +194,14 @@ fn deliver_one(spool: &Spool, peer: &Peer, msg: Message) -> Result<bool> {
     // text (never into a dialog, where Enter would choose an answer).
     let give_up = msg.deadline_ms.unwrap_or(now_ms() + STUCK_LIMIT_MS);
     loop {
-        let taken = wait::until(
-            &[spool.path("peers"), spool.path("queue")],
+        let taken = wait::until_file_changes(
+            &[
+                spool.path(&format!("peers/{}.json", peer.name)),
+                spool.path(&format!("queue/{}.json", msg.id)),
+                spool.path(&format!("done/{}.json", msg.id)),
+            ],
             Some(Instant::now() + CONFIRM),
+            CONFIRM,
             || taken(spool, &peer.name, &msg.id).map(|t| t.then_some(())),
         )?;
         if taken.is_some() {
@@ -279,14 +294,30 @@ fn type_text(server: &Server, pane: &str, text: &str) -> Result<(), crate::error
         }
         server.send_literal(pane, &rest[..end])?;
         rest = &rest[end..];
-        std::thread::sleep(if rest.is_empty() { SETTLE } else { CHUNK_GAP });
+        if !rest.is_empty() {
+            std::thread::sleep(CHUNK_GAP);
+        }
     }
     Ok(())
 }
 
+/// Whether the prompt box `shown` ends with the end of `typed`. Agents wrap, indent and
+/// elide long input differently, so only the last few visible characters are compared,
+/// whitespace ignored.
+fn shows_typed(shown: &str, typed: &str) -> bool {
+    let visible = |s: &str| -> Vec<char> {
+        s.chars()
+            .filter(|c| !c.is_whitespace() && *c != '↵')
+            .collect()
+    };
+    let (shown, typed) = (visible(shown), visible(typed));
+    let tail = &typed[typed.len().saturating_sub(12)..];
+    !tail.is_empty() && shown.ends_with(tail)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::input_box;
+    use super::{input_box, shows_typed};
 
     const RULE: &str = "────────────────────────────────────────";
 
@@ -310,5 +341,25 @@ mod tests {
         let dialog = format!("{RULE}\n Do you want to proceed?\n ❯ 1. Yes\n   2. No\n{RULE}\n");
         assert_eq!(input_box(&dialog), None);
         assert_eq!(input_box("$ ls\nfile\n"), None);
+    }
+
+    #[test]
+    fn sees_the_typed_text_however_the_box_wraps_it() {
+        let typed = "[repowire] Question from a (query 01J)\nwhat is the users API schema?";
+        // Claude Code wraps a long prompt over several indented lines.
+        assert!(shows_typed(
+            "[repowire] Question from a (query 01J)\nwhat is the users\n  API schema?",
+            typed
+        ));
+        // The stand-in shows one row: the end of the text, newlines as ↵.
+        assert!(shows_typed(
+            "…om a (query 01J)↵what is the users API schema?",
+            typed
+        ));
+        assert!(!shows_typed(
+            "[repowire] Question from a (query 01J)\nwhat is",
+            typed
+        ));
+        assert!(!shows_typed("", typed));
     }
 }

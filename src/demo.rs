@@ -199,12 +199,12 @@ impl Demo {
             &msg.id,
             STEP_TIMEOUT,
             Some(&stopped as &dyn Fn() -> bool),
-            |p| {
+            Some(&mut |p| {
                 if shown != Some(p) {
                     self.say(&format!("  {p}"));
                     shown = Some(p);
                 }
-            },
+            }),
         )?;
         self.say(&format!("  answered: {}", answer.text));
         Ok(())

@@ -21,7 +21,11 @@ use crate::tmux::Server;
 use crate::transcript;
 
 /// The most of a payload kept; the rest is read and dropped so the writer is never blocked.
-const MAX_PAYLOAD: usize = 16 * 1024 * 1024;
+/// A hook must stay small (see README.md's figures): an answer longer than this is not passed
+/// on, and the asker is told where to read it.
+pub const MAX_PAYLOAD: usize = 1024 * 1024;
+/// Marks a payload cut at [`MAX_PAYLOAD`].
+const CUT: &str = "repowire_payload_cut";
 /// After this long a hook gives up and exits 0, whatever it was doing.
 const WATCHDOG: Duration = Duration::from_secs(10);
 
@@ -53,9 +57,45 @@ pub fn run(home: &Path, event: Event) {
 fn read_payload() -> Value {
     let mut buf = Vec::new();
     let mut stdin = std::io::stdin().lock();
-    let _ = (&mut stdin).take(MAX_PAYLOAD as u64).read_to_end(&mut buf);
-    let _ = std::io::copy(&mut stdin, &mut std::io::sink());
-    serde_json::from_slice(&buf).unwrap_or(Value::Null)
+    let _ = (&mut stdin)
+        .take(MAX_PAYLOAD as u64 + 1)
+        .read_to_end(&mut buf);
+    let cut = buf.len() > MAX_PAYLOAD;
+    if cut {
+        let _ = std::io::copy(&mut stdin, &mut std::io::sink());
+    }
+    parse_payload(&buf, cut)
+}
+
+/// The payload as JSON; `Null` if it is not. Of a payload `cut` at the size limit, the
+/// top-level fields that arrived whole (the session, the prompt id, the transcript come
+/// before the long text), marked with [`CUT`].
+pub fn parse_payload(bytes: &[u8], cut: bool) -> Value {
+    if !cut {
+        return serde_json::from_slice(bytes).unwrap_or(Value::Null);
+    }
+    struct Fields<'a>(&'a mut serde_json::Map<String, Value>);
+    impl<'de> serde::de::Visitor<'de> for Fields<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            while let Some(k) = map.next_key::<String>()? {
+                let v = map.next_value::<Value>()?;
+                self.0.insert(k, v);
+            }
+            Ok(())
+        }
+    }
+    let mut fields = serde_json::Map::new();
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let _ = serde::Deserializer::deserialize_map(&mut de, Fields(&mut fields));
+    if fields.is_empty() {
+        return Value::Null;
+    }
+    fields.insert(CUT.into(), Value::Bool(true));
+    Value::Object(fields)
 }
 
 /// A string field of the payload, if present and a string.
@@ -118,6 +158,7 @@ fn session_start(spool: &Spool, p: &Value) -> Result<()> {
             cwd: &cwd,
             session_id: field(p, "session_id"),
             agent: "claude",
+            agent_process: peer::agent_process(live.pid),
             agent_command: Some(live.command),
             naming: Config::load(spool)?.naming,
         },
@@ -185,13 +226,13 @@ fn stop(spool: &Spool, peer: &Peer, p: &Value) -> Result<()> {
             (Some(a), Some(b)) => a == b,
             _ => true,
         };
-        if pr.turn.busy
-            && same_turn
-            && let Some(id) = pr.turn.message.take()
-            && let Some(m) = message::load(spool, &id)?.filter(|m| m.kind == Kind::Ask)
-        {
-            message::answer(spool, &pr, &m, &answer_text(p), prompt_id.as_deref())?;
-        }
+        let asked = match pr.turn.message.take() {
+            Some(id) if pr.turn.busy && same_turn => {
+                message::load(spool, &id)?.filter(|m| m.kind == Kind::Ask)
+            }
+            _ => None,
+        };
+        let answerer = pr.clone();
         let now = now_ms();
         pr.last_activity_ms = now;
         pr.turn = if pr.queued_turns.is_empty() {
@@ -204,19 +245,40 @@ fn stop(spool: &Spool, peer: &Peer, p: &Value) -> Result<()> {
                 since_ms: now,
             }
         };
-        peer::save(spool, &pr)?;
+        // The peer's record is written while the answer is (their fsyncs overlap), and put in
+        // place after it.
+        std::thread::scope(|s| -> Result<()> {
+            let staged = s.spawn(|| peer::stage(spool, &pr));
+            if let Some(m) = asked {
+                message::answer(spool, &answerer, &m, &answer_text(p), prompt_id.as_deref())?;
+            }
+            let staged = staged.join().expect("staging a record does not panic")?;
+            peer::place(spool, &pr, staged)
+        })?;
     }
     deliver::kick(spool, &peer.name)
 }
 
 /// The turn's answer: `last_assistant_message`, else the transcript's last assistant text.
 fn answer_text(p: &Value) -> String {
-    field(p, "last_assistant_message")
+    let transcript = field(p, "transcript_path");
+    if let Some(text) = field(p, "last_assistant_message")
         .map(str::to_string)
-        .or_else(|| {
-            field(p, "transcript_path").and_then(|t| transcript::last_assistant_text(Path::new(t)))
-        })
-        .unwrap_or_else(|| "(the peer's turn ended without a text reply)".to_string())
+        .or_else(|| transcript.and_then(|t| transcript::last_assistant_text(Path::new(t))))
+    {
+        return text;
+    }
+    let too_long = p.get(CUT).is_some()
+        || transcript
+            .and_then(|t| std::fs::metadata(t).ok())
+            .is_some_and(|m| m.len() > transcript::MAX_SCAN);
+    match transcript {
+        Some(t) if too_long => format!(
+            "(the peer's answer may be longer than repowire passes on ({} KiB) and was not read; the whole turn is in its transcript: {t})",
+            MAX_PAYLOAD / 1024
+        ),
+        _ => "(the peer's turn ended without a text reply)".to_string(),
+    }
 }
 
 fn session_end(spool: &Spool, peer: &Peer, reason: Option<&str>) -> Result<()> {
@@ -253,4 +315,24 @@ fn fail_delivered(spool: &Spool, name: &str, why: &str) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cut_payload_keeps_the_fields_that_arrived_whole() {
+        let full = br#"{"session_id":"s","transcript_path":"/t.jsonl","last_assistant_message":"a very long ans"#;
+        let p = parse_payload(full, true);
+        assert_eq!(field(&p, "session_id"), Some("s"));
+        assert_eq!(field(&p, "transcript_path"), Some("/t.jsonl"));
+        assert_eq!(field(&p, "last_assistant_message"), None);
+        assert_eq!(p[CUT], true);
+        // Not cut: broken JSON is no payload at all, and nothing is marked.
+        assert_eq!(parse_payload(full, false), Value::Null);
+        assert_eq!(parse_payload(b"garbage", true), Value::Null);
+        let whole = parse_payload(br#"{"session_id":"s"}"#, false);
+        assert!(whole.get(CUT).is_none());
+    }
 }

@@ -211,6 +211,7 @@ impl Server {
             })
         });
         let ct = ctx.ct.clone();
+        let stages = sender.is_some().then_some(stages);
         let res = self
             .blocking(move |spool| ask_and_wait(spool, &a, &|| ct.is_cancelled(), stages))
             .await;
@@ -290,7 +291,7 @@ fn ask_and_wait(
     spool: &Spool,
     a: &AskArgs,
     cancelled: &dyn Fn() -> bool,
-    stages: UnboundedSender<Progress>,
+    stages: Option<UnboundedSender<Progress>>,
 ) -> Result<String> {
     // Agent turns take minutes, and a question queued behind a busy peer's turn waits for
     // that turn too: the default (config.yaml's mcp_ask_timeout) is generous.
@@ -308,13 +309,16 @@ fn ask_and_wait(
     let from = peer::sender_name(spool)?;
     let (msg, _waiting) = ask::ask(spool, &from, &a.peer_name, &a.query, timeout)?;
     let mut last = None;
-    let report = |p: Progress| {
+    let mut report = |p: Progress| {
         // The wait reports its stage at every check; the client hears of changes only.
         if last != Some(p) {
             last = Some(p);
-            let _ = stages.send(p);
+            if let Some(stages) = &stages {
+                let _ = stages.send(p);
+            }
         }
     };
+    let report = stages.is_some().then_some(&mut report as _);
     match ask::wait_answer(spool, &msg.id, timeout, Some(cancelled), report) {
         Ok(r) => Ok(r.text),
         // The library's hint is a CLI command; here the tool is the way.

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::Error;
 use crate::history;
 use crate::peer::{Peer, USER};
-use crate::spool::{Spool, new_id, now_ms};
+use crate::spool::{Spool, Staged, new_id, now_ms};
 
 /// Largest message text accepted, in bytes. Text is typed into a terminal at a few KB/s, and
 /// an agent reads long pastes badly: longer content belongs in a file whose path is sent.
@@ -324,11 +324,29 @@ pub fn update_locked(
         spool.write_json(&qp, &m)?;
     } else {
         m.finished_ms = Some(now_ms());
-        spool.write_json(&done_path(spool, id), &m)?;
-        std::fs::remove_file(&qp).context("cannot remove finished message from the queue")?;
-        let _ = std::fs::remove_file(spool.path(&waiter_lock(id)));
+        let staged = spool.stage(&record_bytes(&m)?)?;
+        move_to_done(spool, id, staged)?;
     }
     Ok(Some(m))
+}
+
+fn record_bytes<T: Serialize>(v: &T) -> Result<Vec<u8>> {
+    let mut bytes = serde_json::to_vec_pretty(v)?;
+    bytes.push(b'\n');
+    Ok(bytes)
+}
+
+/// Puts the finished record of open message `id`, staged, in `done/`, and takes it out of
+/// the queue.
+fn move_to_done(spool: &Spool, id: &str, staged: Staged) -> Result<()> {
+    let dest = done_path(spool, id);
+    staged
+        .place(&dest)
+        .with_context(|| format!("cannot write {}", dest.display()))?;
+    std::fs::remove_file(queue_path(spool, id))
+        .context("cannot remove finished message from the queue")?;
+    let _ = std::fs::remove_file(spool.path(&waiter_lock(id)));
+    Ok(())
 }
 
 /// Finishes an open message with `state` and an optional error, and logs it: only if it is
@@ -358,8 +376,8 @@ pub fn finish(
     Ok(m)
 }
 
-/// Stores the answer to ask `id` (once) and finishes the message as answered. Returns false if
-/// an answer was already stored.
+/// Stores the answer to ask `id` (once) and finishes the message as answered; the caller
+/// holds the peer's lock. Returns false if an answer was already stored.
 pub fn answer(
     spool: &Spool,
     peer: &Peer,
@@ -376,18 +394,33 @@ pub fn answer(
         session_id: peer.session_id.clone(),
         prompt_id: prompt_id.map(str::to_string),
     };
-    let mut bytes = serde_json::to_vec_pretty(&resp)?;
-    bytes.push(b'\n');
-    let fresh = spool
-        .write_new(&spool.path(&format!("responses/{}.json", msg.id)), &bytes)
+    let answer = record_bytes(&resp)?;
+    let answer_path = spool.path(&format!("responses/{}.json", msg.id));
+    // The message as it will be finished, staged with the answer: the two writes overlap.
+    let finished = spool
+        .read_json::<Message>(&queue_path(spool, &msg.id))?
+        .filter(|m| m.state.is_open())
+        .map(|mut m| {
+            m.state = State::Answered;
+            m.finished_ms = Some(now_ms());
+            m
+        });
+    let (staged_answer, staged_done) = match &finished {
+        Some(m) => {
+            let [a, d] = spool.stage_all([&answer, &record_bytes(m)?])?;
+            (a, Some(d))
+        }
+        None => (spool.stage(&answer)?, None),
+    };
+    let fresh = staged_answer
+        .place_new(&answer_path)
         .context("cannot store the answer")?;
     if fresh {
         history::append(spool, history::Event::Answered, msg, Some(text));
     }
-    update_locked(spool, &msg.id, |m| {
-        m.state = State::Answered;
-        true
-    })?;
+    if let Some(d) = staged_done {
+        move_to_done(spool, &msg.id, d)?;
+    }
     Ok(fresh)
 }
 

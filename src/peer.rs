@@ -1,7 +1,8 @@
 //! Peers: one agent session in one tmux pane, as `peers/NAME.json`.
 //!
 //! A peer record is only changed under its lock `peers/NAME.lock` ([`update`]), by the hooks
-//! (turn state), registration and delivery. Status is derived when asked ([`status_of`]): one
+//! (turn state), registration and delivery. Status is derived when asked ([`status_of`]): from
+//! the agent's process when the SessionStart hook could record it (a look at `/proc`), else one
 //! `tmux list-panes -a` per tmux server tells which panes still exist and run the agent.
 
 use std::collections::HashMap;
@@ -12,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Naming;
 use crate::error::{Error, Hint};
-use crate::spool::{Spool, now_ms};
+use crate::spool::{Spool, Staged, now_ms};
 use crate::tmux::{self, Pane, Server};
 
 /// The sender name of anything that is not a registered peer (a person at a terminal).
@@ -38,6 +39,10 @@ pub struct Peer {
     /// The pane's foreground command while the agent ran, to tell the agent from a shell.
     #[serde(default)]
     pub agent_command: Option<String>,
+    /// The agent's process, when its SessionStart hook could tell: the session lasts as long as
+    /// it lives.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_process: Option<Process>,
     /// The name was chosen with `peer register` and survives re-registration by the hooks.
     #[serde(default)]
     pub pinned: bool,
@@ -68,6 +73,71 @@ pub struct Turn {
     pub message: Option<String>,
     #[serde(default)]
     pub since_ms: u64,
+}
+
+/// A process, told apart from a later one with the same pid by its start time.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Process {
+    pub pid: u32,
+    /// Clock ticks after boot (`/proc/PID/stat`, field 22).
+    pub start: u64,
+}
+
+impl Process {
+    /// Whether this very process still runs (not exited, not a zombie).
+    pub fn alive(&self) -> bool {
+        Stat::read(self.pid).is_some_and(|s| s.start == self.start && !s.dead)
+    }
+}
+
+/// The few fields of `/proc/PID/stat` repowire reads.
+struct Stat {
+    dead: bool,
+    ppid: u32,
+    pgrp: i64,
+    session: i64,
+    /// The foreground process group of the process's terminal, or -1.
+    tpgid: i64,
+    start: u64,
+}
+
+impl Stat {
+    fn read(pid: u32) -> Option<Stat> {
+        let raw = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // The command name may hold spaces and parentheses: fields start after the last ')'.
+        let f: Vec<&str> = raw[raw.rfind(')')? + 1..].split_whitespace().collect();
+        Some(Stat {
+            dead: matches!(*f.first()?, "Z" | "X" | "x"),
+            ppid: f.get(1)?.parse().ok()?,
+            pgrp: f.get(2)?.parse().ok()?,
+            session: f.get(3)?.parse().ok()?,
+            tpgid: f.get(5)?.parse().ok()?,
+            start: f.get(19)?.parse().ok()?,
+        })
+    }
+}
+
+/// The agent a hook runs for: of the hook's ancestors, the first that leads the foreground
+/// job of the pane whose first process is `pane_pid` (every process in a pane is in that
+/// session). Agents run hooks in a session of their own (Claude Code) or in theirs (the
+/// stand-in); either way this finds the agent, or the job that wraps it, which ends with it.
+/// `None` when the hook does not descend from that pane's foreground job.
+pub fn agent_process(pane_pid: u32) -> Option<Process> {
+    let mut pid = Stat::read(std::process::id())?.ppid;
+    for _ in 0..64 {
+        let s = Stat::read(pid)?;
+        if s.session == i64::from(pane_pid) && i64::from(pid) == s.pgrp && s.pgrp == s.tpgid {
+            return (!s.dead).then_some(Process {
+                pid,
+                start: s.start,
+            });
+        }
+        if s.ppid <= 1 {
+            return None;
+        }
+        pid = s.ppid;
+    }
+    None
 }
 
 /// A peer's status, derived when asked.
@@ -220,7 +290,22 @@ pub fn all(spool: &Spool) -> Result<Vec<Peer>> {
 }
 
 pub fn save(spool: &Spool, peer: &Peer) -> Result<()> {
-    spool.write_json(&spool.path(&record(&peer.name)), peer)
+    place(spool, peer, stage(spool, peer)?)
+}
+
+/// Writes `peer`'s record to `tmp/` (see [`Staged`]), for [`place`].
+pub fn stage(spool: &Spool, peer: &Peer) -> Result<Staged> {
+    let mut bytes = serde_json::to_vec_pretty(peer)?;
+    bytes.push(b'\n');
+    Ok(spool.stage(&bytes)?)
+}
+
+/// Puts `peer`'s staged record in place.
+pub fn place(spool: &Spool, peer: &Peer, staged: Staged) -> Result<()> {
+    let dest = spool.path(&record(&peer.name));
+    staged
+        .place(&dest)
+        .with_context(|| format!("cannot write {}", dest.display()))
 }
 
 /// Read-modify-write of one peer record under its lock. `f` returns false to leave it as is.
@@ -240,11 +325,40 @@ pub fn update(
     Ok(Some(peer))
 }
 
-/// The peer registered for a pane of a tmux server, if any.
+/// The peer registered for a pane of a tmux server, if any. Every hook asks, so the pane's
+/// index entry is tried first; without one (or a stale one) every record is read.
 pub fn by_pane(spool: &Spool, socket: &Path, pane: &str) -> Result<Option<Peer>> {
-    Ok(all(spool)?
-        .into_iter()
-        .find(|p| p.pane == pane && p.tmux_socket == socket))
+    let here = |p: &Peer| p.pane == pane && p.tmux_socket == socket;
+    if let Ok(Some(name)) = spool.read_json::<String>(&spool.path(&pane_index(socket, pane)))
+        && validate_name(&name).is_ok()
+        && let Some(p) = load(spool, &name)?.filter(here)
+    {
+        return Ok(Some(p));
+    }
+    Ok(all(spool)?.into_iter().find(here))
+}
+
+/// `peers/.pane-HASH-N`: the name of the peer last registered for pane `%N` of the tmux server
+/// at `socket` (HASH: FNV-1a of the socket path). A hint only, checked against the record.
+fn pane_index(socket: &Path, pane: &str) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let hash = socket
+        .as_os_str()
+        .as_bytes()
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    format!("peers/.pane-{hash:016x}-{}", pane.trim_start_matches('%'))
+}
+
+/// Saves a peer that just took a pane, and indexes it by that pane.
+fn save_with_pane(spool: &Spool, peer: &Peer) -> Result<()> {
+    save(spool, peer)?;
+    spool.write_json(
+        &spool.path(&pane_index(&peer.tmux_socket, &peer.pane)),
+        &peer.name,
+    )
 }
 
 /// Where the current process runs: `$TMUX`'s server and `$TMUX_PANE`.
@@ -275,6 +389,7 @@ pub struct SessionStart<'a> {
     pub session_id: Option<&'a str>,
     pub agent: &'a str,
     pub agent_command: Option<String>,
+    pub agent_process: Option<Process>,
     pub naming: Naming,
 }
 
@@ -290,7 +405,7 @@ pub fn session_started(spool: &Spool, s: &SessionStart<'_>) -> Result<Peer> {
     let now = now_ms();
     // A peer whose session is over comes back under its name when an agent starts in its
     // directory again, so the messages that waited for it are delivered.
-    let gone = |p: &&Peer| p.path == s.cwd && (!p.online || !pane_alive(p));
+    let gone = |p: &&Peer| p.path == s.cwd && status(p).0 == Status::Offline;
     let existing = peers
         .iter()
         .find(|p| p.pane == s.pane && p.tmux_socket == s.socket)
@@ -314,6 +429,7 @@ pub fn session_started(spool: &Spool, s: &SessionStart<'_>) -> Result<Peer> {
         path: s.cwd.to_path_buf(),
         session_id: s.session_id.map(str::to_string),
         agent_command: s.agent_command.clone(),
+        agent_process: s.agent_process,
         pinned: false,
         online: true,
         registered_ms: now,
@@ -331,7 +447,7 @@ pub fn session_started(spool: &Spool, s: &SessionStart<'_>) -> Result<Peer> {
         },
         None => fresh,
     };
-    save(spool, &peer)?;
+    save_with_pane(spool, &peer)?;
     Ok(peer)
 }
 
@@ -344,10 +460,6 @@ fn unique_name(peers: &[Peer], base: &str) -> String {
         .map(|i| format!("{base}-{i}"))
         .find(|n| !taken(n))
         .expect("an unused suffix exists")
-}
-
-fn pane_alive(p: &Peer) -> bool {
-    matches!(Server::at(&p.tmux_socket).pane(&p.pane), Ok(Some(pane)) if !pane.dead)
 }
 
 /// `peer register`: gives the pane at `target` the name `name` (pinned), taking over the
@@ -370,7 +482,7 @@ pub fn register(spool: &Spool, name: &str, target: &str, path: &Path) -> Result<
     let peer = Peer {
         name: name.to_string(),
         agent: base.as_ref().map_or("claude".into(), |b| b.agent.clone()),
-        tmux_socket: socket,
+        tmux_socket: socket.clone(),
         pane: pane.id.clone(),
         path,
         session_id: base.as_ref().and_then(|b| b.session_id.clone()),
@@ -378,6 +490,11 @@ pub fn register(spool: &Spool, name: &str, target: &str, path: &Path) -> Result<
             .as_ref()
             .and_then(|b| b.agent_command.clone())
             .or(Some(pane.command.clone())),
+        // Only the agent of this very pane.
+        agent_process: base
+            .as_ref()
+            .filter(|b| b.pane == pane.id && b.tmux_socket == socket)
+            .and_then(|b| b.agent_process),
         pinned: true,
         online: !pane.dead,
         registered_ms: base.as_ref().map_or(now, |b| b.registered_ms),
@@ -386,7 +503,7 @@ pub fn register(spool: &Spool, name: &str, target: &str, path: &Path) -> Result<
         turn: base.as_ref().map(|b| b.turn.clone()).unwrap_or_default(),
         queued_turns: base.map(|b| b.queued_turns).unwrap_or_default(),
     };
-    save(spool, &peer)?;
+    save_with_pane(spool, &peer)?;
     if let Some(prev) = previous {
         let _prev_lock = spool.lock(&lock_name(&prev.name))?;
         remove_record(spool, &prev.name)?;
@@ -410,11 +527,12 @@ fn remove_record(spool: &Spool, name: &str) -> Result<()> {
     }
 }
 
-/// The live panes of every tmux server the peers live on, one `list-panes -a` per server.
+/// The live panes of every tmux server the peers live on, one `list-panes -a` per server;
+/// only where a peer's status needs them (see [`status_of`]).
 pub fn live_panes(peers: &[Peer]) -> HashMap<PathBuf, Vec<Pane>> {
     let mut out: HashMap<PathBuf, Vec<Pane>> = HashMap::new();
     for p in peers {
-        if !out.contains_key(&p.tmux_socket) {
+        if p.online && p.agent_process.is_none() && !out.contains_key(&p.tmux_socket) {
             let panes = Server::at(&p.tmux_socket).panes().unwrap_or_default();
             out.insert(p.tmux_socket.clone(), panes);
         }
@@ -426,6 +544,16 @@ pub fn live_panes(peers: &[Peer]) -> HashMap<PathBuf, Vec<Pane>> {
 pub fn status_of(peer: &Peer, panes: &HashMap<PathBuf, Vec<Pane>>) -> (Status, &'static str) {
     if !peer.online {
         return (Status::Offline, "its session ended");
+    }
+    if let Some(agent) = &peer.agent_process {
+        if !agent.alive() {
+            return (Status::Offline, "its agent exited");
+        }
+        return if peer.turn.busy {
+            (Status::Busy, "")
+        } else {
+            (Status::Online, "")
+        };
     }
     let pane = panes
         .get(&peer.tmux_socket)
@@ -530,6 +658,46 @@ mod tests {
     }
 
     #[test]
+    fn a_pane_finds_its_peer_through_the_index_or_without_it() {
+        let t = tempfile::tempdir().unwrap();
+        let spool = Spool::open(&t.path().join("s")).unwrap();
+        let mk = |n: &str, pane: &str| Peer {
+            name: n.into(),
+            agent: "claude".into(),
+            tmux_socket: "/sock".into(),
+            pane: pane.into(),
+            path: "/p".into(),
+            session_id: None,
+            agent_command: None,
+            agent_process: None,
+            pinned: false,
+            online: true,
+            registered_ms: 0,
+            started_ms: 0,
+            last_activity_ms: 0,
+            turn: Turn::default(),
+            queued_turns: vec![],
+        };
+        for i in 0..5 {
+            save_with_pane(&spool, &mk(&format!("p{i}"), &format!("%{i}"))).unwrap();
+        }
+        let find = |pane: &str| {
+            by_pane(&spool, Path::new("/sock"), pane)
+                .unwrap()
+                .map(|p| p.name)
+        };
+        assert_eq!(find("%3").as_deref(), Some("p3"));
+        assert_eq!(find("%9"), None);
+        assert_eq!(by_pane(&spool, Path::new("/other"), "%3").unwrap(), None);
+        // p3 moved to another pane without the index knowing, and x took %3: the stale entry
+        // is checked against the record and the records are searched instead.
+        save(&spool, &mk("p3", "%7")).unwrap();
+        save(&spool, &mk("x", "%3")).unwrap();
+        assert_eq!(find("%3").as_deref(), Some("x"));
+        assert_eq!(find("%7").as_deref(), Some("p3"));
+    }
+
+    #[test]
     fn unique_names_get_suffixes() {
         let mk = |n: &str| Peer {
             name: n.into(),
@@ -539,6 +707,7 @@ mod tests {
             path: "/p".into(),
             session_id: None,
             agent_command: None,
+            agent_process: None,
             pinned: false,
             online: true,
             registered_ms: 0,

@@ -29,6 +29,45 @@ pub struct Spool {
     root: PathBuf,
 }
 
+/// A record written whole to `tmp/` and fsynced, to be put in place with one rename or link;
+/// removed if dropped unplaced.
+#[derive(Debug)]
+pub struct Staged {
+    tmp: Option<PathBuf>,
+}
+
+impl Staged {
+    /// Renames it over `dest`.
+    pub fn place(mut self, dest: &Path) -> io::Result<()> {
+        let tmp = self.tmp.take().expect("placed once");
+        let res = fs::rename(&tmp, dest);
+        if res.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        res
+    }
+
+    /// Links it as `dest` unless `dest` exists; false if it did.
+    pub fn place_new(mut self, dest: &Path) -> io::Result<bool> {
+        let tmp = self.tmp.take().expect("placed once");
+        let res = fs::hard_link(&tmp, dest);
+        let _ = fs::remove_file(&tmp);
+        match res {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if let Some(tmp) = &self.tmp {
+            let _ = fs::remove_file(tmp);
+        }
+    }
+}
+
 /// An exclusive lock, released on drop or when the process dies.
 #[derive(Debug)]
 pub struct Lock {
@@ -62,25 +101,35 @@ impl Spool {
 
     /// Writes `bytes` to `dest` atomically: whole in `tmp/`, fsynced, renamed over `dest`.
     pub fn write_atomic(&self, dest: &Path, bytes: &[u8]) -> io::Result<()> {
-        let tmp = self.stage(bytes)?;
-        let res = fs::rename(&tmp, dest);
-        if res.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        res
+        self.stage(bytes)?.place(dest)
     }
 
     /// Like [`write_atomic`](Self::write_atomic), but never replaces an existing `dest`
     /// (write-once records such as answers). Returns false if `dest` already existed.
     pub fn write_new(&self, dest: &Path, bytes: &[u8]) -> io::Result<bool> {
-        let tmp = self.stage(bytes)?;
-        let res = fs::hard_link(&tmp, dest);
-        let _ = fs::remove_file(&tmp);
-        match res {
-            Ok(()) => Ok(true),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
-            Err(e) => Err(e),
-        }
+        self.stage(bytes)?.place_new(dest)
+    }
+
+    /// Stages several records at once (see [`Staged`]): their fsyncs overlap, so the disk
+    /// commits them together instead of one after another.
+    pub fn stage_all<const N: usize>(&self, records: [&[u8]; N]) -> io::Result<[Staged; N]> {
+        let staged: Vec<io::Result<Staged>> = std::thread::scope(|s| {
+            let others: Vec<_> = records[1..]
+                .iter()
+                .map(|r| s.spawn(move || self.stage(r)))
+                .collect();
+            let first = self.stage(records[0]);
+            std::iter::once(first)
+                .chain(others.into_iter().map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(io::Error::other("staging a record panicked")))
+                }))
+                .collect()
+        });
+        let staged: Vec<Staged> = staged.into_iter().collect::<io::Result<_>>()?;
+        Ok(staged
+            .try_into()
+            .unwrap_or_else(|_| unreachable!("one per record")))
     }
 
     /// Serializes `value` as pretty JSON and writes it with [`write_atomic`](Self::write_atomic).
@@ -91,7 +140,8 @@ impl Spool {
             .with_context(|| format!("cannot write {}", dest.display()))
     }
 
-    fn stage(&self, bytes: &[u8]) -> io::Result<PathBuf> {
+    /// Writes `bytes` whole to a new file in `tmp/` and fsyncs it.
+    pub fn stage(&self, bytes: &[u8]) -> io::Result<Staged> {
         let tmp = self.root.join("tmp").join(format!(
             "{}.{}.tmp",
             ulid::Ulid::generate(),
@@ -109,7 +159,7 @@ impl Spool {
             let _ = fs::remove_file(&tmp);
             return Err(explain_full(e));
         }
-        Ok(tmp)
+        Ok(Staged { tmp: Some(tmp) })
     }
 
     /// Reads and parses a JSON record; `None` if it does not exist. Never follows a symlink.

@@ -26,10 +26,11 @@ pub struct Pane {
     /// The foreground command, as tmux names it (`#{pane_current_command}`).
     pub command: String,
     pub session: String,
+    /// The process tmux started in the pane; every process in it belongs to its session.
+    pub pid: u32,
 }
 
-const PANE_FORMAT: &str =
-    "#{pane_id}\t#{pane_dead}\t#{pane_current_command}\t#{session_name}\t#{socket_path}";
+const PANE_FORMAT: &str = "#{pane_id}\t#{pane_dead}\t#{pane_current_command}\t#{session_name}\t#{pane_pid}\t#{socket_path}";
 
 impl Server {
     pub fn at(socket: &Path) -> Server {
@@ -153,6 +154,7 @@ fn parse_pane(line: &str) -> Option<(Pane, String)> {
         dead: f.next()? == "1",
         command: f.next()?.to_string(),
         session: f.next()?.to_string(),
+        pid: f.next()?.parse().unwrap_or(0),
     };
     Some((pane, f.next().unwrap_or("").to_string()))
 }
@@ -180,10 +182,11 @@ mod tests {
 
     #[test]
     fn parses_pane_lines() {
-        let (p, s) = parse_pane("%3\t0\tclaude\tbackend\t/tmp/s").unwrap();
+        let (p, s) = parse_pane("%3\t0\tclaude\tbackend\t42\t/tmp/s").unwrap();
         assert_eq!(p.id, "%3");
         assert!(!p.dead);
         assert_eq!(p.command, "claude");
+        assert_eq!(p.pid, 42);
         assert_eq!(s, "/tmp/s");
         assert!(parse_pane("garbage").is_none());
     }

@@ -3,7 +3,8 @@
 //! Used only when a Stop payload lacks `last_assistant_message`. A transcript is JSON lines;
 //! an assistant message is written one content block per line, all with the same
 //! `message.id`. The reader walks lines backwards in blocks, so its cost does not grow with the
-//! file, and it stops at the turn's prompt or after [`MAX_SCAN`] bytes.
+//! file, and it stops at the turn's prompt or after [`MAX_SCAN`] bytes: a hook must stay small
+//! (see README.md's figures), so a longer answer is not read at all rather than read in part.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -12,7 +13,7 @@ use std::path::Path;
 use serde_json::Value;
 
 /// The most of a transcript read from its end.
-const MAX_SCAN: u64 = 8 * 1024 * 1024;
+pub const MAX_SCAN: u64 = 1024 * 1024;
 const BLOCK: usize = 64 * 1024;
 
 /// The text of the last assistant message of the last turn, if the transcript has one.
@@ -28,6 +29,8 @@ pub fn last_assistant_text(path: &Path) -> Option<String> {
     let mut lines = LinesBackwards::new(file)?;
     let mut message_id: Option<String> = None;
     let mut parts: Vec<String> = Vec::new();
+    // Whether the message was seen whole: something before it, or the start of the file.
+    let mut whole = false;
     while let Some(line) = lines.next_line() {
         let Ok(v) = serde_json::from_slice::<Value>(&line) else {
             continue; // a line cut by a crash, or not JSON: skip it
@@ -41,7 +44,8 @@ pub fn last_assistant_text(path: &Path) -> Option<String> {
                     .map(str::to_string);
                 let texts = text_blocks(msg.and_then(|m| m.get("content")));
                 if message_id.is_some() && id != message_id {
-                    break; // an earlier message: the last one is complete
+                    whole = true; // an earlier message: the last one is complete
+                    break;
                 }
                 if texts.is_empty() && message_id.is_none() {
                     continue; // e.g. a trailing tool_use block without text
@@ -50,11 +54,14 @@ pub fn last_assistant_text(path: &Path) -> Option<String> {
                 parts.extend(texts.into_iter().rev());
             }
             // A typed prompt (string content) opens the turn: nothing before it belongs to it.
-            Some("user") if v.pointer("/message/content").is_some_and(Value::is_string) => break,
+            Some("user") if v.pointer("/message/content").is_some_and(Value::is_string) => {
+                whole = true;
+                break;
+            }
             _ => {}
         }
     }
-    if parts.is_empty() {
+    if parts.is_empty() || !(whole || lines.at_start()) {
         return None;
     }
     parts.reverse();
@@ -97,6 +104,11 @@ impl LinesBackwards {
             clean: 0,
             floor: len.saturating_sub(MAX_SCAN),
         })
+    }
+
+    /// Whether every line up to the start of the file was returned.
+    fn at_start(&self) -> bool {
+        self.pos == 0 && self.buf.is_empty()
     }
 
     fn next_line(&mut self) -> Option<Vec<u8>> {
@@ -171,6 +183,28 @@ mod tests {
         ]);
         assert_eq!(last_assistant_text(f.path()), None);
         assert_eq!(last_assistant_text(Path::new("/nonexistent/t.jsonl")), None);
+    }
+
+    #[test]
+    fn an_answer_longer_than_the_scan_is_not_read_in_part() {
+        let block = |i: usize| {
+            format!(
+                r#"{{"type":"assistant","message":{{"id":"m","content":[{{"type":"text","text":"{i}{}"}}]}}}}"#,
+                "z".repeat(100_000)
+            )
+        };
+        let lines: Vec<String> = (0..(MAX_SCAN as usize / 100_000 + 2)).map(block).collect();
+        let mut all = vec![r#"{"type":"user","message":{"content":"q"}}"#];
+        all.extend(lines.iter().map(String::as_str));
+        assert_eq!(last_assistant_text(transcript(&all).path()), None);
+        // Within the scan, the same message is read whole.
+        all.truncate(4);
+        let text = last_assistant_text(transcript(&all).path()).unwrap();
+        assert!(
+            text.starts_with("0z") && text.contains("\n\n2z"),
+            "{}",
+            &text[..20]
+        );
     }
 
     #[test]

@@ -22,7 +22,21 @@ impl Watch {
     /// Watches `dirs` (not recursively). Never fails: without inotify it polls.
     pub fn new(dirs: &[PathBuf]) -> Watch {
         Watch {
-            events: arm(dirs).ok(),
+            events: arm(dirs, None).ok(),
+        }
+    }
+
+    /// Watches the directories of `files`, waking only for a change to one of them: so a
+    /// hundred waiters on one spool do not all wake for each other's messages.
+    pub fn files(files: &[PathBuf]) -> Watch {
+        let mut dirs: Vec<PathBuf> = files
+            .iter()
+            .filter_map(|f| f.parent().map(PathBuf::from))
+            .collect();
+        dirs.sort();
+        dirs.dedup();
+        Watch {
+            events: arm(&dirs, Some(files.to_vec())).ok(),
         }
     }
 
@@ -49,14 +63,20 @@ impl Watch {
     }
 }
 
-fn arm(dirs: &[PathBuf]) -> notify::Result<(Receiver<()>, notify::RecommendedWatcher)> {
+fn arm(
+    dirs: &[PathBuf],
+    only: Option<Vec<PathBuf>>,
+) -> notify::Result<(Receiver<()>, notify::RecommendedWatcher)> {
     let (tx, rx) = mpsc::channel();
     let mut w = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
         // Reading a file (or taking a lock) is an event too (inotify's IN_OPEN, IN_CLOSE): a
-        // waiter's own reads of the spool must not wake it, or it spins. Errors count as
-        // events: the caller rescans.
+        // waiter's own reads of the spool must not wake it, or it spins. Errors, and events
+        // naming no file (a queue overflow), count as events: the caller rescans.
         if let Ok(e) = &res
-            && is_read(&e.kind)
+            && (is_read(&e.kind)
+                || only.as_ref().is_some_and(|only| {
+                    !e.paths.is_empty() && !e.paths.iter().any(|p| only.contains(p))
+                }))
         {
             return;
         }
@@ -90,9 +110,27 @@ pub fn until_every<T, E>(
     dirs: &[PathBuf],
     deadline: Option<Instant>,
     tick: Duration,
+    check: impl FnMut() -> Result<Option<T>, E>,
+) -> Result<Option<T>, E> {
+    watching(&Watch::new(dirs), deadline, tick, check)
+}
+
+/// [`until_every`] for a check that depends only on `files`: woken by changes to them alone.
+pub fn until_file_changes<T, E>(
+    files: &[PathBuf],
+    deadline: Option<Instant>,
+    tick: Duration,
+    check: impl FnMut() -> Result<Option<T>, E>,
+) -> Result<Option<T>, E> {
+    watching(&Watch::files(files), deadline, tick, check)
+}
+
+fn watching<T, E>(
+    watch: &Watch,
+    deadline: Option<Instant>,
+    tick: Duration,
     mut check: impl FnMut() -> Result<Option<T>, E>,
 ) -> Result<Option<T>, E> {
-    let watch = Watch::new(dirs);
     loop {
         if let Some(v) = check()? {
             return Ok(Some(v));
@@ -125,6 +163,54 @@ mod tests {
         });
         assert!(got.unwrap().is_none());
         assert!(checks < 10, "{checks} checks in 500 ms: the waiter spins");
+    }
+
+    #[test]
+    fn a_file_watch_ignores_other_files_in_its_directory() {
+        let t = tempfile::tempdir().unwrap();
+        let mine = t.path().join("mine.json");
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let churn = {
+            let (dir, stop) = (t.path().to_path_buf(), stop.clone());
+            std::thread::spawn(move || {
+                let mut i = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::fs::write(dir.join(format!("other{}.json", i % 5)), b"x").unwrap();
+                    i += 1;
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            })
+        };
+        let mut checks = 0;
+        let got = until_file_changes(
+            std::slice::from_ref(&mine),
+            Some(Instant::now() + Duration::from_millis(600)),
+            Duration::from_secs(1),
+            || {
+                checks += 1;
+                Ok::<_, ()>(None::<()>)
+            },
+        );
+        assert_eq!(got, Ok(None));
+        assert!(checks < 5, "{checks} checks: woken by other files");
+        // And a change to its own file does wake it.
+        let writer = {
+            let mine = mine.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(100));
+                std::fs::write(mine, b"1").unwrap();
+            })
+        };
+        let got = until_file_changes(
+            std::slice::from_ref(&mine),
+            Some(Instant::now() + Duration::from_secs(30)),
+            Duration::from_secs(30),
+            || Ok::<_, ()>(mine.exists().then_some(())),
+        );
+        writer.join().unwrap();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        churn.join().unwrap();
+        assert_eq!(got, Ok(Some(())));
     }
 
     #[test]

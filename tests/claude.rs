@@ -227,6 +227,18 @@ impl Claude {
                 cc.work[name].as_path()
             );
             assert_eq!(p["queued"], 0);
+            // Its SessionStart hook found the agent's process, which tells when it exits.
+            let record: Value = serde_json::from_slice(
+                &std::fs::read(cc.spool.join(format!("peers/{name}.json"))).unwrap(),
+            )
+            .unwrap();
+            let pid = &record["agent_process"]["pid"];
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            assert!(
+                pid.is_u64() && !comm.is_empty(),
+                "{name}: no live agent process recorded: {record}"
+            );
+            eprintln!("claude: {name}'s agent process is {pid} ({})", comm.trim());
         }
         cc
     }

@@ -732,7 +732,8 @@ fn mcp_bad_arguments_are_tool_errors_that_say_what_to_do() {
         .spawn()
         .unwrap();
     assert!(m.eventually(T, || m.status("alpha") == "busy"));
-    let t = Instant::now();
+    // Refused, and not answered once alpha's turn ends: the error says so. (Not timed: on a
+    // busy machine anything can take seconds.)
     let (text, error) = mcp.call("ask_peer", json!({"peer_name": "beta", "query": "hi"}));
     assert!(
         error
@@ -741,7 +742,6 @@ fn mcp_bad_arguments_are_tool_errors_that_say_what_to_do() {
             ),
         "{text}"
     );
-    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
     assert!(beta_waits.wait().unwrap().success());
     // None of it hurt the server.
     assert!(mcp.ok("list_peers", json!({})).contains("alpha: online"));

@@ -28,13 +28,20 @@ fn ask_prints_the_peers_answer_and_logs_it() {
     assert_eq!(b.prompts().len(), 1);
 
     let id = out.split("(query ").nth(1).unwrap()[..26].to_string();
-    let events: Vec<String> = m
-        .history()
-        .iter()
-        .filter(|e| e["id"] == id.as_str())
-        .map(|e| e["event"].as_str().unwrap().to_string())
-        .collect();
-    assert_eq!(events, ["sent", "delivered", "answered"]);
+    let events = || -> Vec<String> {
+        m.history()
+            .iter()
+            .filter(|e| e["id"] == id.as_str())
+            .map(|e| e["event"].as_str().unwrap().to_string())
+            .collect()
+    };
+    // The hook logs the answer right after storing it, which woke the asker: maybe a moment
+    // after the asker printed it.
+    assert!(
+        m.eventually(T, || events() == ["sent", "delivered", "answered"]),
+        "{:?}",
+        events()
+    );
     let resp: serde_json::Value = serde_json::from_slice(
         &std::fs::read(m.home.join(format!("responses/{id}.json"))).unwrap(),
     )
@@ -70,9 +77,25 @@ fn list_shows_each_peer_with_status_pane_and_path() {
     // Busy while a turn runs.
     m.ok(["peer", "ask", "beta", "SLEEP 3", "--no-wait"]);
     assert!(m.eventually(T, || m.status("beta") == "busy"));
-    // Offline as soon as its pane is gone, without any hook.
+    // Offline as soon as its agent is gone, without any hook: killed outright...
+    let pid = text(
+        &m.tmux(["display-message", "-p", "-t", "alpha", "#{pane_pid}"])
+            .stdout,
+    );
+    // Its SessionStart hook recorded the agent's process (the stand-in is the pane's process).
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(m.home.join("peers/alpha.json")).unwrap()).unwrap();
+    assert_eq!(record["agent_process"]["pid"].to_string(), pid.trim());
+    let killed = std::process::Command::new("kill")
+        .args(["-9", pid.trim()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    assert!(m.eventually(T, || m.status("alpha") == "offline"));
+    assert_eq!(m.status("beta"), "busy");
+    // ... or with its whole tmux server.
     m.tmux(["kill-server"]);
-    assert_eq!(m.status("alpha"), "offline");
+    assert!(m.eventually(T, || m.status("beta") == "offline"));
 }
 
 #[test]
