@@ -564,42 +564,20 @@ pub fn status_of(peer: &Peer, panes: &HashMap<PathBuf, Vec<Pane>>) -> (Status, &
     if pane.dead {
         return (Status::Offline, "the program in its pane exited");
     }
+    if peer.turn.busy {
+        return (Status::Busy, "");
+    }
     // A tool the agent runs never becomes the pane's foreground command, so an idle pane
-    // showing another command means the agent exited back to a shell. During a turn the
-    // agent may hand the terminal to a program (an editor), but a shell there means it died
-    // without its SessionEnd hook, and the turn will never end.
-    let exited = peer
-        .agent_command
-        .as_ref()
-        .is_some_and(|cmd| *cmd != pane.command);
-    if exited && (!peer.turn.busy || is_shell(&pane.command)) {
+    // showing another command means the agent exited back to a shell.
+    if let Some(cmd) = &peer.agent_command
+        && *cmd != pane.command
+    {
         return (
             Status::Offline,
             "its agent is no longer running in the pane",
         );
     }
-    if peer.turn.busy {
-        return (Status::Busy, "");
-    }
     (Status::Online, "")
-}
-
-/// Whether a pane's foreground command is an interactive shell.
-fn is_shell(command: &str) -> bool {
-    matches!(
-        command.trim_start_matches('-'),
-        "sh" | "bash"
-            | "zsh"
-            | "fish"
-            | "dash"
-            | "ksh"
-            | "mksh"
-            | "tcsh"
-            | "csh"
-            | "nu"
-            | "elvish"
-            | "xonsh"
-    )
 }
 
 /// Status of one peer (one tmux call).

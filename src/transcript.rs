@@ -312,7 +312,13 @@ mod tests {
                 let l = line(&Entry::Assistant(9, Some("never whole".into())));
                 f.write_all(&l.as_bytes()[..n.min(l.len() - 1)]).unwrap();
             }
-            prop_assert_eq!(last_assistant_text(f.path()), model(&entries));
+            let got = last_assistant_text(f.path());
+            if f.as_file().metadata().unwrap().len() <= MAX_SCAN {
+                prop_assert_eq!(got, model(&entries));
+            } else {
+                // Beyond the scan, it may give up, but never returns a wrong or partial answer.
+                prop_assert!(got.is_none() || got == model(&entries));
+            }
         }
 
         #[test]

@@ -364,7 +364,7 @@ fn an_agent_that_dies_mid_question_back_to_its_shell_fails_the_asker_promptly() 
     let out = asker.wait_with_output().unwrap();
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(4), "{err}");
-    assert!(err.contains("no longer running"), "{err}");
+    assert!(err.contains("its agent exited"), "{err}");
 }
 
 /// An agent that exits normally (its SessionEnd hook runs) while it answers.
