@@ -556,11 +556,13 @@ fn hostile_transcripts_end_the_stop_hook_quickly_with_no_wrong_answer() {
             .success()
     );
     let none = "(the peer's turn ended without a text reply)";
+    // A whole scan without the start of a message: its answer may be longer than the scan.
+    let too_long = "(the peer's answer may be longer than repowire passes on";
     let cases: Vec<(&str, Value, &str)> = vec![
         ("missing", json!(dir.join("nonexistent.jsonl")), none),
         ("cut mid-line", json!(cut), none),
         ("300 MB", json!(huge), "found at the end"),
-        ("300 MB of zeros", json!(zeros), none),
+        ("300 MB of zeros", json!(zeros), too_long),
         ("a FIFO", json!(fifo), none),
         ("a directory", json!(dir), none),
         ("not a string", json!(["x"]), none),
@@ -590,7 +592,7 @@ fn hostile_transcripts_end_the_stop_hook_quickly_with_no_wrong_answer() {
             "{what}: the hook took {took:?}"
         );
         let answer = m.ok(["peer", "wait", &id, "--timeout", "5s"]);
-        assert_eq!(answer.trim_end(), want, "{what}");
+        assert!(answer.starts_with(want), "{what}: {answer}");
     }
 }
 
