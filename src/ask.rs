@@ -9,6 +9,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
+use serde::{Deserialize, Serialize};
 
 use crate::deliver;
 use crate::error::Error;
@@ -19,7 +20,8 @@ use crate::spool::{Lock, Spool, now_ms};
 use crate::wait;
 
 /// Where a question is, as shown while waiting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Progress {
     /// Waiting for the peer to be free, behind this many messages.
     Queued { ahead: usize },
@@ -196,6 +198,7 @@ pub fn wait_answer(
     if let Some(r) = message::load_response(spool, id)? {
         return Ok(r);
     }
+    let pending = after.as_ref().is_some_and(|m| m.state.is_open());
     let what = match after.map(|m| m.state) {
         Some(State::Expired) => {
             "it was never delivered (the peer stayed busy) and has been withdrawn".to_string()
@@ -209,8 +212,36 @@ pub fn wait_answer(
         secs: timeout.as_secs(),
         id: id.to_string(),
         what,
+        pending,
     }
     .into())
+}
+
+/// Where an earlier question stands, as [`check`] finds it.
+pub enum Checked {
+    /// Its answer.
+    Answered(String),
+    /// Not answered yet: the peer it is for, and its stage.
+    Open { to: String, stage: String },
+}
+
+/// The answer to question `id` if it has come, else where it stands, without waiting. A
+/// question that finished without an answer is an error saying how it ended.
+pub fn check(spool: &Spool, id: &str) -> Result<Checked> {
+    message::validate_id(id)?;
+    if let Some(r) = message::load_response(spool, id)? {
+        return Ok(Checked::Answered(r.text));
+    }
+    let m = message::load(spool, id)?
+        .ok_or_else(|| Error::BadInput(format!("there is no query {id} in the spool")))?;
+    if !m.state.is_open() {
+        return Err(finished_error(&m).into());
+    }
+    let stage = match peer::load(spool, &m.to)? {
+        Some(p) => progress(spool, &m, &p)?.to_string(),
+        None => "its peer was unregistered".to_string(),
+    };
+    Ok(Checked::Open { to: m.to, stage })
 }
 
 /// Where open question `m` to peer `p` stands.

@@ -132,6 +132,11 @@ pub enum Command {
         name: String,
     },
 
+    /// Serve one request from another host's repowire: a JSON line on stdin, JSON lines on
+    /// stdout (run through ssh by repowire itself)
+    #[command(hide = true)]
+    Remote,
+
     /// Run the stand-in agent used by the tests and the demo (in a tmux pane)
     #[command(hide = true)]
     Standin {
@@ -147,10 +152,18 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum PeerCommand {
     /// List the peers with their status (online, busy, offline), pane, path and last activity
+    ///
+    /// With --all, also the peers of the hosts listed under `remotes:` in config.yaml, named
+    /// NAME@HOST, asked over ssh all at once; a host that does not answer within 5 seconds is
+    /// shown as unreachable, with the reason.
     List {
-        /// Print JSON instead of a table
+        /// Print JSON instead of a table (with --all, remote peers have a "host"; an
+        /// unreachable host is {"host", "status": "unreachable", "error"})
         #[arg(long)]
         json: bool,
+        /// Include the peers of the remotes in config.yaml
+        #[arg(long)]
+        all: bool,
     },
 
     /// Give the agent in a tmux pane a peer name
@@ -180,11 +193,18 @@ pub enum PeerCommand {
     /// The question is typed into the peer's pane when it is idle, after the questions queued
     /// before it. The answer is printed on stdout. On a terminal, progress goes to stderr.
     ///
+    /// A peer on another host is NAME@HOST, HOST being anything ssh takes (an alias from your
+    /// ssh config too): repowire runs `ssh HOST repowire remote` (or $REPOWIRE_SSH instead of
+    /// ssh) and the question goes through the spool there. ssh runs in batch mode: it must log
+    /// in without a prompt. The query id of such a question is ID@HOST.
+    ///
     /// Exit status: 0 answered, 1 other error, 2 bad input, 3 unknown peer, 4 peer offline,
     /// 5 timeout (the error names the query id; fetch the answer later with repowire peer
-    /// wait), 6 deadlock refused, 7 the question failed, 8 tmux failed.
+    /// wait), 6 deadlock refused, 7 the question failed, 8 tmux failed, 9 the other host could
+    /// not be reached or used (ssh failed, authentication failed, no repowire there, the
+    /// connection was lost).
     Ask {
-        /// The peer name
+        /// The peer name, or NAME@HOST
         name: String,
         /// The question ('-' reads it from stdin)
         text: OsString,
@@ -200,7 +220,8 @@ pub enum PeerCommand {
     ///
     /// Prints it at once if it has come. Exit status as for repowire peer ask.
     Wait {
-        /// The query id printed by `peer ask --no-wait` or by a timeout
+        /// The query id printed by `peer ask --no-wait` or by a timeout (ID@HOST for a peer on
+        /// another host)
         id: String,
         /// How long to wait for the answer (e.g. 90s, 5m) [default: ask_timeout in config.yaml, 120s]
         #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
@@ -211,7 +232,7 @@ pub enum PeerCommand {
     ///
     /// A busy peer gets it when its turn ends, an offline one when it comes back, in order.
     Notify {
-        /// The peer name
+        /// The peer name, or NAME@HOST
         name: String,
         /// The message ('-' reads it from stdin)
         text: OsString,
@@ -221,6 +242,10 @@ pub enum PeerCommand {
     Broadcast {
         /// The message ('-' reads it from stdin)
         text: OsString,
+        /// Also to the online peers of the remotes in config.yaml (exit status 9 if a host
+        /// could not be reached; the others still get it)
+        #[arg(long)]
+        all: bool,
     },
 }
 

@@ -16,12 +16,13 @@ use crate::error::Error;
 use crate::history::{self, Entry};
 use crate::message;
 use crate::peer::{self, Status};
+use crate::remote;
 use crate::spool::{Spool, now_ms};
 use crate::time;
 
 pub fn peer(spool: &Spool, cmd: PeerCommand) -> Result<()> {
     match cmd {
-        PeerCommand::List { json } => list(spool, json),
+        PeerCommand::List { json, all } => list(spool, json, all),
         PeerCommand::Register {
             name,
             tmux_session,
@@ -48,19 +49,39 @@ pub fn peer(spool: &Spool, cmd: PeerCommand) -> Result<()> {
             no_wait,
         } => {
             let text = text_arg(text)?;
-            let from = peer::sender_name(spool)?;
             let timeout = timeout.unwrap_or(Config::load(spool)?.ask_timeout);
+            if let Some((peer, host)) = remote::parse_peer(&name)? {
+                let from = remote::sender(spool)?;
+                if no_wait {
+                    println!(
+                        "{}",
+                        remote::ask_no_wait(host, peer, &from, &text, timeout)?
+                    );
+                    return Ok(());
+                }
+                let answer = wait_printing(&name, |show| {
+                    remote::ask(host, peer, &from, &text, timeout, None, show)
+                })?;
+                return print_answer(&answer);
+            }
+            let from = peer::sender_name(spool)?;
             let (msg, lock) = ask::ask(spool, &from, &name, &text, timeout)?;
             if no_wait {
                 println!("{}", msg.id);
                 return Ok(());
             }
-            let answer = wait_printing(spool, &msg.id, &name, timeout)?;
+            let answer = wait_printing(&name, |show| {
+                ask::wait_answer(spool, &msg.id, timeout, None, show)
+            })?;
             drop(lock);
             print_answer(&answer.text)
         }
         PeerCommand::Wait { id, timeout } => {
             let timeout = timeout.unwrap_or(Config::load(spool)?.ask_timeout);
+            if let Some((local, host)) = remote::parse_id(&id)? {
+                let answer = wait_printing(host, |show| remote::wait(host, local, timeout, show))?;
+                return print_answer(&answer);
+            }
             message::validate_id(&id)?;
             let m = message::load(spool, &id)?
                 .ok_or_else(|| Error::BadInput(format!("there is no query {id} in the spool")))?;
@@ -70,20 +91,48 @@ pub fn peer(spool: &Spool, cmd: PeerCommand) -> Result<()> {
             } else {
                 None
             };
-            let answer = wait_printing(spool, &id, &m.to, timeout)?;
+            let answer = wait_printing(&m.to, |show| {
+                ask::wait_answer(spool, &id, timeout, None, show)
+            })?;
             print_answer(&answer.text)
         }
         PeerCommand::Notify { name, text } => {
             let text = text_arg(text)?;
-            let from = peer::sender_name(spool)?;
-            println!("{}", ask::notify(spool, &from, &name, &text)?);
+            let notified = match remote::parse_peer(&name)? {
+                Some((peer, host)) => remote::notify(host, peer, &remote::sender(spool)?, &text)?,
+                None => ask::notify(spool, &peer::sender_name(spool)?, &name, &text)?,
+            };
+            println!("{notified}");
             Ok(())
         }
-        PeerCommand::Broadcast { text } => {
+        PeerCommand::Broadcast { text, all } => {
             let text = text_arg(text)?;
             let from = peer::sender_name(spool)?;
-            println!("{}", ask::broadcast(spool, &from, &text)?);
-            Ok(())
+            let mut sent = ask::broadcast(spool, &from, &text)?;
+            let remotes = if all {
+                Config::load(spool)?.remotes
+            } else {
+                Vec::new()
+            };
+            let mut failed = Vec::new();
+            for (host, res) in remote::broadcast(&remotes, &remote::sender(spool)?, &text) {
+                match res {
+                    Ok(b) => {
+                        sent.now.extend(b.now);
+                        sent.later.extend(b.later);
+                    }
+                    Err(e) => failed.push(format!("not sent to {host}: {e:#}")),
+                }
+            }
+            println!("{sent}");
+            if failed.is_empty() {
+                return Ok(());
+            }
+            Err(Error::Remote {
+                code: remote::EXIT_REMOTE,
+                why: failed.join("; "),
+            }
+            .into())
         }
     }
 }
@@ -125,17 +174,15 @@ fn print_answer(text: &str) -> Result<()> {
     Ok(())
 }
 
-/// Waits for an answer, showing progress on stderr when it is a terminal.
-fn wait_printing(
-    spool: &Spool,
-    id: &str,
+/// Runs `wait`, showing the progress it reports on stderr when that is a terminal.
+fn wait_printing<T>(
     peer: &str,
-    timeout: Duration,
-) -> Result<message::Response> {
+    wait: impl FnOnce(Option<&mut dyn FnMut(Progress)>) -> Result<T>,
+) -> Result<T> {
     let tty = std::io::stderr().is_terminal();
     let start = Instant::now();
     let mut show = |p: Progress| eprint!("\r\x1b[2K{peer}: {p} ({}s)", start.elapsed().as_secs());
-    let res = ask::wait_answer(spool, id, timeout, None, tty.then_some(&mut show as _));
+    let res = wait(tty.then_some(&mut show as _));
     if tty {
         eprint!("\r\x1b[2K");
     }
@@ -155,7 +202,28 @@ struct PeerRow<'a> {
     queued: usize,
 }
 
-fn list(spool: &Spool, json: bool) -> Result<()> {
+/// A peer of another host in `peer list --all --json`.
+#[derive(Serialize)]
+struct RemoteRow<'a> {
+    name: String,
+    host: &'a str,
+    status: Status,
+    agent: &'a str,
+    pane: &'a str,
+    path: &'a Path,
+    last_activity_ms: u64,
+    queued: usize,
+}
+
+/// A remote host that could not be listed, in `peer list --all --json`.
+#[derive(Serialize)]
+struct UnreachableRow<'a> {
+    host: &'a str,
+    status: &'static str,
+    error: &'a str,
+}
+
+fn list(spool: &Spool, json: bool, all: bool) -> Result<()> {
     let peers = peer::all(spool)?;
     let panes = peer::live_panes(&peers);
     let open = message::open_messages(spool)?;
@@ -173,13 +241,80 @@ fn list(spool: &Spool, json: bool) -> Result<()> {
             queued: open.iter().filter(|m| m.to == p.name).count(),
         })
         .collect();
+    let hosts = if all {
+        Config::load(spool)?.remotes
+    } else {
+        Vec::new()
+    };
+    if all && hosts.is_empty() && !json {
+        eprintln!(
+            "no remotes: list other hosts under `remotes:` in {}",
+            spool.path("config.yaml").display()
+        );
+    }
+    let remotes = remote::list(&hosts);
     let mut out = std::io::stdout().lock();
     if json {
-        serde_json::to_writer_pretty(&mut out, &rows)?;
+        let mut values = rows
+            .iter()
+            .map(serde_json::to_value)
+            .collect::<Result<Vec<_>, _>>()?;
+        for r in &remotes {
+            match &r.peers {
+                Ok(peers) => {
+                    for p in peers {
+                        values.push(serde_json::to_value(RemoteRow {
+                            name: format!("{}@{}", p.name, r.host),
+                            host: &r.host,
+                            status: p.status,
+                            agent: &p.agent,
+                            pane: &p.pane,
+                            path: &p.path,
+                            last_activity_ms: p.last_activity_ms,
+                            queued: p.queued,
+                        })?);
+                    }
+                }
+                Err(e) => values.push(serde_json::to_value(UnreachableRow {
+                    host: &r.host,
+                    status: "unreachable",
+                    error: e,
+                })?),
+            }
+        }
+        serde_json::to_writer_pretty(&mut out, &values)?;
         writeln!(out)?;
         return Ok(());
     }
-    if rows.is_empty() {
+    // name, status, pane, last activity, path
+    let mut lines: Vec<(String, &str, &str, u64, String)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.name.to_string(),
+                r.status.as_str(),
+                r.pane,
+                r.last_activity_ms,
+                r.path.display().to_string(),
+            )
+        })
+        .collect();
+    let mut unreachable = Vec::new();
+    for r in &remotes {
+        match &r.peers {
+            Ok(peers) => lines.extend(peers.iter().map(|p| {
+                (
+                    format!("{}@{}", p.name, r.host),
+                    p.status.as_str(),
+                    p.pane.as_str(),
+                    p.last_activity_ms,
+                    p.path.display().to_string(),
+                )
+            })),
+            Err(e) => unreachable.push(format!("{}: unreachable: {e}", r.host)),
+        }
+    }
+    if lines.is_empty() && unreachable.is_empty() {
         writeln!(
             out,
             "no peers yet: start Claude Code in a tmux pane (with the repowire hooks installed), or use `repowire peer register`"
@@ -187,22 +322,21 @@ fn list(spool: &Spool, json: bool) -> Result<()> {
         return Ok(());
     }
     let now = now_ms();
-    let w = rows.iter().map(|r| r.name.len()).max().unwrap_or(4).max(4);
+    let w = lines.iter().map(|l| l.0.len()).max().unwrap_or(4).max(4);
     writeln!(
         out,
         "{:w$}  {:7}  {:5}  {:13}  PATH",
         "NAME", "STATUS", "PANE", "LAST ACTIVITY"
     )?;
-    for r in &rows {
+    for (name, status, pane, last, path) in &lines {
         writeln!(
             out,
-            "{:w$}  {:7}  {:5}  {:13}  {}",
-            r.name,
-            r.status.as_str(),
-            r.pane,
-            time::ago(r.last_activity_ms, now),
-            r.path.display()
+            "{name:w$}  {status:7}  {pane:5}  {:13}  {path}",
+            time::ago(*last, now),
         )?;
+    }
+    for u in &unreachable {
+        writeln!(out, "{u}")?;
     }
     Ok(())
 }

@@ -22,6 +22,10 @@ pub struct Config {
     /// How a new peer is named: after its repository (the git top level's directory) or after
     /// the directory the agent started in.
     pub naming: Naming,
+    /// Other hosts (ssh destinations) whose peers `peer list --all`, `list_peers` and
+    /// `peer broadcast --all` include.
+    #[serde(deserialize_with = "hosts")]
+    pub remotes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -37,6 +41,7 @@ impl Default for Config {
             ask_timeout: Duration::from_secs(120),
             mcp_ask_timeout: Duration::from_secs(300),
             naming: Naming::Repository,
+            remotes: Vec::new(),
         }
     }
 }
@@ -44,6 +49,14 @@ impl Default for Config {
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let s = String::deserialize(d)?;
     crate::time::parse_duration(&s).map_err(serde::de::Error::custom)
+}
+
+fn hosts<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let hosts = Vec::<String>::deserialize(d)?;
+    for h in &hosts {
+        crate::remote::validate_host(h).map_err(serde::de::Error::custom)?;
+    }
+    Ok(hosts)
 }
 
 impl Config {
@@ -100,6 +113,12 @@ impl Config {
                 "naming",
                 naming(self.naming).to_string(),
                 naming(d.naming).to_string(),
+            ),
+            (
+                "Other hosts (ssh destinations, e.g. devbox or me@devbox.example.com) whose peers\n# `peer list --all`, list_peers and `peer broadcast --all` include.",
+                "remotes",
+                serde_json::to_string(&self.remotes).expect("strings serialize"),
+                serde_json::to_string(&d.remotes).expect("strings serialize"),
             ),
         ];
         let mut out = String::new();
@@ -162,6 +181,9 @@ mod tests {
             Config::default()
         );
         assert_eq!(Config::parse(&c.show()).unwrap(), c);
+        let r = Config::parse("remotes: [devbox, me@gpu.example.com]\n").unwrap();
+        assert_eq!(r.remotes, ["devbox", "me@gpu.example.com"]);
+        assert_eq!(Config::parse(&r.show()).unwrap(), r);
         assert!(
             c.show()
                 .contains("naming: directory  # default: repository")
@@ -185,5 +207,10 @@ mod tests {
         assert!(e.contains("not a duration") && e.contains("line 3"), "{e}");
         let e = format!("{:#}", Config::parse("naming: random\n").unwrap_err());
         assert!(e.contains("line 1"), "{e}");
+        let e = format!(
+            "{:#}",
+            Config::parse("naming: directory\nremotes: [devbox, -oProxyCommand=x]\n").unwrap_err()
+        );
+        assert!(e.contains("invalid host") && e.contains("line 2"), "{e}");
     }
 }

@@ -22,6 +22,8 @@ pub enum Error {
         secs: u64,
         id: String,
         what: String,
+        /// The peer still has the question: its answer can be fetched later.
+        pending: bool,
     },
 
     #[error(
@@ -48,6 +50,11 @@ pub enum Error {
 
     #[error("tmux {command} failed: {stderr}")]
     Tmux { command: String, stderr: String },
+
+    /// A peer on another host could not be reached or used (exit code 9), or its host
+    /// reported one of the errors above (with that error's code).
+    #[error("{why}")]
+    Remote { code: u8, why: String },
 }
 
 impl Error {
@@ -63,6 +70,7 @@ impl Error {
             Error::Deadlock { .. } => 6,
             Error::Failed { .. } => 7,
             Error::Tmux { .. } => 8,
+            Error::Remote { code, .. } => *code,
         }
     }
 }

@@ -43,14 +43,35 @@ pub enum Event {
 
 /// Runs a hook. Always succeeds: errors are printed on stderr and swallowed.
 pub fn run(home: &Path, event: Event) {
-    std::thread::spawn(|| {
-        std::thread::sleep(WATCHDOG);
-        eprintln!("repowire hook: gave up after {}s", WATCHDOG.as_secs());
-        std::process::exit(0);
-    });
+    arm_watchdog();
     let payload = read_payload();
     if let Err(e) = handle(home, event, &payload) {
         eprintln!("repowire hook: {e:#}");
+    }
+}
+
+/// Ends the process with status 0 after [`WATCHDOG`], whatever it is doing. A signal, not a
+/// thread: hooks run on every turn, and starting a thread costs more than the rest of a hook
+/// that has nothing to do.
+fn arm_watchdog() {
+    extern "C" fn give_up(_: libc::c_int) {
+        const MSG: &[u8] = b"repowire hook: gave up after 10s\n";
+        // SAFETY: write and _exit are async-signal-safe.
+        unsafe {
+            libc::write(2, MSG.as_ptr().cast(), MSG.len());
+            libc::_exit(0);
+        }
+    }
+    // SAFETY: the handler only calls async-signal-safe functions; the set is initialized by
+    // sigemptyset before use.
+    unsafe {
+        libc::signal(libc::SIGALRM, give_up as *const () as libc::sighandler_t);
+        // The agent may have started us with it blocked.
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGALRM);
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+        libc::alarm(WATCHDOG.as_secs() as libc::c_uint);
     }
 }
 

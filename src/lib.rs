@@ -16,6 +16,7 @@ pub mod hook;
 pub mod mcp;
 pub mod message;
 pub mod peer;
+pub mod remote;
 pub mod setup;
 pub mod spool;
 pub mod standin;
@@ -58,6 +59,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Status { json } => return status::run(&home, json),
         Command::Completions { shell } => return commands::completions(shell),
         Command::Demo { keep } => return demo::run(keep),
+        // Its errors are replies too, even one opening the spool.
+        Command::Remote => return remote::serve(&home),
         _ => {}
     }
     let spool = Spool::open(&home)?;

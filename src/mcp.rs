@@ -34,11 +34,11 @@ use tokio::io::{AsyncRead, ReadBuf};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
 
-use crate::ask::{self, Progress};
+use crate::ask::{self, Checked, Progress};
 use crate::config::Config;
 use crate::error::Error;
-use crate::message;
 use crate::peer::{self, USER};
+use crate::remote;
 use crate::spool::Spool;
 
 /// The longest wait a call may ask for; past it, `get_answer` is the way.
@@ -123,7 +123,7 @@ struct Server {
 
 #[derive(Deserialize, JsonSchema)]
 struct AskArgs {
-    /// A name from list_peers
+    /// A name from list_peers (NAME@HOST for another host)
     peer_name: String,
     /// The question, with the context the peer needs to answer it
     query: String,
@@ -175,7 +175,23 @@ impl Server {
                 let you = if p.name == me { " (you)" } else { "" };
                 writeln!(out, "{}: {status}, {}{you}", p.name, p.path.display())?;
             }
-            if peers.is_empty() {
+            let remotes = remote::list(&Config::load(spool)?.remotes);
+            for r in &remotes {
+                match &r.peers {
+                    Ok(peers) => {
+                        for p in peers {
+                            let status = p.status.as_str();
+                            writeln!(out, "{}@{}: {status}, {}", p.name, r.host, p.path.display())?;
+                        }
+                    }
+                    Err(e) => writeln!(out, "{}: unreachable: {e}", r.host)?,
+                }
+            }
+            if peers.is_empty()
+                && remotes
+                    .iter()
+                    .all(|r| r.peers.as_ref().is_ok_and(Vec::is_empty))
+            {
                 out.push_str("no peers yet\n");
             }
             if me == USER {
@@ -228,23 +244,16 @@ impl Server {
     async fn get_answer(&self, Parameters(a): Parameters<GetAnswerArgs>) -> Result<String, String> {
         self.blocking(move |spool| {
             let id = a.query_id.trim();
-            message::validate_id(id)?;
-            if let Some(r) = message::load_response(spool, id)? {
-                return Ok(r.text);
-            }
-            let m = message::load(spool, id)?
-                .ok_or_else(|| Error::BadInput(format!("there is no query {id} in the spool")))?;
-            if !m.state.is_open() {
-                return Err(ask::finished_error(&m).into());
-            }
-            let stage = match peer::load(spool, &m.to)? {
-                Some(p) => ask::progress(spool, &m, &p)?.to_string(),
-                None => "its peer was unregistered".to_string(),
+            let checked = match remote::parse_id(id)? {
+                Some((local, host)) => remote::check(host, local)?,
+                None => ask::check(spool, id)?,
             };
-            Ok(format!(
-                "not answered yet: query {id} to '{}' is {stage}; call get_answer again later",
-                m.to
-            ))
+            Ok(match checked {
+                Checked::Answered(text) => text,
+                Checked::Open { to, stage } => format!(
+                    "not answered yet: query {id} to '{to}' is {stage}; call get_answer again later"
+                ),
+            })
         })
         .await
     }
@@ -252,8 +261,13 @@ impl Server {
     #[tool(description = "Send a peer a message that needs no answer; returns at once.")]
     async fn notify_peer(&self, Parameters(a): Parameters<NotifyArgs>) -> Result<String, String> {
         self.blocking(move |spool| {
-            let from = peer::sender_name(spool)?;
-            Ok(ask::notify(spool, &from, &a.peer_name, &a.message)?.to_string())
+            let notified = match remote::parse_peer(&a.peer_name)? {
+                Some((name, host)) => {
+                    remote::notify(host, name, &remote::sender(spool)?, &a.message)?
+                }
+                None => ask::notify(spool, &peer::sender_name(spool)?, &a.peer_name, &a.message)?,
+            };
+            Ok(notified.to_string())
         })
         .await
     }
@@ -306,8 +320,6 @@ fn ask_and_wait(
         .into());
     }
     let timeout = Duration::from_secs(secs);
-    let from = peer::sender_name(spool)?;
-    let (msg, _waiting) = ask::ask(spool, &from, &a.peer_name, &a.query, timeout)?;
     let mut last = None;
     let mut report = |p: Progress| {
         // The wait reports its stage at every check; the client hears of changes only.
@@ -319,17 +331,38 @@ fn ask_and_wait(
         }
     };
     let report = stages.is_some().then_some(&mut report as _);
-    match ask::wait_answer(spool, &msg.id, timeout, Some(cancelled), report) {
-        Ok(r) => Ok(r.text),
+    let res = match remote::parse_peer(&a.peer_name)? {
+        Some((name, host)) => {
+            let from = remote::sender(spool)?;
+            remote::ask(
+                host,
+                name,
+                &from,
+                &a.query,
+                timeout,
+                Some(cancelled),
+                report,
+            )
+        }
+        None => {
+            let from = peer::sender_name(spool)?;
+            let (msg, _waiting) = ask::ask(spool, &from, &a.peer_name, &a.query, timeout)?;
+            ask::wait_answer(spool, &msg.id, timeout, Some(cancelled), report).map(|r| r.text)
+        }
+    };
+    match res {
+        Ok(text) => Ok(text),
         // The library's hint is a CLI command; here the tool is the way.
         Err(e) => match e.downcast_ref::<Error>() {
-            Some(Error::Timeout { peer, secs, id, .. })
-                if message::load(spool, id)?.is_some_and(|m| m.state.is_open()) =>
-            {
-                Err(anyhow!(
-                    "no answer from '{peer}' within {secs}s (query {id}); the peer has the question, and get_answer with this query id returns its answer once it comes"
-                ))
-            }
+            Some(Error::Timeout {
+                peer,
+                secs,
+                id,
+                pending: true,
+                ..
+            }) => Err(anyhow!(
+                "no answer from '{peer}' within {secs}s (query {id}); the peer has the question, and get_answer with this query id returns its answer once it comes"
+            )),
             _ => Err(e),
         },
     }

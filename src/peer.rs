@@ -141,7 +141,7 @@ pub fn agent_process(pane_pid: u32) -> Option<Process> {
 }
 
 /// A peer's status, derived when asked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Online,

@@ -109,6 +109,23 @@ impl FakeAgent<'_> {
         ]);
         assert!(out.status.success(), "{}", text(&out.stderr));
         let pane = m.pane(dir);
+        // Until the shell tmux starts it with has become `cat`, the pane shows another command,
+        // which the SessionStart hook would record as the agent's.
+        let shows_cat = || {
+            text(
+                &m.tmux([
+                    "display-message",
+                    "-p",
+                    "-t",
+                    &pane,
+                    "#{pane_current_command}",
+                ])
+                .stdout,
+            )
+            .trim()
+                == "cat"
+        };
+        assert!(m.eventually(Duration::from_secs(10), shows_cat));
         FakeAgent { m, pane, cwd }
     }
 
@@ -298,4 +315,29 @@ fn session_end_fails_a_delivered_question_at_once() {
         "{}",
         text(&out.stderr)
     );
+}
+
+/// An agent that never closes the hook's stdin (or anything else that stalls it) does not
+/// hang the hook: its watchdog ends it, with status 0, after 10 s.
+#[test]
+fn a_hook_whose_stdin_never_ends_gives_up_with_status_zero() {
+    let m = Mesh::new();
+    let start = Instant::now();
+    let mut child = m
+        .cmd()
+        .args(["hook", "stop"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(br#"{"session_id": "s1", "#).unwrap();
+    // `input` stays open until the hook is gone.
+    let out = child.wait_with_output().unwrap();
+    drop(input);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(out.stdout.is_empty());
+    assert_eq!(text(&out.stderr), "repowire hook: gave up after 10s\n");
+    assert!(start.elapsed() >= Duration::from_secs(10));
 }

@@ -15,23 +15,8 @@ use proptest::prelude::*;
 use serde_json::{Value, json};
 
 use crate::hooks::{FakeAgent, ask_delivered, header, hook};
+use crate::mesh::neutralized;
 use crate::util::{Mesh, body, run_for, spawn_piped, text};
-
-/// What the stand-in must have received for `t`: control characters as their pictures.
-fn neutralized(t: &str) -> String {
-    t.replace("\r\n", "\n")
-        .chars()
-        .map(|c| match c {
-            '\r' => "\n".to_string(),
-            '\n' => "\n".to_string(),
-            '\t' => "    ".to_string(),
-            c if (c as u32) < 0x20 => char::from_u32(0x2400 + c as u32).unwrap().to_string(),
-            '\u{7f}' => "\u{2421}".to_string(),
-            '\u{80}'..='\u{9f}' => "\u{fffd}".to_string(),
-            c => c.to_string(),
-        })
-        .collect()
-}
 
 /// Text another peer sends is typed into an agent's prompt. None of it may act as a key:
 /// submit early, cancel the turn, run a slash or shell command, end a bracketed paste, expand

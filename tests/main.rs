@@ -14,4 +14,5 @@ mod load;
 mod man;
 mod mcp;
 mod mesh;
+mod remote;
 mod setup;

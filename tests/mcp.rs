@@ -122,7 +122,11 @@ impl Mcp {
     }
 
     /// Waits for the first message that `f` accepts, among those received so far and to come.
-    fn wait_for(&mut self, timeout: Duration, f: impl Fn(&Value) -> bool) -> Option<Value> {
+    pub(crate) fn wait_for(
+        &mut self,
+        timeout: Duration,
+        f: impl Fn(&Value) -> bool,
+    ) -> Option<Value> {
         let end = Instant::now() + timeout;
         let mut seen = 0;
         loop {
@@ -175,14 +179,14 @@ impl Mcp {
     }
 
     /// A call that must succeed: its text.
-    fn ok(&mut self, tool: &str, args: Value) -> String {
+    pub(crate) fn ok(&mut self, tool: &str, args: Value) -> String {
         let (text, error) = self.call(tool, args);
         assert!(!error, "{tool} failed: {text}");
         text
     }
 
     /// The messages of the progress notifications for call `id` so far.
-    fn progress(&self, id: u64) -> Vec<String> {
+    pub(crate) fn progress(&self, id: u64) -> Vec<String> {
         self.got
             .iter()
             .filter(|v| {
@@ -215,7 +219,7 @@ impl Mcp {
         }
     }
 
-    fn cancel(&mut self, id: u64) {
+    pub(crate) fn cancel(&mut self, id: u64) {
         self.send(
             json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
                          "params": {"requestId": id, "reason": "the user pressed Escape"}}),
@@ -243,7 +247,7 @@ impl Drop for Mcp {
 }
 
 /// The message record (in `done/` or `queue/`) whose text is `text`, once there is one.
-fn message_with(m: &Mesh, text: &str) -> Value {
+pub(crate) fn message_with(m: &Mesh, text: &str) -> Value {
     let mut found = None;
     let there = m.eventually(T, || {
         found = ["done", "queue"].iter().find_map(|dir| {
@@ -263,7 +267,7 @@ fn message_with(m: &Mesh, text: &str) -> Value {
 }
 
 /// Where message `id` is: its state, from `done/` first.
-fn state(m: &Mesh, id: &str) -> String {
+pub(crate) fn state(m: &Mesh, id: &str) -> String {
     ["done", "queue"]
         .iter()
         .find_map(|dir| std::fs::read(m.home.join(format!("{dir}/{id}.json"))).ok())

@@ -413,6 +413,22 @@ fn register_names_a_pane_and_the_name_is_kept() {
     assert!(m.peers().is_empty());
 }
 
+/// What the stand-in must have received for `t`: control characters as their pictures.
+pub(crate) fn neutralized(t: &str) -> String {
+    t.replace("\r\n", "\n")
+        .chars()
+        .map(|c| match c {
+            '\r' => "\n".to_string(),
+            '\n' => "\n".to_string(),
+            '\t' => "    ".to_string(),
+            c if (c as u32) < 0x20 => char::from_u32(0x2400 + c as u32).unwrap().to_string(),
+            '\u{7f}' => "\u{2421}".to_string(),
+            '\u{80}'..='\u{9f}' => "\u{fffd}".to_string(),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
 #[test]
 fn gc_prunes_finished_messages_and_keeps_open_ones() {
     need_tmux!();

@@ -1,0 +1,1039 @@
+//! Peers on other hosts, reached as `NAME@HOST` with OpenSSH as the transport (as git and rsync
+//! use it): no relay and no daemon on either side; authentication, encryption and jump hosts
+//! are ssh's.
+//!
+//! The local repowire runs `ssh HOST repowire remote`, a constant command line, and writes one
+//! JSON [`Request`] line on its stdin. The remote `repowire remote` ([`serve`]) does the work
+//! in its own spool, as the `peer` commands would there, and replies with JSON lines
+//! ([`Reply`]): the query id as soon as a question is queued, its progress, then one final
+//! line (an answer, a result, or an error with its exit code). While it waits, a line `cancel`
+//! on its stdin withdraws a question the peer does not have yet; the end of its stdin (the
+//! asker or its connection is gone) ends it and leaves the question in its spool, as a killed
+//! `peer ask` would: the answer is stored when it comes, and fetched later as `ID@HOST`.
+//!
+//! What it promises:
+//! - no name and no text ever reaches a shell on either host: the remote command line is
+//!   constant, names are checked before use, text travels only inside the JSON request;
+//! - ssh runs in batch mode (it never prompts) with a connect timeout, and a failure says which
+//!   it is: unreachable host, failed authentication, no (or an incompatible) repowire there,
+//!   a lost connection (with the query id to fetch the answer), or the remote's own error with
+//!   the same exit code as locally (unknown peer 3, offline 4, timeout 5, ...);
+//! - several hosts are asked at once, and a listing never waits longer than [`LIST_BOUND`].
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::ask::{self, Checked, Notified, Progress};
+use crate::error::Error;
+use crate::message;
+use crate::peer::{self, Status, USER};
+use crate::spool::Spool;
+
+/// The version of the request and reply format; a remote repowire refuses any other.
+const PROTOCOL: u32 = 1;
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// Exit code of an error in reaching or using the remote host itself.
+pub const EXIT_REMOTE: u8 = 9;
+/// ssh's own connect timeout.
+const CONNECT_TIMEOUT_SECS: u32 = 10;
+/// The longest `peer list --all` and `list_peers` wait for the remote hosts.
+pub const LIST_BOUND: Duration = Duration::from_secs(5);
+/// The longest `peer broadcast --all` waits for the remote hosts.
+const BROADCAST_BOUND: Duration = Duration::from_secs(15);
+/// What the local side allows beyond the remote wait's own timeout (connecting, a slow link)
+/// before it takes the connection for dead.
+const SLACK: Duration = Duration::from_secs(30);
+/// How long a cancelled wait gives the remote to withdraw its question before hanging up.
+const CANCEL_GRACE: Duration = Duration::from_secs(5);
+/// How long ssh is given to exit once its output has ended.
+const EXIT_GRACE: Duration = Duration::from_secs(2);
+/// How soon a waiting call notices that it was cancelled.
+const CANCEL_TICK: Duration = Duration::from_millis(100);
+/// The longest wait a request may ask for.
+const MAX_WAIT_SECS: u64 = 30 * 86_400;
+/// The largest request a remote repowire reads: the JSON of the largest message, escaped.
+const MAX_REQUEST: u64 = 8 * message::MAX_TEXT as u64;
+/// Stderr of ssh kept for error messages.
+const MAX_STDERR: u64 = 64 * 1024;
+
+/// What the local repowire asks the remote one to do (one JSON line on stdin).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Request {
+    protocol: u32,
+    #[serde(flatten)]
+    op: Op,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+enum Op {
+    /// Ask `to`; with `wait`, reply with the answer (and the progress before it if asked),
+    /// else with the id only.
+    Ask {
+        from: String,
+        to: String,
+        text: String,
+        timeout_secs: u64,
+        wait: bool,
+        #[serde(default)]
+        progress: bool,
+    },
+    /// Wait for the answer to an earlier question.
+    Wait {
+        id: String,
+        timeout_secs: u64,
+        #[serde(default)]
+        progress: bool,
+    },
+    /// The answer to an earlier question, or where it stands, without waiting.
+    Get {
+        id: String,
+    },
+    Notify {
+        from: String,
+        to: String,
+        text: String,
+    },
+    Broadcast {
+        from: String,
+        text: String,
+    },
+    List,
+}
+
+/// One line of the remote's reply (stdout).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Reply {
+    /// The question is queued under this id.
+    Id(String),
+    Progress(Progress),
+    Answer(String),
+    /// Not answered yet (`get`).
+    Pending {
+        to: String,
+        stage: String,
+    },
+    Notified {
+        id: String,
+        to: String,
+        status: Status,
+    },
+    Broadcast {
+        now: Vec<String>,
+        later: Vec<String>,
+    },
+    Peers(Vec<PeerInfo>),
+    Error {
+        code: u8,
+        message: String,
+        /// For a timeout: the peer it was for, and whether the peer still has the question.
+        #[serde(default)]
+        peer: Option<String>,
+        #[serde(default)]
+        pending: bool,
+    },
+}
+
+/// A peer as another host sees it in `peer list --all` and `list_peers`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PeerInfo {
+    pub name: String,
+    pub status: Status,
+    pub agent: String,
+    pub pane: String,
+    pub path: PathBuf,
+    pub last_activity_ms: u64,
+    pub queued: usize,
+}
+
+/// The peers of one remote host, or why they could not be listed.
+pub struct HostPeers {
+    pub host: String,
+    pub peers: Result<Vec<PeerInfo>, String>,
+}
+
+// ---- names ----
+
+/// `NAME@HOST` as (NAME, HOST), both checked; `None` for a local name.
+pub fn parse_peer(s: &str) -> Result<Option<(&str, &str)>, Error> {
+    let Some((name, host)) = s.split_once('@') else {
+        return Ok(None);
+    };
+    peer::validate_name(name)?;
+    validate_host(host)?;
+    Ok(Some((name, host)))
+}
+
+/// `ID@HOST` (a query id from another host) as (ID, HOST), both checked; `None` for a local id.
+pub fn parse_id(s: &str) -> Result<Option<(&str, &str)>, Error> {
+    let Some((id, host)) = s.split_once('@') else {
+        return Ok(None);
+    };
+    message::validate_id(id)?;
+    validate_host(host)?;
+    Ok(Some((id, host)))
+}
+
+/// Checks a host as given by a user: what ssh takes as a destination (an alias from the ssh
+/// config, a name or address, `user@host`, `ssh://user@host:port`), and never an option.
+pub fn validate_host(host: &str) -> Result<(), Error> {
+    let ok = !host.is_empty()
+        && host.len() <= 255
+        && !host.starts_with('-')
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-@:%[]/".contains(&b));
+    if ok {
+        return Ok(());
+    }
+    let shown: String = host
+        .chars()
+        .take(80)
+        .flat_map(char::escape_default)
+        .collect();
+    Err(Error::BadInput(format!(
+        "invalid host `{shown}`: give an ssh destination (a host from your ssh config, a host name or address, user@host, ssh://user@host:port) made of letters, digits and . _ - @ : % [ ] /"
+    )))
+}
+
+/// Who a message sent from here is from, as the remote peer sees it: `NAME@THISHOST`.
+pub fn sender(spool: &Spool) -> Result<String> {
+    Ok(format!("{}@{}", peer::sender_name(spool)?, this_host()))
+}
+
+/// This machine's host name, reduced to characters that are safe in a prompt header.
+fn this_host() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for writes of its length.
+    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
+    let name: String = if ok {
+        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+        String::from_utf8_lossy(&buf[..end])
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+            .take(64)
+            .collect()
+    } else {
+        String::new()
+    };
+    if name.is_empty() {
+        "localhost".into()
+    } else {
+        name
+    }
+}
+
+/// Checks the sender of a request: `NAME@HOST`, both safe to show in a prompt header.
+fn validate_from(from: &str) -> Result<(), Error> {
+    let ok = from.split_once('@').is_some_and(|(name, host)| {
+        (name == USER || peer::validate_name(name).is_ok())
+            && !host.is_empty()
+            && host.len() <= 64
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::BadInput(format!(
+            "invalid sender {:?}: expected NAME@HOST",
+            from.chars().take(80).collect::<String>()
+        )))
+    }
+}
+
+// ---- the local side ----
+
+/// Asks `name` on `host` and waits for the answer, as [`ask::ask`] and [`ask::wait_answer`]
+/// do locally: `progress` hears every new stage, `cancelled` withdraws a question the peer
+/// does not have yet.
+pub fn ask(
+    host: &str,
+    name: &str,
+    from: &str,
+    text: &str,
+    timeout: Duration,
+    cancelled: Option<&dyn Fn() -> bool>,
+    progress: Option<&mut dyn FnMut(Progress)>,
+) -> Result<String> {
+    let op = ask_op(name, from, text, timeout, true, progress.is_some())?;
+    Call::start(host, op)?.stream(None, timeout, cancelled, progress)
+}
+
+fn ask_op(
+    name: &str,
+    from: &str,
+    text: &str,
+    timeout: Duration,
+    wait: bool,
+    progress: bool,
+) -> Result<Op> {
+    message::validate_text(text)?;
+    Ok(Op::Ask {
+        from: from.into(),
+        to: name.into(),
+        text: text.into(),
+        timeout_secs: wait_secs(timeout)?,
+        wait,
+        progress,
+    })
+}
+
+/// A wait's timeout in whole seconds, as a request carries it.
+fn wait_secs(timeout: Duration) -> Result<u64, Error> {
+    let secs = timeout.as_secs().max(1);
+    if secs > MAX_WAIT_SECS {
+        return Err(Error::BadInput(format!(
+            "a wait of {secs}s is too long: at most {} days",
+            MAX_WAIT_SECS / 86_400
+        )));
+    }
+    Ok(secs)
+}
+
+/// Queues a question to `name` on `host` without waiting: its id, as `ID@HOST`.
+pub fn ask_no_wait(
+    host: &str,
+    name: &str,
+    from: &str,
+    text: &str,
+    timeout: Duration,
+) -> Result<String> {
+    let mut call = Call::start(host, ask_op(name, from, text, timeout, false, false)?)?;
+    match call.next(Instant::now() + SLACK)? {
+        Reply::Id(id) => Ok(format!("{id}@{host}")),
+        other => Err(call.unexpected(other)),
+    }
+}
+
+/// Waits for the answer to question `id` on `host`, as `peer wait` does locally.
+pub fn wait(
+    host: &str,
+    id: &str,
+    timeout: Duration,
+    progress: Option<&mut dyn FnMut(Progress)>,
+) -> Result<String> {
+    let op = Op::Wait {
+        id: id.into(),
+        timeout_secs: wait_secs(timeout)?,
+        progress: progress.is_some(),
+    };
+    Call::start(host, op)?.stream(Some(id), timeout, None, progress)
+}
+
+/// The answer to question `id` on `host` if it has come, else where it stands, without
+/// waiting: [`ask::check`] there, with the peer named `NAME@HOST`.
+pub fn check(host: &str, id: &str) -> Result<Checked> {
+    let mut call = Call::start(host, Op::Get { id: id.into() })?;
+    match call.next(Instant::now() + SLACK)? {
+        Reply::Answer(text) => Ok(Checked::Answered(text)),
+        Reply::Pending { to, stage } => Ok(Checked::Open {
+            to: format!("{to}@{host}"),
+            stage,
+        }),
+        other => Err(call.unexpected(other)),
+    }
+}
+
+/// Notifies `name` on `host`; the result names the message and the peer with `@HOST`.
+pub fn notify(host: &str, name: &str, from: &str, text: &str) -> Result<Notified> {
+    message::validate_text(text)?;
+    let op = Op::Notify {
+        from: from.into(),
+        to: name.into(),
+        text: text.into(),
+    };
+    let mut call = Call::start(host, op)?;
+    match call.next(Instant::now() + SLACK)? {
+        Reply::Notified { id, to, status } => Ok(Notified {
+            id: format!("{id}@{host}"),
+            to: format!("{to}@{host}"),
+            status,
+        }),
+        other => Err(call.unexpected(other)),
+    }
+}
+
+/// Broadcasts to the online peers of every host at once; per host, the peers reached now and
+/// later (named `NAME@HOST`), or why it failed.
+pub fn broadcast(
+    hosts: &[String],
+    from: &str,
+    text: &str,
+) -> Vec<(String, Result<ask::Broadcast>)> {
+    let op = || Op::Broadcast {
+        from: from.into(),
+        text: text.into(),
+    };
+    fan_out(hosts, op, BROADCAST_BOUND)
+        .into_iter()
+        .map(|(host, reply)| {
+            let sent = reply.and_then(|r| match r {
+                Reply::Broadcast { now, later } => {
+                    let at =
+                        |v: Vec<String>| v.into_iter().map(|n| format!("{n}@{host}")).collect();
+                    Ok(ask::Broadcast {
+                        now: at(now),
+                        later: at(later),
+                    })
+                }
+                other => Err(unexpected_reply(&host, &other)),
+            });
+            (host, sent)
+        })
+        .collect()
+}
+
+/// The peers of every host, asked at once; a host that does not answer within [`LIST_BOUND`]
+/// is reported as unreachable.
+pub fn list(hosts: &[String]) -> Vec<HostPeers> {
+    fan_out(hosts, || Op::List, LIST_BOUND)
+        .into_iter()
+        .map(|(host, reply)| {
+            let peers = match reply {
+                Ok(Reply::Peers(p)) => Ok(p),
+                Ok(other) => Err(format!("{:#}", unexpected_reply(&host, &other))),
+                Err(e) => Err(format!("{e:#}")),
+            };
+            HostPeers { host, peers }
+        })
+        .collect()
+}
+
+/// Runs `op` on every host at once and collects each final reply, giving up on those still
+/// running after `bound`.
+fn fan_out(hosts: &[String], op: impl Fn() -> Op, bound: Duration) -> Vec<(String, Result<Reply>)> {
+    let until = Instant::now() + bound;
+    let calls: Vec<(String, Result<Call>)> = hosts
+        .iter()
+        .map(|h| {
+            (
+                h.clone(),
+                validate_host(h)
+                    .map_err(Into::into)
+                    .and_then(|_| Call::start(h, op())),
+            )
+        })
+        .collect();
+    calls
+        .into_iter()
+        .map(|(host, call)| (host, call.and_then(|mut c| c.next(until))))
+        .collect()
+}
+
+fn unexpected_reply(host: &str, r: &Reply) -> anyhow::Error {
+    Error::Remote {
+        code: EXIT_REMOTE,
+        why: format!(
+            "repowire on {host} replied {r:?}, which this repowire ({VERSION}) does not expect: install the same version on both hosts"
+        ),
+    }
+    .into()
+}
+
+/// `ssh HOST repowire remote`, or the same through `$REPOWIRE_SSH`, which is run by `sh` with
+/// the arguments appended, as git runs `GIT_SSH_COMMAND`.
+fn ssh_command(host: &str) -> Command {
+    let mut cmd = match std::env::var("REPOWIRE_SSH") {
+        Ok(s) if !s.trim().is_empty() => {
+            let mut c = Command::new("sh");
+            c.arg("-c").arg(format!("{s} \"$@\"")).arg("ssh");
+            c
+        }
+        _ => Command::new("ssh"),
+    };
+    cmd.args(["-T", "-o", "BatchMode=yes", "-o"])
+        .arg(format!("ConnectTimeout={CONNECT_TIMEOUT_SECS}"))
+        .arg(host)
+        .arg("repowire remote");
+    cmd
+}
+
+/// One running `ssh HOST repowire remote`.
+struct Call {
+    host: String,
+    child: Child,
+    /// Open while the remote waits, to cancel it; closed (dropped) to say we are gone.
+    stdin: Option<ChildStdin>,
+    lines: Receiver<String>,
+    stderr: Receiver<String>,
+    /// The first line that was not a reply (a login script's output, say), for the error.
+    junk: Option<String>,
+    started: Instant,
+    /// A final reply came: the remote has nothing left to say.
+    done: bool,
+}
+
+impl Call {
+    fn start(host: &str, op: Op) -> Result<Call> {
+        let mut child = ssh_command(host)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| Error::Remote {
+                code: EXIT_REMOTE,
+                why: format!(
+                    "cannot run ssh to reach {host}: {e}; install the OpenSSH client, or set REPOWIRE_SSH to your ssh command"
+                ),
+            })?;
+        let stdout = child.stdout.take().expect("piped");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let mut stderr_pipe = child.stderr.take().expect("piped");
+        let (tx, stderr) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = (&mut stderr_pipe).take(MAX_STDERR).read_to_end(&mut buf);
+            // Drain the rest, so that ssh never blocks on a full pipe.
+            let _ = std::io::copy(&mut stderr_pipe, &mut std::io::sink());
+            let _ = tx.send(String::from_utf8_lossy(&buf).into_owned());
+        });
+        let mut stdin = child.stdin.take();
+        let request = serde_json::to_string(&Request {
+            protocol: PROTOCOL,
+            op,
+        })?;
+        if let Some(s) = stdin.as_mut() {
+            // A remote that cannot take it (no repowire there) is diagnosed from its exit.
+            let _ = s
+                .write_all(request.as_bytes())
+                .and_then(|_| s.write_all(b"\n"))
+                .and_then(|_| s.flush());
+        }
+        Ok(Call {
+            host: host.to_string(),
+            child,
+            stdin,
+            lines,
+            stderr,
+            junk: None,
+            started: Instant::now(),
+            done: false,
+        })
+    }
+
+    /// The next reply line, waiting until `until`. An error reply, the end of the output, or
+    /// no reply in time become the error to report.
+    fn next(&mut self, until: Instant) -> Result<Reply> {
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => match serde_json::from_str::<Reply>(&line) {
+                    Ok(Reply::Error { code, message, .. }) => {
+                        self.done = true;
+                        return Err(Error::Remote {
+                            code,
+                            why: format!("on {}: {}", self.host, message::neutralize(&message)),
+                        }
+                        .into());
+                    }
+                    Ok(r) => {
+                        self.done = true;
+                        return Ok(r);
+                    }
+                    Err(_) => {
+                        self.junk.get_or_insert(line);
+                    }
+                },
+                Err(RecvTimeoutError::Timeout) => {
+                    return Err(Error::Remote {
+                        code: EXIT_REMOTE,
+                        why: format!(
+                            "{} did not reply within {}s",
+                            self.host,
+                            self.started.elapsed().as_secs_f64().round()
+                        ),
+                    }
+                    .into());
+                }
+                Err(RecvTimeoutError::Disconnected) => return Err(self.failure(None).into()),
+            }
+        }
+    }
+
+    /// Reads the progress and then the answer of an ask or a wait, for question `id` (known
+    /// up front for a wait, from the first reply for an ask).
+    fn stream(
+        mut self,
+        id: Option<&str>,
+        timeout: Duration,
+        cancelled: Option<&dyn Fn() -> bool>,
+        mut progress: Option<&mut dyn FnMut(Progress)>,
+    ) -> Result<String> {
+        let mut id = id.map(str::to_string);
+        let until = Instant::now() + timeout + SLACK;
+        let mut cancel_sent: Option<Instant> = None;
+        let tick = match cancelled {
+            Some(_) => CANCEL_TICK,
+            None => Duration::from_secs(1),
+        };
+        loop {
+            if cancel_sent.is_none() && cancelled.is_some_and(|c| c()) {
+                if let Some(s) = self.stdin.as_mut() {
+                    let _ = s.write_all(b"cancel\n").and_then(|_| s.flush());
+                }
+                cancel_sent = Some(Instant::now());
+            }
+            let line = match self.lines.recv_timeout(tick) {
+                Ok(line) => line,
+                Err(RecvTimeoutError::Timeout) => {
+                    let now = Instant::now();
+                    if cancel_sent.is_some_and(|t| now >= t + CANCEL_GRACE) {
+                        return Err(Error::Cancelled {
+                            id: self.at(id.as_deref().unwrap_or("(none yet)")),
+                            peer: self.host.clone(),
+                            what: format!("{} did not confirm it in time", self.host),
+                        }
+                        .into());
+                    }
+                    if now >= until {
+                        return Err(self.lost(id.as_deref(), "no reply in time").into());
+                    }
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(self.failure(id.as_deref()).into());
+                }
+            };
+            let Ok(reply) = serde_json::from_str::<Reply>(&line) else {
+                self.junk.get_or_insert(line);
+                continue;
+            };
+            match reply {
+                Reply::Id(i) => id = Some(i),
+                Reply::Progress(p) => {
+                    if let Some(show) = progress.as_mut() {
+                        show(p);
+                    }
+                }
+                Reply::Answer(text) => {
+                    self.done = true;
+                    return Ok(text);
+                }
+                Reply::Error {
+                    code: 5,
+                    peer: Some(peer),
+                    pending,
+                    ..
+                } if id.is_some() => {
+                    self.done = true;
+                    let id = self.at(id.as_deref().unwrap_or_default());
+                    let what = if pending {
+                        format!(
+                            "the peer has the question; its answer will be stored when it comes: `repowire peer wait {id}`"
+                        )
+                    } else {
+                        "it was never delivered (the peer stayed busy) and has been withdrawn"
+                            .to_string()
+                    };
+                    return Err(Error::Timeout {
+                        peer: self.at(&peer),
+                        secs: timeout.as_secs(),
+                        id,
+                        what,
+                        pending,
+                    }
+                    .into());
+                }
+                Reply::Error { code, message, .. } => {
+                    self.done = true;
+                    return Err(Error::Remote {
+                        code,
+                        why: format!("on {}: {}", self.host, message::neutralize(&message)),
+                    }
+                    .into());
+                }
+                other => return Err(self.unexpected(other)),
+            }
+        }
+    }
+
+    /// ssh's exit status, killing it if it has not exited within `grace`.
+    fn exit_within(&mut self, grace: Duration) -> Option<ExitStatus> {
+        let end = Instant::now() + grace;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(s)) => return Some(s),
+                Ok(None) if Instant::now() < end => std::thread::sleep(Duration::from_millis(10)),
+                Ok(None) => {
+                    let _ = self.child.kill();
+                    return self.child.wait().ok();
+                }
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// `x@HOST`.
+    fn at(&self, x: &str) -> String {
+        format!("{x}@{}", self.host)
+    }
+
+    fn unexpected(&self, r: Reply) -> anyhow::Error {
+        unexpected_reply(&self.host, &r)
+    }
+
+    /// The error for a connection that ended while question `id` was waiting.
+    fn lost(&self, id: Option<&str>, how: &str) -> Error {
+        let host = &self.host;
+        let why = match id {
+            Some(id) => format!(
+                "the connection to {host} ended while waiting for the answer to query {id}@{host} ({how}); the question stays there: fetch its answer later with `repowire peer wait {id}@{host}` (or the MCP tool get_answer)"
+            ),
+            None => format!("the connection to {host} ended ({how})"),
+        };
+        Error::Remote {
+            code: EXIT_REMOTE,
+            why,
+        }
+    }
+
+    /// Why the remote's output ended without a final reply: from ssh's exit status and its
+    /// stderr.
+    fn failure(&mut self, id: Option<&str>) -> Error {
+        self.stdin = None;
+        let status = self.exit_within(EXIT_GRACE);
+        // Bounded: a process ssh left behind (a ProxyCommand) may hold its stderr open.
+        let stderr = self.stderr.recv_timeout(EXIT_GRACE).unwrap_or_default();
+        let said = last_words(&stderr)
+            .or_else(|| last_words(self.junk.as_deref()?))
+            .unwrap_or_else(|| describe(status));
+        let host = &self.host;
+        let code = status.and_then(|s| s.code());
+        let why = match code {
+            Some(255) if id.is_none() && stderr.contains("Host key verification failed") => {
+                format!(
+                    "the host key of {host} could not be verified ({said}): connect once with `ssh {host}` to check and accept it"
+                )
+            }
+            Some(255) if id.is_none() && is_auth_failure(&stderr) => format!(
+                "authentication to {host} failed ({said}); `ssh {host}` must log in without a prompt: repowire runs ssh in batch mode, so use a key (with ssh-agent for a passphrase)"
+            ),
+            Some(255) if id.is_none() => {
+                format!("cannot reach {host} ({said}); check that `ssh {host}` works")
+            }
+            Some(127) => format!(
+                "repowire is not installed on {host}, or not on the PATH of commands run there through ssh ({said}): install repowire {VERSION} there; `ssh {host} repowire --version` must work"
+            ),
+            Some(2) if stderr.contains("unrecognized subcommand") => format!(
+                "repowire on {host} is too old to be used from another host ({said}): install repowire {VERSION} there"
+            ),
+            _ if id.is_some() => return self.lost(id, &said),
+            _ => format!("repowire on {host} failed ({}): {said}", describe(status)),
+        };
+        Error::Remote {
+            code: EXIT_REMOTE,
+            why,
+        }
+    }
+}
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        // Closing stdin tells a remote that still waits that we are gone; one that sent its
+        // final reply exits by itself, and is given a moment to.
+        self.stdin = None;
+        let grace = if self.done {
+            EXIT_GRACE
+        } else {
+            Duration::ZERO
+        };
+        self.exit_within(grace);
+    }
+}
+
+fn is_auth_failure(stderr: &str) -> bool {
+    [
+        "Permission denied",
+        "Too many authentication failures",
+        "No more authentication methods",
+    ]
+    .iter()
+    .any(|s| stderr.contains(s))
+}
+
+/// The last line of ssh's stderr that says something (not a known-hosts warning).
+fn last_words(stderr: &str) -> Option<String> {
+    stderr
+        .lines()
+        .map(str::trim)
+        .rfind(|l| !l.is_empty() && !l.starts_with("Warning: Permanently added"))
+        .map(|l| message::neutralize(l).chars().take(300).collect())
+}
+
+fn describe(status: Option<ExitStatus>) -> String {
+    match status {
+        Some(s) => match s.code() {
+            Some(c) => format!("exit status {c}"),
+            None => format!("{s}"),
+        },
+        None => "no exit status".into(),
+    }
+}
+
+// ---- the remote side ----
+
+/// `repowire remote`: serves one request read from stdin against the spool at `home`, replying
+/// on stdout. Every error is a reply too (and the exit code).
+pub fn serve(home: &Path) -> Result<()> {
+    let res = serve_request(home);
+    if let Err(e) = &res {
+        let (peer, pending) = match e.downcast_ref::<Error>() {
+            Some(Error::Timeout { peer, pending, .. }) => (Some(peer.clone()), *pending),
+            _ => (None, false),
+        };
+        reply(&Reply::Error {
+            code: e.downcast_ref::<Error>().map_or(1, Error::exit_code),
+            message: format!("{e:#}"),
+            peer,
+            pending,
+        });
+    }
+    res
+}
+
+fn serve_request(home: &Path) -> Result<()> {
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .take(MAX_REQUEST)
+        .read_line(&mut line)
+        .context("cannot read the request")?;
+    let req: Request = serde_json::from_str(&line).map_err(|e| {
+        Error::BadInput(format!(
+            "not a request ({e}): `repowire remote` is run through ssh by another repowire"
+        ))
+    })?;
+    if req.protocol != PROTOCOL {
+        return Err(Error::BadInput(format!(
+            "repowire {VERSION} here speaks remote protocol {PROTOCOL}, the asking repowire speaks {}: install the same repowire version on both hosts",
+            req.protocol
+        ))
+        .into());
+    }
+    let spool = Spool::open(home)?;
+    match req.op {
+        Op::Ask {
+            from,
+            to,
+            text,
+            timeout_secs,
+            wait,
+            progress,
+        } => {
+            validate_from(&from)?;
+            let timeout = requested_wait(timeout_secs)?;
+            let (msg, lock) = ask::ask(&spool, &from, &to, &text, timeout)?;
+            reply(&Reply::Id(msg.id.clone()));
+            if wait {
+                let answer = wait_replying(&spool, &msg.id, timeout, progress)?;
+                reply(&Reply::Answer(answer));
+            }
+            drop(lock);
+        }
+        Op::Wait {
+            id,
+            timeout_secs,
+            progress,
+        } => {
+            message::validate_id(&id)?;
+            let m = message::load(&spool, &id)?
+                .ok_or_else(|| Error::BadInput(format!("there is no query {id} in the spool")))?;
+            // Waiting blocks whoever waits, as the asker did: the deadlock check must see it.
+            let _waiter = if m.state.is_open() {
+                spool.try_lock(&message::waiter_lock(&id))?
+            } else {
+                None
+            };
+            let timeout = requested_wait(timeout_secs)?;
+            let answer = wait_replying(&spool, &id, timeout, progress)?;
+            reply(&Reply::Answer(answer));
+        }
+        Op::Get { id } => reply(&match ask::check(&spool, &id)? {
+            Checked::Answered(text) => Reply::Answer(text),
+            Checked::Open { to, stage } => Reply::Pending { to, stage },
+        }),
+        Op::Notify { from, to, text } => {
+            validate_from(&from)?;
+            let n = ask::notify(&spool, &from, &to, &text)?;
+            reply(&Reply::Notified {
+                id: n.id,
+                to: n.to,
+                status: n.status,
+            });
+        }
+        Op::Broadcast { from, text } => {
+            validate_from(&from)?;
+            let b = ask::broadcast(&spool, &from, &text)?;
+            reply(&Reply::Broadcast {
+                now: b.now,
+                later: b.later,
+            });
+        }
+        Op::List => reply(&Reply::Peers(peers(&spool)?)),
+    }
+    Ok(())
+}
+
+fn requested_wait(secs: u64) -> Result<Duration, Error> {
+    if !(1..=MAX_WAIT_SECS).contains(&secs) {
+        return Err(Error::BadInput(format!(
+            "timeout_secs must be from 1 to {MAX_WAIT_SECS}"
+        )));
+    }
+    Ok(Duration::from_secs(secs))
+}
+
+/// Waits for the answer to `id`, replying with each new stage if `progress`. A line `cancel`
+/// on stdin withdraws the question if the peer does not have it yet; the end of stdin ends
+/// the process.
+fn wait_replying(spool: &Spool, id: &str, timeout: Duration, progress: bool) -> Result<String> {
+    let cancelled = Arc::new(AtomicBool::new(false));
+    {
+        let cancelled = cancelled.clone();
+        std::thread::spawn(move || {
+            for line in std::io::stdin().lines() {
+                match line {
+                    Ok(l) if l.trim() == "cancel" => cancelled.store(true, Ordering::SeqCst),
+                    Ok(_) => {}
+                    Err(_) => break,
+                }
+            }
+            // The asker or its connection is gone. Leave as a killed `peer ask` would: the
+            // question stays, and its answer is stored when it comes.
+            std::process::exit(1);
+        });
+    }
+    let mut last = None;
+    let mut report = |p| {
+        if last != Some(p) {
+            last = Some(p);
+            reply(&Reply::Progress(p));
+        }
+    };
+    let answer = ask::wait_answer(
+        spool,
+        id,
+        timeout,
+        Some(&|| cancelled.load(Ordering::SeqCst)),
+        progress.then_some(&mut report as _),
+    )?;
+    Ok(answer.text)
+}
+
+/// The peers of this spool, for another host's listing.
+fn peers(spool: &Spool) -> Result<Vec<PeerInfo>> {
+    let peers = peer::all(spool)?;
+    let panes = peer::live_panes(&peers);
+    let open = message::open_messages(spool)?;
+    Ok(peers
+        .iter()
+        .map(|p| PeerInfo {
+            name: p.name.clone(),
+            status: peer::status_of(p, &panes).0,
+            agent: p.agent.clone(),
+            pane: p.pane.clone(),
+            path: p.path.clone(),
+            last_activity_ms: p.last_activity_ms,
+            queued: open.iter().filter(|m| m.to == p.name).count(),
+        })
+        .collect())
+}
+
+/// Writes one reply line. If the asker is gone there is nobody left to tell: exit.
+fn reply(r: &Reply) {
+    let mut out = std::io::stdout().lock();
+    let ok = serde_json::to_writer(&mut out, r).is_ok()
+        && out.write_all(b"\n").is_ok()
+        && out.flush().is_ok();
+    if !ok {
+        std::process::exit(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_hosts_are_checked() {
+        assert_eq!(parse_peer("backend").unwrap(), None);
+        assert_eq!(
+            parse_peer("backend@me@devbox").unwrap(),
+            Some(("backend", "me@devbox"))
+        );
+        for bad in [
+            "b@-oProxyCommand=x",
+            "b@dev box",
+            "b@$(id)",
+            "b@`id`",
+            "b@a;b",
+            "b@",
+            "b@a\nb",
+            "b@a'b",
+            "$(id)@devbox",
+            "user@devbox",
+        ] {
+            assert!(parse_peer(bad).is_err(), "{bad:?} was accepted");
+        }
+        assert_eq!(
+            parse_peer("b@ssh://me@[::1]:2222").unwrap(),
+            Some(("b", "ssh://me@[::1]:2222"))
+        );
+        assert!(
+            parse_id("01JABCDEFGHJKMNPQRSTVWXYZ0@devbox")
+                .unwrap()
+                .is_some()
+        );
+        assert!(parse_id("../x@devbox").is_err());
+        assert!(validate_from("user@laptop.local").is_ok());
+        assert!(validate_from("web@laptop").is_ok());
+        for bad in ["web", "web@", "@laptop", "web@lap top", "web@a@b", "w b@x"] {
+            assert!(validate_from(bad).is_err(), "{bad:?} was accepted");
+        }
+        assert!(validate_from(&format!("user@{}", this_host())).is_ok());
+    }
+
+    #[test]
+    fn requests_and_replies_round_trip() {
+        let r = Request {
+            protocol: PROTOCOL,
+            op: Op::Ask {
+                from: "user@x".into(),
+                to: "b".into(),
+                text: "a\nb'\"$(x)`\u{1b}".into(),
+                timeout_secs: 5,
+                wait: true,
+                progress: true,
+            },
+        };
+        let line = serde_json::to_string(&r).unwrap();
+        assert!(!line.contains('\n'));
+        assert!(line.contains(r#""op":"ask""#), "{line}");
+        let back: Request = serde_json::from_str(&line).unwrap();
+        assert!(matches!(back.op, Op::Ask { text, .. } if text == "a\nb'\"$(x)`\u{1b}"));
+        let p = serde_json::to_string(&Reply::Progress(Progress::Queued { ahead: 2 })).unwrap();
+        assert!(matches!(
+            serde_json::from_str::<Reply>(&p).unwrap(),
+            Reply::Progress(Progress::Queued { ahead: 2 })
+        ));
+    }
+}
