@@ -351,9 +351,10 @@ fn ensure_private_dir(dir: &Path) -> Result<()> {
             let uid = unsafe { libc::geteuid() };
             if md.uid() != uid {
                 bail!(
-                    "{} belongs to uid {}, not to you (uid {uid}); use a spool of your own (set REPOWIRE_HOME)",
+                    "{} belongs to uid {}, not to you (uid {uid}); if it is yours, take it back with `sudo chown -R {uid} {}`, else use a spool of your own (set REPOWIRE_HOME)",
                     dir.display(),
-                    md.uid()
+                    md.uid(),
+                    dir.display()
                 );
             }
             if md.permissions().mode() & 0o022 != 0 {

@@ -375,6 +375,18 @@ fn a_record_others_can_write_or_own_is_refused_with_the_fix() {
         );
         std::os::unix::fs::chown(&record, Some(0), None).unwrap();
         m.ok(["peer", "list"]);
+        // And a directory of the spool.
+        let peers = m.home.join("peers");
+        std::os::unix::fs::chown(&peers, Some(4242), None).unwrap();
+        let out = m.run(["peer", "list"]);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains(&format!("sudo chown -R 0 {}", peers.display())),
+            "{err}"
+        );
+        std::os::unix::fs::chown(&peers, Some(0), None).unwrap();
+        m.ok(["peer", "list"]);
     } else {
         eprintln!("SKIPPED (part): a file owned by another user needs root to set up");
     }
@@ -735,4 +747,65 @@ pub fn check_spool(home: &Path, partial_tail: bool) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The hook payload parser, on any bytes: never panics, gives an object or nothing; a whole
+/// payload is read as it is; a payload cut at any point (at the size limit) keeps only fields
+/// that arrived whole, each with its value exactly as sent, never a shortened one.
+#[test]
+fn the_hook_payload_parser_never_takes_part_of_a_value_for_the_whole() {
+    use repowire::hook::parse_payload;
+    let config = ProptestConfig {
+        cases: 512,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    };
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        // (Not floats: serde_json does not read every float back bit for bit.)
+        any::<i64>().prop_map(Value::from),
+        any::<u64>().prop_map(Value::from),
+        any::<String>().prop_map(Value::from),
+    ];
+    let value = leaf.prop_recursive(2, 12, 4, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+            prop::collection::btree_map(any::<String>(), inner, 0..4)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    });
+    let object = prop::collection::btree_map("[a-z_]{1,12}", value, 0..8)
+        .prop_map(|m| Value::Object(m.into_iter().collect()));
+    let mut runner = proptest::test_runner::TestRunner::new(config.clone());
+    runner
+        .run(&(object, any::<prop::sample::Index>()), |(original, at)| {
+            let bytes = serde_json::to_vec(&original).unwrap();
+            prop_assert_eq!(&parse_payload(&bytes, false), &original);
+            let cut = &bytes[..at.index(bytes.len())];
+            let got = parse_payload(cut, true);
+            if let Value::Object(fields) = &got {
+                for (k, v) in fields {
+                    if k == "repowire_payload_cut" {
+                        continue;
+                    }
+                    prop_assert_eq!(Some(v), original.get(k), "field {} of {:?}", k, cut);
+                }
+            } else {
+                prop_assert!(got.is_null());
+            }
+            Ok(())
+        })
+        .unwrap();
+    let mut runner = proptest::test_runner::TestRunner::new(config);
+    runner
+        .run(
+            &(prop::collection::vec(any::<u8>(), 0..256), any::<bool>()),
+            |(bytes, cut)| {
+                let got = parse_payload(&bytes, cut);
+                prop_assert!(got.is_null() || got.is_object() || !cut);
+                Ok(())
+            },
+        )
+        .unwrap();
 }
