@@ -219,6 +219,45 @@ impl Drop for World {
     }
 }
 
+/// CPU time used by this benchmark and everything it starts (the tmux server, the stand-ins,
+/// their hooks, the deliverers), in ms: a cgroup v1 `cpuacct` group of its own, where one can
+/// be made (as root). Daemons and `setsid` do not leave a cgroup.
+struct Cpu(Option<PathBuf>);
+
+impl Cpu {
+    fn join() -> Cpu {
+        let dir = PathBuf::from(format!(
+            "/sys/fs/cgroup/cpuacct/repowire-bench-{}",
+            std::process::id()
+        ));
+        let ok = std::fs::create_dir(&dir).is_ok()
+            && std::fs::write(dir.join("tasks"), std::process::id().to_string()).is_ok();
+        Cpu(ok.then_some(dir))
+    }
+    fn used_ms(&self) -> Option<f64> {
+        let dir = self.0.as_ref()?;
+        let ns: f64 = std::fs::read_to_string(dir.join("cpuacct.usage"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        Some(ns / 1e6)
+    }
+}
+
+impl Drop for Cpu {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.0 {
+            // Back to the root group, so the group can go.
+            let _ = std::fs::write(
+                "/sys/fs/cgroup/cpuacct/tasks",
+                std::process::id().to_string(),
+            );
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
 /// Runs `cmd` with `stdin` as its standard input; returns its wall time (ms) and peak RSS (MB).
 ///
 /// Linux counts the memory of the process that spawned a program into the program's peak RSS
@@ -652,7 +691,7 @@ fn fill_history(w: &World, n: usize) {
     }
 }
 
-fn mesh_figures(b: &mut Bench) {
+fn mesh_figures(b: &mut Bench, cpu: &Cpu) {
     let w = World::new();
     for i in 0..200 {
         let pane = w.idle_pane(&format!("w{i}"));
@@ -673,7 +712,11 @@ fn mesh_figures(b: &mut Bench) {
         format!("{:.2} ms", list.median()),
         list.spread("ms"),
     );
+    let cpu_before = cpu.used_ms();
     let ask = ask_times(&w, "p0", b.n(50));
+    let cpu_single = cpu_before
+        .zip(cpu.used_ms())
+        .map(|(a, z)| (z - a) / ask.0.len() as f64);
     b.row(
         "ask overhead: `peer ask` to an idle stand-in, end to end",
         "≤ 100 ms median, ≤ 250 ms p95",
@@ -683,6 +726,7 @@ fn mesh_figures(b: &mut Bench) {
 
     // 100 asks at once: 10 askers to each of 10 peers. A peer answers one at a time, so each
     // peer's 10 asks are served one after another: overhead per ask = wall time / 10.
+    let cpu_before = cpu.used_ms();
     let start = Instant::now();
     let askers: Vec<(String, Child)> = (0..100)
         .map(|i| {
@@ -713,6 +757,20 @@ fn mesh_figures(b: &mut Bench) {
     }
     let wall = start.elapsed().as_secs_f64() * 1000.0;
     let per_ask = wall / 10.0;
+    let cpu_concurrent = cpu_before.zip(cpu.used_ms()).map(|(a, z)| (z - a) / 100.0);
+    if let (Some(single), Some(concurrent)) = (cpu_single, cpu_concurrent) {
+        b.row(
+            "CPU time per ask, all processes (asker, deliverer, hooks, tmux, stand-in)",
+            "(explains the line above)",
+            format!("{single:.1} ms alone, {concurrent:.1} ms with 100 in flight"),
+            format!(
+                "{} CPUs: 100 asks need at least {:.0} ms",
+                std::thread::available_parallelism().map_or(1, |n| n.get()),
+                concurrent * 100.0
+                    / std::thread::available_parallelism().map_or(1, |n| n.get()) as f64
+            ),
+        );
+    }
     b.row(
         "100 asks in flight across 10 peers",
         "all answered; per ask ≤ 2× the single ask",
@@ -770,6 +828,7 @@ fn main() {
         rows: vec![],
         quick,
     };
+    let cpu = Cpu::join();
     println!(
         "repowire figures ({} CPUs, load average {})",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
@@ -787,7 +846,7 @@ fn main() {
         mcp_figures(&mut b);
     }
     if want("mesh") {
-        mesh_figures(&mut b);
+        mesh_figures(&mut b, &cpu);
     }
     let size = std::fs::metadata(bin()).unwrap().len();
     b.row(

@@ -151,7 +151,8 @@ pub fn wait_answer(
             }
             .into());
         };
-        if !p.online || Instant::now() >= next_liveness {
+        let liveness_due = Instant::now() >= next_liveness;
+        if !p.online || liveness_due {
             next_liveness = Instant::now() + LIVENESS_EVERY;
             let (status, why) = peer::status(&p);
             if status == Status::Offline {
@@ -171,8 +172,9 @@ pub fn wait_answer(
         if let Some(report) = progress.as_mut() {
             report(self::progress(spool, &m, &p)?);
         }
-        // A deliverer may have been lost (killed): start another when the peer is free.
-        if m.state == State::Queued {
+        // A deliverer may have been lost (killed): start another when the peer is free. Not
+        // at every check: the one `ask` started may still be starting up.
+        if m.state == State::Queued && liveness_due {
             deliver::kick(spool, &m.to)?;
         }
         Ok(None)

@@ -38,6 +38,9 @@ const CONFIRM: Duration = Duration::from_millis(1500);
 /// A message without a deadline (a notification) typed into a pane that never takes it is
 /// failed after this long.
 const STUCK_LIMIT_MS: u64 = 10 * 60 * 1000;
+/// How long a deliverer with more mail waits for the peer's turn to end before it leaves that
+/// to the Stop hook's kick.
+const BUSY_WAIT: Duration = Duration::from_secs(30);
 /// A session that just started may not read its terminal yet; input typed then can be lost.
 const STARTUP_GRACE_MS: u64 = 1500;
 
@@ -110,7 +113,7 @@ fn drain(spool: &Spool, name: &str) -> Result<bool> {
         let Some(peer) = peer::load(spool, name)? else {
             return Ok(false);
         };
-        if !peer.online || peer.turn.busy {
+        if !peer.online {
             return Ok(true);
         }
         let Some(next) = message::inbox(spool, name)?
@@ -119,6 +122,23 @@ fn drain(spool: &Spool, name: &str) -> Result<bool> {
         else {
             return Ok(true);
         };
+        if peer.turn.busy {
+            // More mail waits for this turn to end: stay for it (a while), rather than leave
+            // it to a deliverer the Stop hook would start.
+            let record = spool.path(&format!("peers/{name}.json"));
+            let end = Instant::now() + BUSY_WAIT;
+            let idle = wait::until_file_changes(&[record], Some(end), BUSY_WAIT, || {
+                Ok::<_, anyhow::Error>(
+                    peer::load(spool, name)?
+                        .is_none_or(|p| !p.online || !p.turn.busy)
+                        .then_some(()),
+                )
+            })?;
+            if idle.is_none() {
+                return Ok(true);
+            }
+            continue;
+        }
         if next.deadline_ms.is_some_and(|d| d <= now_ms()) {
             message::finish(
                 spool,
