@@ -1,5 +1,6 @@
 //! The command line, as clap definitions. The doc comments are the help text and the man pages.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -220,7 +221,7 @@ pub enum PeerCommand {
         /// The peer name, or NAME@HOST
         name: String,
         /// The question ('-' reads it from stdin)
-        text: String,
+        text: OsString,
         /// How long to wait for the answer (e.g. 90s, 5m) [default: ask_timeout in config.yaml, 120s]
         #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
         timeout: Option<Duration>,
@@ -248,13 +249,13 @@ pub enum PeerCommand {
         /// The peer name, or NAME@HOST
         name: String,
         /// The message ('-' reads it from stdin)
-        text: String,
+        text: OsString,
     },
 
     /// Send a message to every online peer but yourself; returns at once
     Broadcast {
         /// The message ('-' reads it from stdin)
-        text: String,
+        text: OsString,
         /// Also to the online peers of the remotes in config.yaml (exit status 9 if a host
         /// could not be reached; the others still get it)
         #[arg(long)]

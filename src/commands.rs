@@ -1,8 +1,8 @@
 //! What each CLI command does, on top of the library modules: reading arguments, printing
 //! results for people (tables, progress) and for scripts (`--json`).
 
+use std::ffi::OsString;
 use std::io::{IsTerminal, Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -137,18 +137,32 @@ pub fn peer(spool: &Spool, cmd: PeerCommand) -> Result<()> {
     }
 }
 
-/// The text argument, or stdin for `-`.
-fn text_arg(text: String) -> Result<String> {
+/// The text argument, or stdin for `-`. Text that is not UTF-8 is refused, not mangled.
+fn text_arg(text: OsString) -> Result<String> {
     if text != "-" {
-        return Ok(text);
+        return text.into_string().map_err(|_| {
+            Error::BadInput(
+                "the message is not valid UTF-8; convert it to UTF-8 first (e.g. with iconv)"
+                    .into(),
+            )
+            .into()
+        });
     }
     let mut buf = Vec::new();
     std::io::stdin()
         .take(message::MAX_TEXT as u64 + 1)
         .read_to_end(&mut buf)
         .context("cannot read the message from stdin")?;
-    String::from_utf8(buf)
-        .map_err(|_| Error::BadInput("the message on stdin is not valid UTF-8".into()).into())
+    if buf.len() > message::MAX_TEXT {
+        // Cut at the limit, it may end inside a character: say what is wrong with it.
+        return Err(message::too_long(None).into());
+    }
+    String::from_utf8(buf).map_err(|_| {
+        Error::BadInput(
+            "the message on stdin is not valid UTF-8; convert it (e.g. with iconv) first".into(),
+        )
+        .into()
+    })
 }
 
 fn print_answer(text: &str) -> Result<()> {
@@ -338,10 +352,7 @@ pub fn log(spool: &Spool, args: LogArgs) -> Result<()> {
     let mut print_new = |out: &mut std::io::StdoutLock| -> Result<()> {
         for f in history::files(spool)? {
             let start = offsets.get(&f).copied().unwrap_or(0);
-            let mut file = std::fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(&f)?;
+            let mut file = crate::spool::open_private(&f, std::fs::OpenOptions::new().read(true))?;
             let len = file.metadata()?.len();
             if len <= start {
                 continue;

@@ -95,6 +95,7 @@ fn has_work(spool: &Spool, name: &str) -> Result<bool> {
 
 /// `repowire deliver NAME`: delivers while there is work, then exits.
 pub fn pump(spool: &Spool, name: &str) -> Result<()> {
+    peer::validate_name(name)?;
     loop {
         let recheck = {
             let Some(_lock) = spool.try_lock(&lock_name(name))? else {

@@ -1,6 +1,7 @@
 //! The history: `log/YYYY-MM-DD.jsonl`, one JSON object per line for every message sent,
 //! delivered, answered or given up on. Append-only; each line is one `write` to a file opened
-//! with `O_APPEND` under `log/.lock`, so lines from concurrent processes never interleave.
+//! with `O_APPEND` under `log/.lock`, so lines from concurrent processes never interleave. A line
+//! cut short (by a full disk, or a writer killed mid-write) is removed before the next is written.
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -85,13 +86,50 @@ fn write(spool: &Spool, entry: &Entry) -> std::io::Result<()> {
     let (y, mo, d) = crate::time::civil_date(entry.ts_ms);
     let path = spool.path(&format!("log/{y:04}-{mo:02}-{d:02}.jsonl"));
     let _lock = spool.lock("log/.lock")?;
-    let mut f = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)?;
-    f.write_all(&line)
+    let mut f = crate::spool::open_private(
+        &path,
+        OpenOptions::new()
+            .read(true)
+            .create(true)
+            .append(true)
+            .mode(0o600),
+    )?;
+    let len = whole_lines(&f)?;
+    if let Err(e) = f.write_all(&line) {
+        // A full disk can take part of the line: cut it off, or the next line would be glued
+        // to it and both lost to readers.
+        let _ = f.set_len(len);
+        return Err(crate::spool::explain_full(e));
+    }
+    Ok(())
+}
+
+/// The length of the file's whole lines, after cutting off a line that a writer killed in the
+/// middle of its `write` left unfinished (readers never show it, and the next line must not be
+/// glued to it).
+fn whole_lines(f: &std::fs::File) -> std::io::Result<u64> {
+    use std::os::unix::fs::FileExt;
+    let len = f.metadata()?.len();
+    let mut last = [0u8];
+    if len == 0 || (f.read_exact_at(&mut last, len - 1).is_ok() && last[0] == b'\n') {
+        return Ok(len);
+    }
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut end = len;
+    let keep = loop {
+        if end == 0 {
+            break 0;
+        }
+        let start = end.saturating_sub(buf.len() as u64);
+        let chunk = &mut buf[..(end - start) as usize];
+        f.read_exact_at(chunk, start)?;
+        if let Some(i) = chunk.iter().rposition(|&b| b == b'\n') {
+            break start + i as u64 + 1;
+        }
+        end = start;
+    };
+    f.set_len(keep)?;
+    Ok(keep)
 }
 
 /// The log files, oldest first.
@@ -108,4 +146,37 @@ pub fn files(spool: &Spool) -> std::io::Result<Vec<std::path::PathBuf>> {
         .collect();
     out.sort();
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_left_unfinished_is_cut_off_before_the_next() {
+        let t = tempfile::tempdir().unwrap();
+        let spool = Spool::open(t.path()).unwrap();
+        let entry = |id: &str| Entry {
+            ts_ms: 0,
+            event: Event::Sent,
+            id: id.into(),
+            kind: Kind::Notify,
+            from: "a".into(),
+            to: "b".into(),
+            text: None,
+            error: None,
+        };
+        write(&spool, &entry("one")).unwrap();
+        let path = files(&spool).unwrap().remove(0);
+        // A writer killed in the middle of its line, longer than one read block.
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(&vec![b'x'; 100_000]).unwrap();
+        write(&spool, &entry("two")).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let ids: Vec<String> = text
+            .lines()
+            .map(|l| serde_json::from_str::<Entry>(l).unwrap().id)
+            .collect();
+        assert_eq!(ids, ["one", "two"]);
+    }
 }

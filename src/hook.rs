@@ -117,10 +117,14 @@ pub fn parse_payload(bytes: &[u8], cut: bool) -> Value {
             f.write_str("a JSON object")
         }
         fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            // A field counts as whole once what follows it has arrived: a number cut short
+            // (`12` of `1234`) parses as a number too.
+            let mut last: Option<(String, Value)> = None;
             while let Some(k) = map.next_key::<String>()? {
-                let v = map.next_value::<Value>()?;
-                self.0.insert(k, v);
+                self.0.extend(last.take());
+                last = Some((k, map.next_value::<Value>()?));
             }
+            self.0.extend(last);
             Ok(())
         }
     }

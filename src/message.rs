@@ -166,12 +166,17 @@ pub fn validate_text(text: &str) -> Result<(), Error> {
         ));
     }
     if text.len() > MAX_TEXT {
-        return Err(Error::BadInput(format!(
-            "the message is {} bytes, more than the {MAX_TEXT} that can be typed into a pane; write the content to a file and send its path",
-            text.len()
-        )));
+        return Err(too_long(Some(text.len())));
     }
     Ok(())
+}
+
+/// The error for a message over [`MAX_TEXT`] bytes (`len` when known).
+pub fn too_long(len: Option<usize>) -> Error {
+    let size = len.map_or(String::new(), |l| format!("{l} bytes, "));
+    Error::BadInput(format!(
+        "the message is {size}more than the {MAX_TEXT} bytes (32 KiB) that can be typed into a pane; write the content to a file and send its path"
+    ))
 }
 
 /// A new message, not yet published.

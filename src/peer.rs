@@ -226,7 +226,20 @@ fn repo_root(cwd: &Path) -> &Path {
 }
 
 pub fn load(spool: &Spool, name: &str) -> Result<Option<Peer>> {
-    spool.read_json(&spool.path(&record(name)))
+    let path = spool.path(&record(name));
+    let peer: Option<Peer> = spool.read_json(&path)?;
+    // The name inside is used in paths (its lock, its record): it must be the file's own.
+    if let Some(p) = &peer
+        && p.name != name
+    {
+        anyhow::bail!(
+            "{} holds a peer named {:?}, not '{name}'; remove it (`rm {}`) and register the peer again",
+            path.display(),
+            p.name.chars().take(80).collect::<String>(),
+            path.display()
+        );
+    }
+    Ok(peer)
 }
 
 /// Loads a peer that must exist, with a "did you mean" hint otherwise.

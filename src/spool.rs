@@ -3,8 +3,10 @@
 //! Promises, for every caller:
 //! - a record is written whole to `tmp/`, fsynced and renamed into place, so a reader never sees
 //!   half a file ([`Spool::write_atomic`], [`Spool::write_new`]);
-//! - the spool and its subdirectories are 0700 and owned by us, files 0600; a spool that is
-//!   writable by others is refused, and no symlink planted in it is followed;
+//! - the spool and its subdirectories are 0700 and owned by us, files 0600; a spool, or a file
+//!   in it, that is writable by others or owned by someone else is refused with the command that
+//!   fixes it, and no symlink (or FIFO) planted in it is followed or read;
+//! - a write that fails (a full disk) leaves nothing behind and says what to do.
 //! - locks are `flock`s, which the kernel drops when their holder dies ([`Spool::lock`]).
 
 use std::fs::{self, File, OpenOptions};
@@ -155,7 +157,7 @@ impl Spool {
         if let Err(e) = res {
             drop(f);
             let _ = fs::remove_file(&tmp);
-            return Err(e);
+            return Err(explain_full(e));
         }
         Ok(Staged { tmp: Some(tmp) })
     }
@@ -212,7 +214,7 @@ impl Spool {
         let path = self.root.join(rel);
         let Ok(file) = OpenOptions::new()
             .read(true)
-            .custom_flags(libc::O_NOFOLLOW)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
             .open(&path)
         else {
             return false;
@@ -225,25 +227,95 @@ impl Spool {
 }
 
 fn open_lock_file(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
+    let f = OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
         .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(path)
+        .map_err(|e| explain_link(e, path))?;
+    check_private_file(&f, path)?;
+    Ok(f)
 }
 
 fn read_nofollow(path: &Path) -> io::Result<Vec<u8>> {
     use std::io::Read;
-    let mut f = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)?;
+    let mut f = open_private(path, OpenOptions::new().read(true))?;
     let mut buf = Vec::new();
     f.read_to_end(&mut buf)?;
     Ok(buf)
+}
+
+/// Opens an existing file of the spool with `opts`, refusing a symlink, anything but a regular
+/// file (a FIFO would block the reader), and a file someone else owns or could write.
+pub fn open_private(path: &Path, opts: &mut OpenOptions) -> io::Result<File> {
+    let f = opts
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| explain_link(e, path))?;
+    check_private_file(&f, path)?;
+    Ok(f)
+}
+
+/// `open` with `O_NOFOLLOW` fails with ELOOP on a symlink: say so, and what to do.
+fn explain_link(e: io::Error, path: &Path) -> io::Error {
+    if e.raw_os_error() != Some(libc::ELOOP) {
+        return e;
+    }
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!(
+            "{} is a symbolic link; repowire does not follow links in its spool. Remove it: `rm {}`",
+            path.display(),
+            path.display()
+        ),
+    )
+}
+
+fn check_private_file(f: &File, path: &Path) -> io::Result<()> {
+    let md = f.metadata()?;
+    let refuse = |msg: String| Err(io::Error::new(io::ErrorKind::PermissionDenied, msg));
+    if !md.is_file() {
+        return refuse(format!(
+            "{} is not a regular file; remove it: `rm {}`",
+            path.display(),
+            path.display()
+        ));
+    }
+    // SAFETY: geteuid has no preconditions.
+    let uid = unsafe { libc::geteuid() };
+    if md.uid() != uid {
+        return refuse(format!(
+            "{} belongs to uid {}, not to you (uid {uid}); remove it (`rm {}`) or take it back (`chown {uid} {}`)",
+            path.display(),
+            md.uid(),
+            path.display(),
+            path.display()
+        ));
+    }
+    if md.mode() & 0o022 != 0 {
+        return refuse(format!(
+            "{} can be written by other users; fix it with `chmod 600 {}`",
+            path.display(),
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
+/// A full filesystem gets a message that says what to do about it.
+pub fn explain_full(e: io::Error) -> io::Error {
+    if e.kind() != io::ErrorKind::StorageFull && e.raw_os_error() != Some(libc::EDQUOT) {
+        return e;
+    }
+    io::Error::new(
+        e.kind(),
+        format!(
+            "{e}: the spool's filesystem is full; free some space (`repowire gc` prunes finished messages) and try again"
+        ),
+    )
 }
 
 /// Creates `dir` as 0700 if missing; refuses a symlink, a directory owned by someone else, or
@@ -279,9 +351,10 @@ fn ensure_private_dir(dir: &Path) -> Result<()> {
             let uid = unsafe { libc::geteuid() };
             if md.uid() != uid {
                 bail!(
-                    "{} belongs to uid {}, not to you (uid {uid}); use a spool of your own (set REPOWIRE_HOME)",
+                    "{} belongs to uid {}, not to you (uid {uid}); if it is yours, take it back with `sudo chown -R {uid} {}`, else use a spool of your own (set REPOWIRE_HOME)",
                     dir.display(),
-                    md.uid()
+                    md.uid(),
+                    dir.display()
                 );
             }
             if md.permissions().mode() & 0o022 != 0 {
@@ -365,5 +438,83 @@ mod tests {
         assert!(s.is_locked("peers/a.lock"));
         drop(held);
         assert!(s.try_lock("peers/a.lock").unwrap().is_some());
+    }
+
+    use proptest::prelude::*;
+
+    fn json_value() -> impl Strategy<Value = serde_json::Value> {
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            any::<String>().prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(3, 32, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(serde_json::Value::from),
+                prop::collection::btree_map(any::<String>(), inner, 1..6)
+                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 128, failure_persistence: None,
+                                            ..ProptestConfig::default() })]
+
+        /// Whatever bytes a record holds, reading it returns a value or an error, never panics;
+        /// and no typed record is made up from bytes that are not JSON.
+        #[test]
+        fn any_bytes_in_a_record_read_without_panicking(bytes in prop::collection::vec(any::<u8>(), 0..2048)) {
+            let t = tempfile::tempdir().unwrap();
+            let s = Spool::open(t.path()).unwrap();
+            let p = s.path("queue/X.json");
+            fs::write(&p, &bytes).unwrap();
+            let as_value = s.read_json::<serde_json::Value>(&p);
+            let as_message = s.read_json::<crate::message::Message>(&p);
+            let as_peer = s.read_json::<crate::peer::Peer>(&p);
+            if serde_json::from_slice::<serde_json::Value>(&bytes).is_err() {
+                prop_assert!(as_value.is_err() && as_message.is_err() && as_peer.is_err());
+            }
+        }
+
+        /// A record written is read back as it was; any shorter prefix of it (what a reader
+        /// would see if writes were not atomic) is refused, never taken for a record.
+        #[test]
+        fn records_round_trip_and_no_prefix_passes(v in json_value(), cut in any::<prop::sample::Index>()) {
+            let t = tempfile::tempdir().unwrap();
+            let s = Spool::open(t.path()).unwrap();
+            let p = s.path("peers/x.json");
+            s.write_json(&p, &v).unwrap();
+            prop_assert_eq!(s.read_json::<serde_json::Value>(&p).unwrap(), Some(v.clone()));
+            let bytes = fs::read(&p).unwrap();
+            let whole = bytes.trim_ascii_end().len();
+            // Scalars (`12` of `123`) and structures alike: only a container can be judged
+            // incomplete; a scalar's prefix is another scalar.
+            if v.is_object() || v.is_array() {
+                let n = cut.index(whole);
+                fs::write(&p, &bytes[..n]).unwrap();
+                prop_assert!(s.read_json::<serde_json::Value>(&p).is_err(), "{:?}", &bytes[..n]);
+            }
+            prop_assert_eq!(fs::read_dir(s.path("tmp")).unwrap().count(), 0);
+        }
+
+        /// Messages with any text (control characters, any Unicode) survive the spool intact.
+        #[test]
+        fn messages_with_any_text_round_trip(text in any::<String>(), from in "[a-z]{1,8}") {
+            let t = tempfile::tempdir().unwrap();
+            let s = Spool::open(t.path()).unwrap();
+            let m = crate::message::Message {
+                id: new_id(), kind: crate::message::Kind::Ask, from, to: "b".into(),
+                text: text.clone(), created_ms: now_ms(), deadline_ms: None, asker_pid: None,
+                state: crate::message::State::Queued, delivered_ms: None, finished_ms: None,
+                error: None,
+            };
+            let p = s.path(&format!("queue/{}.json", m.id));
+            s.write_json(&p, &m).unwrap();
+            let back: crate::message::Message = s.read_json(&p).unwrap().unwrap();
+            prop_assert_eq!(back.text, text);
+            prop_assert_eq!(back.id, m.id);
+        }
     }
 }

@@ -19,7 +19,14 @@ const BLOCK: usize = 64 * 1024;
 
 /// The text of the last assistant message of the last turn, if the transcript has one.
 pub fn last_assistant_text(path: &Path) -> Option<String> {
-    let file = File::open(path).ok()?;
+    use std::os::unix::fs::OpenOptionsExt;
+    // Non-blocking, and only a regular file: opening a FIFO would hang the hook.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .ok()
+        .filter(|f| f.metadata().is_ok_and(|m| m.is_file()))?;
     let mut lines = LinesBackwards::new(file)?;
     let mut message_id: Option<String> = None;
     let mut parts: Vec<String> = Vec::new();
@@ -104,6 +111,9 @@ struct LinesBackwards {
     pos: u64,
     /// Bytes not yet returned, a suffix of which may be a partial line.
     buf: Vec<u8>,
+    /// How many bytes at the end of `buf` are known to hold no newline: each byte is searched
+    /// once, so a file with no line breaks costs a linear scan, not a quadratic one.
+    clean: usize,
     floor: u64,
 }
 
@@ -114,6 +124,7 @@ impl LinesBackwards {
             file,
             pos: len,
             buf: Vec::new(),
+            clean: 0,
             floor: len.saturating_sub(MAX_SCAN),
         })
     }
@@ -129,11 +140,14 @@ impl LinesBackwards {
             while self.buf.last() == Some(&b'\n') {
                 self.buf.pop();
             }
-            if let Some(nl) = self.buf.iter().rposition(|&b| b == b'\n') {
+            let unsearched = self.buf.len().saturating_sub(self.clean);
+            if let Some(nl) = self.buf[..unsearched].iter().rposition(|&b| b == b'\n') {
                 let line = self.buf.split_off(nl + 1);
                 self.buf.pop();
+                self.clean = 0;
                 return Some(line);
             }
+            self.clean = self.buf.len();
             if self.pos <= self.floor {
                 // Start of the file (or of what we allow ourselves to read): the rest is a
                 // whole line only if we reached the real start.
@@ -224,5 +238,117 @@ mod tests {
         );
         let f = transcript(&[r#"{"type":"user","message":{"content":"q"}}"#, &line]);
         assert_eq!(last_assistant_text(f.path()), Some(big));
+    }
+
+    use proptest::prelude::*;
+
+    /// One line of a generated transcript.
+    #[derive(Debug, Clone)]
+    enum Entry {
+        /// A typed prompt: opens a turn.
+        Prompt,
+        /// A tool result (a user line whose content is not a string).
+        ToolResult,
+        /// One content block of assistant message `id`: its text, if it is a text block.
+        Assistant(u8, Option<String>),
+        /// A line that is not JSON (cut by a crash, or garbage).
+        Garbage(String),
+        /// Some other record (system, summary).
+        Other,
+    }
+
+    fn entry() -> impl Strategy<Value = Entry> {
+        let text = prop_oneof![
+            4 => any::<String>(),
+            1 => (0..3 * BLOCK).prop_map(|n| "y".repeat(n)),
+        ];
+        prop_oneof![
+            1 => Just(Entry::Prompt),
+            1 => Just(Entry::ToolResult),
+            6 => (0..4u8, prop::option::weighted(0.8, text)).prop_map(|(i, t)| Entry::Assistant(i, t)),
+            1 => "[^\n]{0,40}".prop_map(|g| Entry::Garbage(format!("{{{g}"))),
+            1 => Just(Entry::Other),
+        ]
+    }
+
+    fn line(e: &Entry) -> String {
+        match e {
+            Entry::Prompt => r#"{"type":"user","message":{"role":"user","content":"q"}}"#.into(),
+            Entry::ToolResult => {
+                r#"{"type":"user","message":{"content":[{"type":"tool_result","content":"r"}]}}"#
+                    .into()
+            }
+            Entry::Assistant(id, Some(t)) => serde_json::json!({"type": "assistant",
+                "message": {"id": format!("m{id}"), "content": [{"type": "text", "text": t}]}})
+            .to_string(),
+            Entry::Assistant(id, None) => serde_json::json!({"type": "assistant",
+                "message": {"id": format!("m{id}"), "content": [{"type": "tool_use", "id": "t"}]}})
+            .to_string(),
+            Entry::Garbage(g) => g.clone(),
+            Entry::Other => r#"{"type":"system","subtype":"turn_duration"}"#.into(),
+        }
+    }
+
+    /// What the reader must return, computed forwards: in the last turn (after the last
+    /// typed prompt), the last assistant message with text, all of its text blocks that come
+    /// after the previous message's.
+    fn model(entries: &[Entry]) -> Option<String> {
+        let start = entries
+            .iter()
+            .rposition(|e| matches!(e, Entry::Prompt))
+            .map_or(0, |i| i + 1);
+        let turn: Vec<(u8, &Option<String>)> = entries[start..]
+            .iter()
+            .filter_map(|e| match e {
+                Entry::Assistant(id, t) => Some((*id, t)),
+                _ => None,
+            })
+            .collect();
+        let last = turn.iter().rposition(|(_, t)| t.is_some())?;
+        let id = turn[last].0;
+        let first = turn[..=last]
+            .iter()
+            .rposition(|(i, _)| *i != id)
+            .map_or(0, |i| i + 1);
+        let parts: Vec<&str> = turn[first..=last]
+            .iter()
+            .filter_map(|(_, t)| t.as_deref())
+            .collect();
+        Some(parts.join("\n\n"))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 200, failure_persistence: None,
+                                            ..ProptestConfig::default() })]
+
+        #[test]
+        fn reads_the_last_answer_of_any_transcript(
+            entries in prop::collection::vec(entry(), 0..24),
+            cut in prop::option::of(0usize..200),
+        ) {
+            let mut f = tempfile::NamedTempFile::new().unwrap();
+            for e in &entries {
+                writeln!(f, "{}", line(e)).unwrap();
+            }
+            // A crash may leave the last line half written: it is skipped.
+            if let Some(n) = cut {
+                let l = line(&Entry::Assistant(9, Some("never whole".into())));
+                f.write_all(&l.as_bytes()[..n.min(l.len() - 1)]).unwrap();
+            }
+            let got = last_assistant_text(f.path());
+            if f.as_file().metadata().unwrap().len() <= MAX_SCAN {
+                prop_assert_eq!(got, model(&entries));
+            } else {
+                // Beyond the scan, it may give up, but never returns a wrong or partial answer.
+                prop_assert!(got.is_none() || got == model(&entries));
+            }
+        }
+
+        #[test]
+        fn any_bytes_are_read_without_panicking(bytes in prop::collection::vec(any::<u8>(), 0..4096)) {
+            let mut f = tempfile::NamedTempFile::new().unwrap();
+            f.write_all(&bytes).unwrap();
+            let _ = last_assistant_text(f.path());
+        }
     }
 }

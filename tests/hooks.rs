@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::util::{Mesh, text};
 
 /// Runs `repowire hook EVENT` (`event` may carry more words: `stop --agent codex`).
-fn hook(cmd: &mut Command, event: &str, stdin: &[u8]) -> (Output, Duration) {
+pub(crate) fn hook(cmd: &mut Command, event: &str, stdin: &[u8]) -> (Output, Duration) {
     let start = Instant::now();
     let mut child = cmd
         .arg("hook")
@@ -90,14 +90,14 @@ fn a_hook_with_an_unusable_spool_still_exits_zero() {
 }
 
 /// A pane running `cat` stands for an agent; the test plays Claude Code by calling the hooks.
-struct FakeAgent<'a> {
-    m: &'a Mesh,
-    pane: String,
-    cwd: std::path::PathBuf,
+pub(crate) struct FakeAgent<'a> {
+    pub m: &'a Mesh,
+    pub pane: String,
+    pub cwd: std::path::PathBuf,
 }
 
 impl FakeAgent<'_> {
-    fn start<'a>(m: &'a Mesh, dir: &str) -> FakeAgent<'a> {
+    pub fn start<'a>(m: &'a Mesh, dir: &str) -> FakeAgent<'a> {
         let cwd = m.dir.path().join(dir);
         std::fs::create_dir_all(&cwd).unwrap();
         let out = m.tmux([
@@ -131,7 +131,7 @@ impl FakeAgent<'_> {
         FakeAgent { m, pane, cwd }
     }
 
-    fn hook(&self, event: &str, payload: Value) {
+    pub fn hook(&self, event: &str, payload: Value) {
         let mut p = payload;
         p["cwd"] = json!(self.cwd);
         let (out, _) = hook(
@@ -143,7 +143,7 @@ impl FakeAgent<'_> {
         assert!(out.stderr.is_empty(), "{event}: {}", text(&out.stderr));
     }
 
-    fn peer(&self) -> Value {
+    pub fn peer(&self) -> Value {
         let peers = self.m.peers();
         peers
             .into_iter()
@@ -153,12 +153,12 @@ impl FakeAgent<'_> {
 }
 
 /// The first line repowire typed for query `id` (all the prompt hook looks at).
-fn header(id: &str) -> String {
+pub(crate) fn header(id: &str) -> String {
     format!("[repowire] Question from user (query {id}). Answer it in your reply.\nthe question")
 }
 
 /// Sends an ask without waiting and returns its id once the deliverer has typed it.
-fn ask_delivered(m: &Mesh, to: &str, text: &str) -> String {
+pub(crate) fn ask_delivered(m: &Mesh, to: &str, text: &str) -> String {
     let id = m
         .ok(["peer", "ask", to, text, "--no-wait"])
         .trim()

@@ -25,7 +25,7 @@ const MAX_TOOLS_JSON: usize = 4096;
 /// A `repowire mcp` process spoken to over its stdin and stdout. Every line it writes must be
 /// a JSON-RPC message: a reader thread checks each one and keeps them in order.
 pub(crate) struct Mcp {
-    child: Child,
+    pub child: Child,
     stdin: Option<ChildStdin>,
     lines: Receiver<Value>,
     /// Everything received so far, in order.
@@ -90,6 +90,13 @@ impl Mcp {
             next_id: 100,
             stderr,
         }
+    }
+
+    /// Writes one line as it is, JSON or not.
+    pub(crate) fn send_raw(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin is open");
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
     }
 
     fn send(&mut self, v: Value) {

@@ -1,0 +1,681 @@
+//! Faults: processes killed with SIGKILL at every stage of a question, an agent that dies
+//! while it has a question, inotify exhausted, a full disk. Whatever dies, the answer still
+//! lands in the spool and the history, no lock stays held, and the next question to that peer
+//! goes through at once; whatever fails, it says so and damages nothing already stored.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::hooks::{FakeAgent, ask_delivered, header, hook};
+use crate::hostile::check_spool;
+use crate::mcp::Mcp;
+use crate::util::{Mesh, bin, body, spawn_piped, text};
+
+const T: Duration = Duration::from_secs(30);
+
+fn kill9(child: &mut Child) {
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+}
+
+fn signal(pid: u32, sig: libc::c_int) {
+    // SAFETY: kill has no memory preconditions; the pid is our own child's.
+    assert_eq!(unsafe { libc::kill(pid as libc::pid_t, sig) }, 0);
+}
+
+/// Every lock file of the spool that some process holds.
+fn held_locks(home: &Path) -> Vec<PathBuf> {
+    let mut held = Vec::new();
+    for dir in ["peers", "queue", "log"] {
+        for e in std::fs::read_dir(home.join(dir)).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_none_or(|x| x != "lock") {
+                continue;
+            }
+            let f = std::fs::File::open(&p).unwrap();
+            if fs2::FileExt::try_lock_shared(&f).is_err() {
+                held.push(p);
+            }
+        }
+    }
+    held
+}
+
+/// The message record (open or finished) of question `text`, once there is one.
+fn message_with(m: &Mesh, text: &str) -> Value {
+    let mut found = None;
+    assert!(
+        m.eventually(T, || {
+            found = ["queue", "done"].iter().find_map(|d| {
+                std::fs::read_dir(m.home.join(d)).ok()?.find_map(|e| {
+                    let p = e.ok()?.path();
+                    let v: Value = serde_json::from_slice(&std::fs::read(p).ok()?).ok()?;
+                    (v["text"] == text).then_some(v)
+                })
+            });
+            found.is_some()
+        }),
+        "no message {text:?}"
+    );
+    found.unwrap()
+}
+
+fn state(m: &Mesh, id: &str) -> String {
+    message_with_id(m, id)["state"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn message_with_id(m: &Mesh, id: &str) -> Value {
+    for d in ["done", "queue"] {
+        if let Ok(b) = std::fs::read(m.home.join(format!("{d}/{id}.json"))) {
+            return serde_json::from_slice(&b).unwrap();
+        }
+    }
+    Value::Null
+}
+
+/// After its asker died: the answer to `id` lands in the spool and the history, every lock is
+/// free, and the next question to `peer` is answered.
+fn assert_answer_lands(m: &Mesh, id: &str, question: &str, peer: &str) {
+    let resp = m.home.join(format!("responses/{id}.json"));
+    assert!(
+        m.eventually(T, || resp.exists()),
+        "no answer stored for {id}"
+    );
+    let r: Value = serde_json::from_slice(&std::fs::read(&resp).unwrap()).unwrap();
+    assert_eq!(
+        body(r["text"].as_str().unwrap().strip_prefix("ECHO: ").unwrap()),
+        question
+    );
+    let events: Vec<String> = m
+        .history()
+        .iter()
+        .filter(|e| e["id"] == id)
+        .map(|e| e["event"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(events, ["sent", "delivered", "answered"]);
+    assert!(
+        m.eventually(T, || held_locks(&m.home).is_empty()),
+        "locks still held: {:?}",
+        held_locks(&m.home)
+    );
+    let out = m.ok(["peer", "ask", peer, "the next question"]);
+    assert!(out.ends_with("the next question\n"), "{out}");
+    // Fetching the answer later works too.
+    assert_eq!(
+        m.ok(["peer", "wait", id]).trim_end(),
+        r["text"].as_str().unwrap().trim_end()
+    );
+}
+
+#[test]
+fn an_asker_killed_before_delivery_still_gets_its_answer_stored() {
+    need_tmux!();
+    let m = Mesh::new();
+    let _b = m.agent("beta", &[]);
+    m.ok(["peer", "ask", "beta", "SLEEP 2", "--no-wait"]);
+    assert!(m.eventually(T, || m.status("beta") == "busy"));
+    let mut asker = spawn_piped(
+        m.cmd()
+            .args(["peer", "ask", "beta", "queued then orphaned"]),
+    );
+    let id = message_with(&m, "queued then orphaned")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(state(&m, &id), "queued");
+    kill9(&mut asker);
+    assert_answer_lands(&m, &id, "queued then orphaned", "beta");
+}
+
+#[test]
+fn an_asker_killed_after_delivery_still_gets_its_answer_stored() {
+    need_tmux!();
+    let m = Mesh::new();
+    let _b = m.agent("beta", &[]);
+    let q = "SLEEP 2\ndelivered then orphaned";
+    let mut asker = spawn_piped(m.cmd().args(["peer", "ask", "beta", q]));
+    let id = message_with(&m, q)["id"].as_str().unwrap().to_string();
+    assert!(m.eventually(T, || state(&m, &id) == "delivered"));
+    kill9(&mut asker);
+    assert_answer_lands(&m, &id, q, "beta");
+}
+
+/// `peer wait` on an earlier question (the asker of `--no-wait`, or a second waiter) killed
+/// while it waits.
+#[test]
+fn a_waiter_killed_while_waiting_leaves_the_answer_to_be_fetched() {
+    need_tmux!();
+    let m = Mesh::new();
+    let _b = m.agent("beta", &[]);
+    let q = "SLEEP 2\nwaited on";
+    let id = m
+        .ok(["peer", "ask", "beta", q, "--no-wait"])
+        .trim()
+        .to_string();
+    let mut waiter = spawn_piped(m.cmd().args(["peer", "wait", &id]));
+    // It waits holding the question's waiter lock (so the deadlock check sees it).
+    let lock = m.home.join(format!("queue/{id}.lock"));
+    assert!(m.eventually(T, || held_locks(&m.home).contains(&lock)));
+    kill9(&mut waiter);
+    assert_answer_lands(&m, &id, q, "beta");
+}
+
+/// The MCP server of an agent session killed (SIGKILL, so it cannot withdraw anything) while
+/// its ask_peer call waits: the question is still delivered and answered.
+#[test]
+fn an_mcp_server_killed_mid_ask_leaves_a_question_that_is_still_answered() {
+    need_tmux!();
+    let m = Mesh::new();
+    let _b = m.agent("beta", &[]);
+    m.ok(["peer", "ask", "beta", "SLEEP 2", "--no-wait"]);
+    assert!(m.eventually(T, || m.status("beta") == "busy"));
+    let mut mcp = Mcp::start(&m, m.cmd());
+    let call = mcp.call_start(
+        "ask_peer",
+        json!({"peer_name": "beta", "query": "asked over mcp"}),
+    );
+    mcp.wait_progress(call, "queued behind 1");
+    kill9(&mut mcp.child);
+    let id = message_with(&m, "asked over mcp")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_answer_lands(&m, &id, "asked over mcp", "beta");
+}
+
+/// A Stop hook killed at any moment of its work (stopped with SIGSTOP at a point swept across
+/// its run, then SIGKILLed): no lock stays held, no record or history line is left half
+/// written, an answer is either stored whole or not at all, and the agent's next turn end
+/// stores its answer as usual.
+#[test]
+fn a_stop_hook_killed_mid_write_leaves_nothing_half_written() {
+    need_tmux!();
+    let m = Mesh::new();
+    let a = FakeAgent::start(&m, "svc");
+    a.hook(
+        "session-start",
+        json!({"session_id": "s1", "source": "startup"}),
+    );
+    std::thread::sleep(Duration::from_millis(1600)); // the startup grace
+    let run_stop = |pid: &str, answer: &str| -> Child {
+        let payload = json!({"session_id": "s1", "prompt_id": pid, "cwd": a.cwd,
+                             "hook_event_name": "Stop", "last_assistant_message": answer});
+        let mut cmd = m.cmd_in(&a.pane);
+        cmd.args(["hook", "stop"])
+            .stdin(std::process::Stdio::piped());
+        let mut child = spawn_piped(&mut cmd);
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(payload.to_string().as_bytes())
+            .unwrap();
+        child
+    };
+    // A long answer (900 KiB) keeps the hook writing for most of its run (the staged answer, the
+    // history line), so the kills land inside its writes.
+    let long = "z".repeat(900 << 10); // within the hook's payload limit (1 MiB)
+    // How long a whole Stop hook takes here, to sweep the kill across it.
+    let id = ask_delivered(&m, "svc", "timing");
+    a.hook(
+        "prompt",
+        json!({"session_id": "s1", "prompt_id": "T", "prompt": header(&id)}),
+    );
+    let t = Instant::now();
+    assert!(run_stop("T", &long).wait().unwrap().success());
+    let whole = t.elapsed();
+    let steps = 16;
+    let (mut stored, mut cut_lines) = (0, 0);
+    for i in 0..steps {
+        let id = ask_delivered(&m, "svc", &format!("question {i}"));
+        let pid = format!("P{i}");
+        a.hook(
+            "prompt",
+            json!({"session_id": "s1", "prompt_id": pid, "prompt": header(&id)}),
+        );
+        let answer = format!("answer {i} {long}");
+        let mut hook_proc = run_stop(&pid, &answer);
+        std::thread::sleep(whole * i / steps);
+        // Stopped first, it dies between system calls; killed outright, it can die inside a
+        // write, leaving part of it.
+        if i % 2 == 0 {
+            signal(hook_proc.id(), libc::SIGSTOP);
+        }
+        kill9(&mut hook_proc);
+        assert!(
+            m.eventually(T, || held_locks(&m.home).is_empty()),
+            "step {i}: locks held after the kill: {:?}",
+            held_locks(&m.home)
+        );
+        // Leftover staging files are what a killed writer may leave (gc removes them);
+        // everything a reader can see must be whole.
+        for e in std::fs::read_dir(m.home.join("tmp")).unwrap() {
+            std::fs::remove_file(e.unwrap().path()).unwrap();
+        }
+        // A history line cut by the kill is not shown by readers, and is cut off before the
+        // next line is written (checked below).
+        check_spool(&m.home, true).unwrap_or_else(|e| panic!("step {i}: {e}"));
+        if check_spool(&m.home, false).is_err() {
+            cut_lines += 1;
+        }
+        let resp = m.home.join(format!("responses/{id}.json"));
+        if resp.exists() {
+            stored += 1;
+            let r: Value = serde_json::from_slice(&std::fs::read(&resp).unwrap()).unwrap();
+            let text = r["text"].as_str().unwrap_or_default();
+            assert!(
+                text == answer,
+                "step {i}: a different answer was stored: {}…",
+                &text[..text.len().min(80)]
+            );
+        }
+        // The agent goes on: its next turn (a person's prompt) ends with a Stop hook that
+        // runs to completion, which leaves the peer idle with its answer delivered.
+        let next = format!("N{i}");
+        a.hook(
+            "prompt",
+            json!({"session_id": "s1", "prompt_id": next, "prompt": "a person's prompt"}),
+        );
+        a.hook(
+            "stop",
+            json!({"session_id": "s1", "prompt_id": next, "last_assistant_message": "ok"}),
+        );
+        assert!(
+            m.eventually(T, || a.peer()["status"] == "online"),
+            "step {i}"
+        );
+        if !resp.exists() {
+            // Killed before it stored the answer (Claude Code does not run a hook again): the
+            // question stays delivered, and its asker's timeout says so. The next question
+            // (the next step) is delivered and answered as usual.
+            assert_eq!(state(&m, &id), "delivered", "step {i}");
+        }
+    }
+    m.ok(["peer", "notify", "svc", "the history goes on"]);
+    check_spool(&m.home, false).unwrap();
+    assert!(
+        m.history()
+            .iter()
+            .any(|e| e["text"] == "the history goes on")
+    );
+    eprintln!(
+        "stop hook killed at {steps} points over {whole:?}: {stored} had stored the answer, {cut_lines} left a history line cut short"
+    );
+}
+
+/// An agent that dies without its SessionEnd hook (SIGKILL) while it answers, its pane going
+/// back to the shell it was started from: the asker learns it at once, not at its timeout.
+#[test]
+fn an_agent_that_dies_mid_question_back_to_its_shell_fails_the_asker_promptly() {
+    need_tmux!();
+    let m = Mesh::new();
+    let work = m.dir.path().join("beta");
+    std::fs::create_dir_all(&work).unwrap();
+    let events = m.dir.path().join("beta.events");
+    // With job control, as in an interactive shell: the agent is the pane's foreground
+    // command while it runs, and the shell is again once it is gone.
+    let script = format!(
+        "set -m; '{}' standin --events '{}'; exec sh",
+        bin().display(),
+        events.display()
+    );
+    let out = m.tmux([
+        "new-session",
+        "-d",
+        "-s",
+        "beta",
+        "-x",
+        "160",
+        "-y",
+        "40",
+        "-c",
+        work.to_str().unwrap(),
+        "-e",
+        &format!("REPOWIRE_HOME={}", m.home.display()),
+        "-e",
+        &format!(
+            "REPOWIRE_STANDIN_DIR={}",
+            m.dir.path().join("transcripts").display()
+        ),
+        "sh",
+        "-c",
+        &script,
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(m.eventually(T, || {
+        crate::util::read_jsonl(&events)
+            .iter()
+            .any(|e| e["type"] == "start")
+    }));
+    let asker = spawn_piped(
+        m.cmd()
+            .args(["peer", "ask", "beta", "SLEEP 60", "--timeout", "90s"]),
+    );
+    assert!(m.eventually(T, || m.status("beta") == "busy"));
+    let o = m.tmux(["list-panes", "-t", "beta", "-F", "#{pane_pid}"]);
+    let pid = text(&o.stdout).trim().to_string();
+    // The stand-in is the shell's child; kill it, not the shell.
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap();
+    let standin: u32 = children.split_whitespace().next().unwrap().parse().unwrap();
+    signal(standin, libc::SIGKILL);
+    let out = asker.wait_with_output().unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(err.contains("its agent exited"), "{err}");
+}
+
+/// An agent that exits normally (its SessionEnd hook runs) while it answers.
+#[test]
+fn an_agent_that_exits_mid_question_fails_the_asker_promptly() {
+    need_tmux!();
+    let m = Mesh::new();
+    let _b = m.agent("beta", &[]);
+    let asker = spawn_piped(
+        m.cmd()
+            .args(["peer", "ask", "beta", "SLEEP 60", "--timeout", "90s"]),
+    );
+    assert!(m.eventually(T, || m.status("beta") == "busy"));
+    let o = m.tmux(["list-panes", "-t", "beta", "-F", "#{pane_pid}"]);
+    let pid: u32 = text(&o.stdout).trim().parse().unwrap();
+    signal(pid, libc::SIGTERM);
+    let out = asker.wait_with_output().unwrap();
+    let err = text(&out.stderr);
+    assert!(matches!(out.status.code(), Some(4 | 7)), "{err}");
+    assert!(
+        err.contains("session ended") || err.contains("offline"),
+        "{err}"
+    );
+}
+
+/// Runs `bin args` in a new user namespace whose inotify limit `limit` is 0, so inotify_init
+/// (instances) or inotify_add_watch (watches) fails there, and nowhere else.
+fn without_inotify(limit: &str, args: &[&str]) -> Command {
+    let mut c = Command::new("unshare");
+    c.args(["--user", "--map-root-user", "sh", "-c"])
+        .arg(format!("echo 0 > /proc/sys/user/{limit} && exec \"$@\""))
+        .arg("sh")
+        .args(args);
+    c
+}
+
+/// Whether inotify really fails under [`without_inotify`] (a probe in Python, else skip).
+fn inotify_fails(limit: &str) -> Result<bool, String> {
+    let probe = "import ctypes,os,sys; c=ctypes.CDLL(None,use_errno=True); fd=c.inotify_init(); \
+                 sys.exit(0 if fd<0 else (0 if c.inotify_add_watch(fd,b'/',2)<0 else 1))";
+    let out = without_inotify(limit, &["python3", "-c", probe])
+        .output()
+        .map_err(|e| format!("cannot run unshare: {e}"))?;
+    match out.status.code() {
+        Some(0) => Ok(true),
+        Some(1) => Ok(false),
+        _ => Err(format!("unshare --user failed: {}", text(&out.stderr))),
+    }
+}
+
+#[test]
+fn with_inotify_exhausted_waiting_polls_and_still_delivers() {
+    need_tmux!();
+    for limit in ["max_inotify_instances", "max_inotify_watches"] {
+        match inotify_fails(limit) {
+            Ok(true) => {}
+            Ok(false) => panic!("{limit} = 0 did not make inotify fail"),
+            Err(e) => {
+                eprintln!("SKIPPED: no user namespaces here ({e})");
+                return;
+            }
+        }
+    }
+    let m = Mesh::new();
+    let _b = m.agent("beta", &[]);
+    let b = bin();
+    let home = m.home.display().to_string();
+    for limit in ["max_inotify_instances", "max_inotify_watches"] {
+        // The asker, and the deliverer it starts, run without inotify; the agent's hooks too
+        // when the question is about the agent being busy first.
+        let q = format!("asked with {limit} exhausted");
+        let mut cmd = without_inotify(limit, &[b.to_str().unwrap(), "peer", "ask", "beta", &q]);
+        cmd.env("REPOWIRE_HOME", &home)
+            .env_remove("TMUX")
+            .env_remove("TMUX_PANE");
+        let out = crate::util::run_for(cmd, Duration::from_secs(60));
+        assert!(out.status.success(), "{limit}: {}", text(&out.stderr));
+        assert!(
+            text(&out.stdout).ends_with(&format!("{q}\n")),
+            "{}",
+            text(&out.stdout)
+        );
+        // A question queued behind a busy peer: the poller must notice the turn end.
+        m.ok(["peer", "ask", "beta", "SLEEP 1", "--no-wait"]);
+        assert!(m.eventually(T, || m.status("beta") == "busy"));
+        let q = format!("queued with {limit} exhausted");
+        let mut cmd = without_inotify(limit, &[b.to_str().unwrap(), "peer", "ask", "beta", &q]);
+        cmd.env("REPOWIRE_HOME", &home)
+            .env_remove("TMUX")
+            .env_remove("TMUX_PANE");
+        let out = crate::util::run_for(cmd, Duration::from_secs(60));
+        assert!(out.status.success(), "{limit}: {}", text(&out.stderr));
+        assert!(
+            text(&out.stdout).ends_with(&format!("{q}\n")),
+            "{}",
+            text(&out.stdout)
+        );
+    }
+}
+
+/// A tmpfs mounted for one test, unmounted however the test ends.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &Path, size: &str) -> Result<Tmpfs, String> {
+        std::fs::create_dir_all(at).unwrap();
+        let out = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(at)
+            .output()
+            .map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            return Err(text(&out.stderr));
+        }
+        Ok(Tmpfs(at.to_path_buf()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Every regular file below `dir` with its bytes.
+fn snapshot(dir: &Path) -> HashMap<PathBuf, Vec<u8>> {
+    let mut out = HashMap::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let md = std::fs::symlink_metadata(&p).unwrap();
+            if md.is_dir() {
+                todo.push(p);
+            } else if md.is_file() {
+                out.insert(p.clone(), std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+/// Writes `filler` a page at a time until the filesystem is full.
+fn fill(filler: &Path) {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(filler)
+        .unwrap();
+    let page = [b'f'; 4096];
+    loop {
+        if let Err(e) = f.write_all(&page) {
+            assert_eq!(e.raw_os_error(), Some(libc::ENOSPC), "{e}");
+            break;
+        }
+    }
+    // A partial page may have been written: keep the file page-aligned.
+    let len = f.metadata().unwrap().len();
+    f.set_len(len / 4096 * 4096).unwrap();
+}
+
+fn log_file(home: &Path) -> PathBuf {
+    std::fs::read_dir(home.join("log"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .unwrap()
+}
+
+#[test]
+fn a_full_disk_is_a_clear_error_and_damages_nothing() {
+    let m = Mesh::new();
+    let fs_dir = m.dir.path().join("fs");
+    let _tmpfs = match Tmpfs::mount(&fs_dir, "1m") {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("SKIPPED: cannot mount a tmpfs here (needs root): {e}");
+            return;
+        }
+    };
+    let home = fs_dir.join("spool");
+    let run = |args: &[&str]| {
+        let mut c = Command::new(bin());
+        c.env("REPOWIRE_HOME", &home)
+            .env_remove("TMUX")
+            .env_remove("TMUX_PANE");
+        c.args(args).output().unwrap()
+    };
+    let ok = |args: &[&str]| {
+        let out = run(args);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+    };
+    ok(&["peer", "list"]);
+    // An offline peer: messages to it wait in the queue, no tmux needed.
+    let record = home.join("peers/beta.json");
+    std::fs::write(
+        &record,
+        json!({"name": "beta", "agent": "claude", "tmux_socket": "/nonexistent/tmux.sock",
+               "pane": "%1", "path": "/", "session_id": "s1", "online": false,
+               "registered_ms": 1, "last_activity_ms": 1})
+        .to_string(),
+    )
+    .unwrap();
+    std::fs::set_permissions(&record, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    ok(&["peer", "notify", "beta", "x"]);
+    // Bring the history to just short of a page boundary, so that later a record fits in the
+    // last free page and its history line does not.
+    let log = log_file(&home);
+    let base = std::fs::metadata(&log).unwrap().len() - 1; // one line, with a 1-byte text
+    let len = std::fs::metadata(&log).unwrap().len();
+    let slack = 4096 - len % 4096;
+    if slack > base + 64 {
+        ok(&[
+            "peer",
+            "notify",
+            "beta",
+            &"p".repeat((slack - base - 40) as usize),
+        ]);
+    }
+    let slack = 4096 - std::fs::metadata(&log).unwrap().len() % 4096;
+    assert!(slack < 1000, "slack {slack}");
+    let filler = fs_dir.join("filler");
+    let session_end = || {
+        hook(
+            Command::new(bin())
+                .env("REPOWIRE_HOME", &home)
+                .env_remove("TMUX")
+                .env_remove("TMUX_PANE"),
+            "session-end",
+            br#"{"session_id":"s1","reason":"other"}"#,
+        )
+        .0
+    };
+    // Once with space, so that everything it creates (its lock file) exists before.
+    assert!(session_end().status.success());
+
+    // Full: nothing can be sent, the error says so and what to do, nothing changes.
+    fill(&filler);
+    let before = snapshot(&home);
+    let out = run(&["peer", "notify", "beta", "on a full disk"]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("No space left") && err.contains("repowire gc"),
+        "{err}"
+    );
+    // A hook that would update the peer cannot write either: it still exits 0.
+    let out = session_end();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out.stderr).contains("full"), "{}", text(&out.stderr));
+    assert_eq!(
+        snapshot(&home),
+        before,
+        "a write on a full disk changed the spool"
+    );
+
+    // One free page: the record fits, its history line does not. The message goes; the
+    // history keeps no half line (the next line would be glued to it and both lost).
+    let len = std::fs::metadata(&filler).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&filler)
+        .unwrap()
+        .set_len(len - 4096)
+        .unwrap();
+    let out = run(&["peer", "notify", "beta", &"h".repeat(1500)]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("cannot write the history"),
+        "{}",
+        text(&out.stderr)
+    );
+    check_spool(&home, false).unwrap();
+
+    // Space again: everything works, and what was stored before is intact.
+    std::fs::remove_file(&filler).unwrap();
+    ok(&["peer", "notify", "beta", "after"]);
+    check_spool(&home, false).unwrap();
+    for (p, bytes) in &before {
+        if p.extension().is_some_and(|x| x == "jsonl") {
+            assert!(
+                std::fs::read(p).unwrap().starts_with(bytes),
+                "{}",
+                p.display()
+            );
+        } else {
+            assert_eq!(&std::fs::read(p).unwrap(), bytes, "{}", p.display());
+        }
+    }
+    let mut c = Command::new(bin());
+    c.env("REPOWIRE_HOME", &home).args(["log", "--json"]);
+    let sent: Vec<String> = text(&c.output().unwrap().stdout)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["text"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(sent.last().map(String::as_str), Some("after"), "{sent:?}");
+}
