@@ -327,7 +327,7 @@ fn prompt(spool: &Spool, peer: &Peer, agent: Agent, p: &Value) -> Result<()> {
             &id,
             Some(State::Delivered),
             State::Failed,
-            Some("the peer's turn ended without an answer: it was interrupted (Esc)".into()),
+            Some("the peer's turn ended without an answer (interrupted with Esc, or its Stop hook failed)".into()),
         )?;
     }
     Ok(())

@@ -293,10 +293,13 @@ fn a_stop_hook_killed_mid_write_leaves_nothing_half_written() {
             "step {i}"
         );
         if !resp.exists() {
-            // Killed before it stored the answer (Claude Code does not run a hook again): the
-            // question stays delivered, and its asker's timeout says so. The next question
-            // (the next step) is delivered and answered as usual.
-            assert_eq!(state(&m, &id), "delivered", "step {i}");
+            // Killed before it stored the answer (Claude Code does not run a hook again): when
+            // the next turn starts, the question fails as a turn that ended without an answer,
+            // as one cancelled with Esc does. The next question (the next step) is delivered
+            // and answered as usual.
+            assert_eq!(state(&m, &id), "failed", "step {i}");
+            let why = message_with_id(&m, &id)["error"].to_string();
+            assert!(why.contains("ended without an answer"), "step {i}: {why}");
         }
     }
     m.ok(["peer", "notify", "svc", "the history goes on"]);

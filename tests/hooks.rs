@@ -500,7 +500,7 @@ fn a_claude_turn_cancelled_without_a_stop_fails_its_question_when_the_next_start
     let out = m.run(["peer", "wait", &id, "--timeout", "5s"]);
     assert_eq!(out.status.code(), Some(7), "{}", text(&out.stderr));
     assert!(
-        text(&out.stderr).contains("interrupted (Esc)"),
+        text(&out.stderr).contains("interrupted with Esc"),
         "{}",
         text(&out.stderr)
     );
