@@ -535,6 +535,20 @@ impl Drop for Team {
         for pid in &procs {
             terminate(*pid);
         }
+        // Their SessionEnd hooks write to the spool here: wait for them before it goes.
+        let gone = |pid: &u32| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| {
+                s.rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with('Z')
+            })
+        };
+        let end = Instant::now() + Duration::from_secs(20);
+        while !process_trees(&procs).iter().all(gone) && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(50));
+        }
         if let Some(mut fake) = self.fake.take() {
             let _ = fake.kill();
             let _ = fake.wait();
