@@ -742,6 +742,11 @@ fn claude_codex_and_gemini_ask_each_other() {
     //    the draft's own turn has ended.
     for name in ["codex", "gemini"] {
         team.paste(name, "REPLY the person's own prompt");
+        let drafted = team.eventually(Duration::from_secs(20), || {
+            let out = team.tmux(&["capture-pane", "-p", "-t", &format!("={name}:")]);
+            text(&out.stdout).contains("REPLY the person's own prompt")
+        });
+        assert!(drafted, "{name} does not show the draft");
         let id = team
             .rw_ok(&["peer", "ask", name, "REPLY after the draft", "--no-wait"])
             .trim()
