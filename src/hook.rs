@@ -163,15 +163,21 @@ fn handle(home: &Path, event: Event, agent: Agent, p: &Value) -> Result<()> {
     }
 }
 
-/// The peer this hook belongs to: by the agent's session id, else by its tmux pane. The
-/// session id comes first because a hook's `$TMUX_PANE` can be another session's: a Codex
-/// app-server daemon runs the hooks of every TUI attached to it with the environment of the
-/// one that started it.
+/// The peer this hook belongs to: by its tmux pane (through the pane index, without reading
+/// every record), else by the agent's session id. For Codex the session id comes first and
+/// the pane counts only when it is provably ours: a Codex app-server daemon runs the hooks of
+/// every TUI attached to it with the environment of the one that started it.
 fn find_peer(spool: &Spool, agent: Agent, session_id: Option<&str>) -> Result<Option<Peer>> {
-    if let Some(sid) = session_id
-        && let Some(p) = peer::all(spool)?
+    let by_session = || -> Result<Option<Peer>> {
+        let Some(sid) = session_id else {
+            return Ok(None);
+        };
+        Ok(peer::all(spool)?
             .into_iter()
-            .find(|p| p.session_id.as_deref() == Some(sid))
+            .find(|p| p.session_id.as_deref() == Some(sid)))
+    };
+    if agent == Agent::Codex
+        && let Some(p) = by_session()?
     {
         return Ok(Some(p));
     }
@@ -181,7 +187,10 @@ fn find_peer(spool: &Spool, agent: Agent, session_id: Option<&str>) -> Result<Op
     {
         return Ok(Some(p));
     }
-    Ok(None)
+    if agent == Agent::Codex {
+        return Ok(None);
+    }
+    by_session()
 }
 
 fn session_start(spool: &Spool, agent: Agent, p: &Value) -> Result<()> {
