@@ -94,12 +94,11 @@ pub fn wait_answer(
 ) -> Result<Response> {
     let deadline = Instant::now() + timeout;
     let mut next_liveness = Instant::now() + LIVENESS_EVERY;
-    // Woken only by this question's own records and its peer's: many askers may wait at once.
-    let mut files = vec![
-        spool.path(&format!("responses/{id}.json")),
-        spool.path(&format!("queue/{id}.json")),
-        spool.path(&format!("done/{id}.json")),
-    ];
+    // Woken only by this question's own record and its peer's: many askers may wait at once.
+    // Every change to the question changes queue/ID.json, and an answer is stored before it
+    // leaves the queue. done/ and responses/ are not watched: they grow with the history, and
+    // watching a directory costs the kernel a walk over the entries it has cached.
+    let mut files = vec![spool.path(&format!("queue/{id}.json"))];
     if let Some(m) = message::load(spool, id)? {
         files.push(spool.path(&format!("peers/{}.json", m.to)));
     }

@@ -232,8 +232,8 @@ fn deliver_one(spool: &Spool, peer: &Peer, msg: Message) -> Result<bool> {
         let taken = wait::until_file_changes(
             &[
                 spool.path(&format!("peers/{}.json", peer.name)),
+                // Finished, it leaves the queue (done/ is not watched: see ask::wait_answer).
                 spool.path(&format!("queue/{}.json", msg.id)),
-                spool.path(&format!("done/{}.json", msg.id)),
             ],
             Some(Instant::now() + CONFIRM),
             CONFIRM,

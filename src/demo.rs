@@ -215,7 +215,7 @@ impl Demo {
         self.say(&format!("{ASKER} notifies {ANSWERER}: {NOTICE}"));
         let sent = ask::notify(&self.spool, ASKER, ANSWERER, NOTICE)?;
         self.say(&format!("  {sent}"));
-        self.wait_for("the notification to arrive", &["queue", "done"], || {
+        self.wait_for("the notification to arrive", &["queue"], || {
             let m = message::load(&self.spool, &sent.id)?
                 .ok_or_else(|| anyhow!("notification {} vanished from the spool", sent.id))?;
             match m.state {
