@@ -73,7 +73,7 @@ fn need_agents() -> Option<(PathBuf, PathBuf, PathBuf)> {
     match agent_bins() {
         Ok((codex, gemini)) => Some((claude, codex, gemini)),
         Err(why) => {
-            eprintln!("SKIPPED: {why}");
+            crate::util::skipped(&why);
             None
         }
     }

@@ -99,7 +99,7 @@ pub(crate) fn need_claude() -> Option<PathBuf> {
             Err(why) => why,
         }
     };
-    eprintln!("SKIPPED: {why}");
+    crate::util::skipped(&why);
     None
 }
 

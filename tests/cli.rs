@@ -138,7 +138,7 @@ fn completions_cover_every_subcommand_in_each_shell() {
         .stderr(std::process::Stdio::piped())
         .spawn();
     let Ok(mut bash) = bash else {
-        eprintln!("SKIPPED: bash -n (no bash here)");
+        crate::util::skipped("bash -n (no bash here)");
         return;
     };
     use std::io::Write;

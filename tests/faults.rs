@@ -431,7 +431,7 @@ fn with_inotify_exhausted_waiting_polls_and_still_delivers() {
             Ok(true) => {}
             Ok(false) => panic!("{limit} = 0 did not make inotify fail"),
             Err(e) => {
-                eprintln!("SKIPPED: no user namespaces here ({e})");
+                crate::util::skipped(&format!("no user namespaces here ({e})"));
                 return;
             }
         }
@@ -556,7 +556,7 @@ fn a_full_disk_is_a_clear_error_and_damages_nothing() {
     let _tmpfs = match Tmpfs::mount(&fs_dir, "1m") {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("SKIPPED: cannot mount a tmpfs here (needs root): {e}");
+            crate::util::skipped(&format!("cannot mount a tmpfs here (needs root): {e}"));
             return;
         }
     };

@@ -388,7 +388,7 @@ fn a_record_others_can_write_or_own_is_refused_with_the_fix() {
         std::os::unix::fs::chown(&peers, Some(0), None).unwrap();
         m.ok(["peer", "list"]);
     } else {
-        eprintln!("SKIPPED (part): a file owned by another user needs root to set up");
+        crate::util::skipped("(part) a file owned by another user needs root to set up");
     }
 
     // A FIFO where a record should be: refused at once, not read forever.

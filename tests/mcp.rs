@@ -810,7 +810,7 @@ fn mcp_python_sdk_client_lists_and_calls_the_tools() {
     let python = match python_sdk() {
         Ok(p) => p,
         Err(why) => {
-            eprintln!("SKIPPED: {why}");
+            crate::util::skipped(&why);
             return;
         }
     };

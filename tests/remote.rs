@@ -53,7 +53,7 @@ macro_rules! need_sshd {
     () => {
         need_tmux!();
         if let Some(why) = sshd_missing() {
-            eprintln!("SKIPPED: {why}");
+            crate::util::skipped(&why);
             return;
         }
     };
