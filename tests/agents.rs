@@ -150,18 +150,25 @@ impl Team {
                 "--dangerously-bypass-hook-trust".into(),
             ],
         );
-        team.new_session(
-            "gemini",
-            &[
-                "env".into(),
-                format!("HOME={}", team.root.join("gm").display()),
-                format!("REPOWIRE_HOME={spool}"),
-                "GEMINI_API_KEY=fake".into(),
-                format!("GOOGLE_GEMINI_BASE_URL=http://127.0.0.1:{port}"),
-                gemini.display().to_string(),
-                "--approval-mode=yolo".into(),
-            ],
-        );
+        // Gemini CLI will not start interactively where `CI`, `CONTINUOUS_INTEGRATION` or a
+        // `CI_*` variable is set (its is-in-ci check), as on a CI machine; a person's terminal
+        // has none of them.
+        let mut gemini_argv: Vec<String> = vec!["env".into()];
+        for (k, _) in std::env::vars_os() {
+            let k = k.to_string_lossy();
+            if k == "CI" || k == "CONTINUOUS_INTEGRATION" || k.starts_with("CI_") {
+                gemini_argv.extend(["-u".into(), k.into_owned()]);
+            }
+        }
+        gemini_argv.extend([
+            format!("HOME={}", team.root.join("gm").display()),
+            format!("REPOWIRE_HOME={spool}"),
+            "GEMINI_API_KEY=fake".into(),
+            format!("GOOGLE_GEMINI_BASE_URL=http://127.0.0.1:{port}"),
+            gemini.display().to_string(),
+            "--approval-mode=yolo".into(),
+        ]);
+        team.new_session("gemini", &gemini_argv);
         let online = team.eventually(START_TIMEOUT, || {
             let peers = team.peers();
             ["claude", "codex", "gemini"].iter().all(|n| {
