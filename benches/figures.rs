@@ -253,7 +253,13 @@ impl Drop for Cpu {
                 "/sys/fs/cgroup/cpuacct/tasks",
                 std::process::id().to_string(),
             );
-            let _ = std::fs::remove_dir(dir);
+            // The tmux servers it started may take a moment to exit and leave it.
+            for _ in 0..50 {
+                if std::fs::remove_dir(dir).is_ok() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
         }
     }
 }
