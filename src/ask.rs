@@ -98,9 +98,9 @@ pub fn wait_answer(
     // Every change to the question changes queue/ID.json, and an answer is stored before it
     // leaves the queue. done/ and responses/ are not watched: they grow with the history, and
     // watching a directory costs the kernel a walk over the entries it has cached.
-    let mut files = vec![spool.path(&format!("queue/{id}.json"))];
+    let mut files = vec![message::queue_path(spool, id)];
     if let Some(m) = message::load(spool, id)? {
-        files.push(spool.path(&format!("peers/{}.json", m.to)));
+        files.push(peer::record_path(spool, &m.to));
     }
     // Checked at least as often as the peer's liveness is, and soon after a cancellation.
     let tick = match cancelled {

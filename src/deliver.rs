@@ -129,7 +129,7 @@ fn drain(spool: &Spool, name: &str) -> Result<bool> {
         if peer.turn.busy {
             // More mail waits for this turn to end: stay for it (a while), rather than leave
             // it to a deliverer the Stop hook would start.
-            let record = spool.path(&format!("peers/{name}.json"));
+            let record = peer::record_path(spool, name);
             let end = Instant::now() + BUSY_WAIT;
             let idle = wait::until_file_changes(&[record], Some(end), BUSY_WAIT, || {
                 Ok::<_, anyhow::Error>(
@@ -231,9 +231,9 @@ fn deliver_one(spool: &Spool, peer: &Peer, msg: Message) -> Result<bool> {
     loop {
         let taken = wait::until_file_changes(
             &[
-                spool.path(&format!("peers/{}.json", peer.name)),
+                peer::record_path(spool, &peer.name),
                 // Finished, it leaves the queue (done/ is not watched: see ask::wait_answer).
-                spool.path(&format!("queue/{}.json", msg.id)),
+                message::queue_path(spool, &msg.id),
             ],
             Some(Instant::now() + CONFIRM),
             CONFIRM,

@@ -416,14 +416,17 @@ fn stop(spool: &Spool, peer: &Peer, p: &Value, interrupted: bool) -> Result<()> 
                 since_ms: now,
             }
         };
-        // The peer's record is written while the answer is (their fsyncs overlap), and put in
-        // place after it.
-        std::thread::scope(|s| -> Result<()> {
-            let staged = s.spawn(|| peer::stage(spool, &pr));
-            if let Some(m) = asked {
-                let end = match interrupted {
-                    true => TurnEnd::Interrupted,
-                    false => end_of_turn(agent, p),
+        match asked {
+            // Most turns are a person's own: only the record changes.
+            None => peer::save(spool, &pr)?,
+            // The peer's record is written while the answer is (their fsyncs overlap), and put
+            // in place after it.
+            Some(m) => std::thread::scope(|s| -> Result<()> {
+                let staged = s.spawn(|| peer::stage(spool, &pr));
+                let end = if interrupted {
+                    TurnEnd::Interrupted
+                } else {
+                    end_of_turn(agent, p)
                 };
                 match end {
                     TurnEnd::Answer(text) => {
@@ -439,10 +442,10 @@ fn stop(spool: &Spool, peer: &Peer, p: &Value, interrupted: bool) -> Result<()> 
                         )?;
                     }
                 }
-            }
-            let staged = staged.join().expect("staging a record does not panic")?;
-            peer::place(spool, &pr, staged)
-        })?;
+                let staged = staged.join().expect("staging a record does not panic")?;
+                peer::place(spool, &pr, staged)
+            })?,
+        }
     }
     deliver::kick(spool, &peer.name)
 }

@@ -96,7 +96,8 @@ pub struct Response {
     pub prompt_id: Option<String>,
 }
 
-fn queue_path(spool: &Spool, id: &str) -> PathBuf {
+/// `queue/ID.json`: an open message. Every change to it, to the end of its life, shows there.
+pub fn queue_path(spool: &Spool, id: &str) -> PathBuf {
     spool.path(&format!("queue/{id}.json"))
 }
 

@@ -159,8 +159,9 @@ impl Status {
     }
 }
 
-fn record(name: &str) -> String {
-    format!("peers/{name}.json")
+/// `peers/NAME.json`, the peer's record.
+pub fn record_path(spool: &Spool, name: &str) -> PathBuf {
+    spool.path(&format!("peers/{name}.json"))
 }
 
 /// The lock that guards `name`'s record and the messages to it.
@@ -226,7 +227,7 @@ fn repo_root(cwd: &Path) -> &Path {
 }
 
 pub fn load(spool: &Spool, name: &str) -> Result<Option<Peer>> {
-    let path = spool.path(&record(name));
+    let path = record_path(spool, name);
     let peer: Option<Peer> = spool.read_json(&path)?;
     // The name inside is used in paths (its lock, its record): it must be the file's own.
     if let Some(p) = &peer
@@ -302,7 +303,7 @@ pub fn stage(spool: &Spool, peer: &Peer) -> Result<Staged> {
 
 /// Puts `peer`'s staged record in place.
 pub fn place(spool: &Spool, peer: &Peer, staged: Staged) -> Result<()> {
-    let dest = spool.path(&record(&peer.name));
+    let dest = record_path(spool, &peer.name);
     staged
         .place(&dest)
         .with_context(|| format!("cannot write {}", dest.display()))
@@ -553,7 +554,7 @@ pub fn unregister(spool: &Spool, name: &str) -> Result<()> {
 }
 
 fn remove_record(spool: &Spool, name: &str) -> Result<()> {
-    match std::fs::remove_file(spool.path(&record(name))) {
+    match std::fs::remove_file(record_path(spool, name)) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
             Err(e).context("cannot remove peer record")
         }

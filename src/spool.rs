@@ -227,17 +227,15 @@ impl Spool {
 }
 
 fn open_lock_file(path: &Path) -> io::Result<File> {
-    let f = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
-        .map_err(|e| explain_link(e, path))?;
-    check_private_file(&f, path)?;
-    Ok(f)
+    open_private(
+        path,
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600),
+    )
 }
 
 fn read_nofollow(path: &Path) -> io::Result<Vec<u8>> {
