@@ -346,3 +346,91 @@ fn parse_age(s: &str) -> Result<Duration, String> {
     }
     crate::time::parse_duration(s)
 }
+
+/// `hook EVENT [--agent AGENT]`, read without clap: agents run a hook on every turn, and
+/// building the whole command tree to parse it costs more than the hook's own work. Any
+/// other shape (`--help`, `--home`, a typo) returns `None` and goes through clap, which
+/// parses these same forms to the same values (a unit test holds the two together).
+pub fn hook_args(args: &[OsString]) -> Option<(hook::Event, Agent)> {
+    use clap::ValueEnum;
+    let mut args = args.iter().map(|a| a.to_str());
+    if args.next()? != Some("hook") {
+        return None;
+    }
+    let (mut event, mut agent) = (None, None);
+    while let Some(a) = args.next() {
+        let a = a?;
+        let value = match a.strip_prefix("--agent") {
+            Some("") => args.next()??,
+            Some(v) => v.strip_prefix('=')?,
+            None if event.is_none() && !a.starts_with('-') => {
+                event = Some(hook::Event::from_str(a, false).ok()?);
+                continue;
+            }
+            None => return None,
+        };
+        if agent.is_some() {
+            return None;
+        }
+        agent = Some(Agent::from_str(value, false).ok()?);
+    }
+    Some((event?, agent.unwrap_or_default()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whatever the fast path takes, clap would have parsed to the same event and agent; what
+    /// it leaves to clap includes every form it cannot be sure of.
+    #[test]
+    fn hook_args_agrees_with_clap() {
+        let taken = [
+            "hook stop",
+            "hook session-start",
+            "hook prompt --agent codex",
+            "hook interrupt --agent=codex",
+            "hook --agent gemini session-end",
+            "hook --agent=claude stop",
+        ];
+        let left = [
+            "hook",
+            "hook --help",
+            "hook stop --help",
+            "hook Stop",
+            "hook stop extra",
+            "hook stop --agent",
+            "hook stop --agent nobody",
+            "hook stop --agent codex --agent gemini",
+            "hook stop --agentcodex",
+            "hook stop --home /x",
+            "--home /x hook stop",
+            "peer list",
+            "",
+        ];
+        for line in taken {
+            let args: Vec<OsString> = line.split(' ').map(OsString::from).collect();
+            let fast = hook_args(&args).unwrap_or_else(|| panic!("{line}: not taken"));
+            let cli = Cli::try_parse_from(std::iter::once("repowire".into()).chain(args))
+                .unwrap_or_else(|e| panic!("{line}: {e}"));
+            match cli.command {
+                Command::Hook { event, agent } => assert_eq!((event, agent), fast, "{line}"),
+                other => panic!("{line}: clap parsed {other:?}"),
+            }
+        }
+        for line in left {
+            let args: Vec<OsString> = line
+                .split(' ')
+                .filter(|a| !a.is_empty())
+                .map(OsString::from)
+                .collect();
+            assert_eq!(hook_args(&args), None, "{line}");
+        }
+        use std::os::unix::ffi::OsStringExt;
+        let bad = [
+            OsString::from("hook"),
+            OsString::from_vec(b"st\xffop".to_vec()),
+        ];
+        assert_eq!(hook_args(&bad), None);
+    }
+}

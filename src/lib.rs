@@ -27,18 +27,25 @@ pub mod tmux;
 pub mod transcript;
 pub mod wait;
 
+use std::path::PathBuf;
+
 use anyhow::{Result, anyhow};
 
 use cli::{Cli, Command};
 use spool::Spool;
 
+/// The spool directory: `dir` (from --home or REPOWIRE_HOME) unless empty, else ~/.repowire.
+pub fn home(dir: Option<PathBuf>) -> Result<PathBuf> {
+    match dir {
+        Some(h) if !h.as_os_str().is_empty() => Ok(h),
+        _ => spool::default_home()
+            .ok_or_else(|| anyhow!("HOME is not set; set REPOWIRE_HOME to the spool directory")),
+    }
+}
+
 /// Runs one parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
-    let home = match cli.home {
-        Some(h) if !h.as_os_str().is_empty() => h,
-        _ => spool::default_home()
-            .ok_or_else(|| anyhow!("HOME is not set; set REPOWIRE_HOME to the spool directory"))?,
-    };
+    let home = home(cli.home)?;
     // Commands that must work whatever state the spool is in (or create it themselves).
     match cli.command {
         Command::Hook { event, agent } => {

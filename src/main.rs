@@ -1,11 +1,21 @@
+use std::ffi::OsString;
 use std::io::ErrorKind;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = repowire::cli::Cli::parse();
-    match repowire::run(cli) {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    // The agents' hooks skip clap (see cli::hook_args).
+    let result = match repowire::cli::hook_args(args.get(1..).unwrap_or_default()) {
+        Some((event, agent)) => {
+            let home = std::env::var_os("REPOWIRE_HOME").map(PathBuf::from);
+            repowire::home(home).map(|home| repowire::hook::run(&home, event, agent))
+        }
+        None => repowire::run(repowire::cli::Cli::parse_from(args)),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // A closed pipe (`repowire log | head`) is not an error worth a message.

@@ -354,7 +354,7 @@ fn pane_index(socket: &Path, pane: &str) -> String {
 }
 
 /// Saves a peer that just took a pane, and indexes it by that pane.
-fn save_with_pane(spool: &Spool, peer: &Peer) -> Result<()> {
+pub fn save_with_pane(spool: &Spool, peer: &Peer) -> Result<()> {
     save(spool, peer)?;
     spool.write_json(
         &spool.path(&pane_index(&peer.tmux_socket, &peer.pane)),
