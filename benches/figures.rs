@@ -668,18 +668,23 @@ fn ask_times(w: &World, to: &str, n: usize) -> Samples {
         let t = Instant::now();
         let out = w.cmd().args(["peer", "ask", to, &q]).output().unwrap();
         times.push(t.elapsed().as_secs_f64() * 1000.0);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let answer = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            answer.starts_with("ECHO: ") && answer.trim_end().ends_with(&q),
-            "{answer}"
-        );
+        assert_echoed(&out, &q);
     }
     Samples(times)
+}
+
+/// `peer ask` succeeded with the stand-in's echo of `q`.
+fn assert_echoed(out: &std::process::Output, q: &str) {
+    assert!(
+        out.status.success(),
+        "{q}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answer = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        answer.starts_with("ECHO: ") && answer.trim_end().ends_with(q),
+        "{answer}"
+    );
 }
 
 /// Fills the spool with `n` finished messages, their answers and their history, as months
@@ -782,17 +787,7 @@ fn mesh_figures(b: &mut Bench, cpu: &Cpu) {
         })
         .collect();
     for (q, child) in askers {
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "{q}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let answer = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            answer.starts_with("ECHO: ") && answer.trim_end().ends_with(&q),
-            "{answer}"
-        );
+        assert_echoed(&child.wait_with_output().unwrap(), &q);
     }
     let wall = start.elapsed().as_secs_f64() * 1000.0;
     let per_ask = wall / 10.0;

@@ -670,11 +670,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_pane_finds_its_peer_through_the_index_or_without_it() {
-        let t = tempfile::tempdir().unwrap();
-        let spool = Spool::open(&t.path().join("s")).unwrap();
-        let mk = |n: &str, pane: &str| Peer {
+    /// A peer of tmux server `/sock`, online and idle, with nothing else set.
+    fn mk(n: &str, pane: &str) -> Peer {
+        Peer {
             name: n.into(),
             agent: "claude".into(),
             tmux_socket: "/sock".into(),
@@ -690,7 +688,13 @@ mod tests {
             last_activity_ms: 0,
             turn: Turn::default(),
             queued_turns: vec![],
-        };
+        }
+    }
+
+    #[test]
+    fn a_pane_finds_its_peer_through_the_index_or_without_it() {
+        let t = tempfile::tempdir().unwrap();
+        let spool = Spool::open(&t.path().join("s")).unwrap();
         for i in 0..5 {
             save_with_pane(&spool, &mk(&format!("p{i}"), &format!("%{i}"))).unwrap();
         }
@@ -712,24 +716,7 @@ mod tests {
 
     #[test]
     fn unique_names_get_suffixes() {
-        let mk = |n: &str| Peer {
-            name: n.into(),
-            agent: "claude".into(),
-            tmux_socket: "/s".into(),
-            pane: "%1".into(),
-            path: "/p".into(),
-            session_id: None,
-            agent_command: None,
-            agent_process: None,
-            pinned: false,
-            online: true,
-            registered_ms: 0,
-            started_ms: 0,
-            last_activity_ms: 0,
-            turn: Turn::default(),
-            queued_turns: vec![],
-        };
-        let peers = vec![mk("api"), mk("api-2")];
+        let peers = vec![mk("api", "%1"), mk("api-2", "%2")];
         assert_eq!(unique_name(&peers, "api"), "api-3");
         assert_eq!(unique_name(&peers, "web"), "web");
     }
