@@ -64,6 +64,26 @@ impl Agent {
         }
     }
 
+    /// The oldest and the newest release of the agent that repowire's test suite runs
+    /// against (README.md, "Supported versions"); `repowire status` compares the installed
+    /// one with them.
+    pub fn tested(self) -> (&'static str, &'static str) {
+        match self {
+            Agent::Claude => ("2.0.77", "2.1.332"),
+            Agent::Codex => ("0.169.0", "0.171.0"),
+            Agent::Gemini => ("0.61.0", "0.61.0"),
+        }
+    }
+
+    /// The npm package the agent comes in.
+    pub fn package(self) -> &'static str {
+        match self {
+            Agent::Claude => "@anthropic-ai/claude-code",
+            Agent::Codex => "@openai/codex",
+            Agent::Gemini => "@google/gemini-cli",
+        }
+    }
+
     pub fn typing(self) -> Typing {
         match self {
             Agent::Claude => Typing::Keys {

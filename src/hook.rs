@@ -342,6 +342,10 @@ fn prompt(spool: &Spool, peer: &Peer, agent: Agent, p: &Value) -> Result<()> {
     Ok(())
 }
 
+/// How long a Stop hook waits for a reply Claude Code has not yet written to its transcript
+/// (2.0.x runs the hook that early at times; it is written within milliseconds).
+const TRANSCRIPT_PATIENCE: Duration = Duration::from_secs(2);
+
 /// How a turn ended.
 enum TurnEnd {
     /// With this answer.
@@ -357,7 +361,9 @@ enum TurnEnd {
 fn end_of_turn(agent: Agent, p: &Value) -> TurnEnd {
     let transcript = field(p, "transcript_path");
     let reply = agent.reply(p).map(str::to_string).or_else(|| match agent {
-        Agent::Claude => transcript.and_then(|t| transcript::last_assistant_text(Path::new(t))),
+        Agent::Claude => {
+            transcript.and_then(|t| transcript::reply_of_turn(Path::new(t), TRANSCRIPT_PATIENCE))
+        }
         Agent::Codex | Agent::Gemini => None,
     });
     if let Some(text) = reply {

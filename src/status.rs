@@ -1,10 +1,11 @@
 //! `repowire status`: the health check to run when something does not work.
 //!
 //! It checks the spool, the hooks and the MCP server in the files of each agent found
-//! (Claude Code, Codex, Gemini CLI), tmux and the inotify limits, and lists the peers. It creates nothing: a missing spool is reported (an
-//! existing one is opened as by every command, which adds a missing subdirectory).
-//! Every problem comes with the command that fixes it; a warning is worth knowing but does
-//! not stop anything from working. The exit status is non-zero when there is a problem.
+//! (Claude Code, Codex, Gemini CLI), each installed agent's release against the ones repowire
+//! is tested with, tmux and the inotify limits, and lists the peers. It creates nothing: a
+//! missing spool is reported (an existing one is opened as by every command, which adds a
+//! missing subdirectory). Every problem comes with the command that fixes it; a warning is
+//! worth knowing but does not stop anything from working, and a note even less. The exit status is non-zero when there is a problem.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -29,6 +30,8 @@ const INOTIFY_WATCHES_LOW: u64 = 8192;
 #[serde(rename_all = "lowercase")]
 enum Level {
     Ok,
+    /// Worth knowing, nothing to fix.
+    Note,
     Warning,
     Problem,
 }
@@ -52,6 +55,13 @@ impl Check {
             level: Level::Ok,
             detail: detail.into(),
             fix: None,
+        }
+    }
+
+    fn note(check: &'static str, detail: impl Into<String>) -> Check {
+        Check {
+            level: Level::Note,
+            ..Check::ok(check, detail)
         }
     }
 
@@ -104,6 +114,7 @@ pub fn run(home: &Path, json: bool) -> Result<()> {
         checks.extend(check_claude());
     }
     checks.extend(others.into_iter().map(check_agent));
+    checks.extend(Agent::ALL.into_iter().filter_map(check_version));
     checks.push(check_tmux());
     checks.push(check_inotify());
     let peers = spool.map(|s| peers(&s)).unwrap_or_default();
@@ -128,6 +139,7 @@ fn print_text(report: &Report) {
     for c in &report.checks {
         let level = match c.level {
             Level::Ok => "ok",
+            Level::Note => "note",
             Level::Warning => "warning",
             Level::Problem => "PROBLEM",
         };
@@ -272,6 +284,69 @@ fn check_agent(agent: Agent) -> Check {
     }
 }
 
+/// The installed release of `agent` (its `--version`) against the releases repowire is
+/// tested with; nothing when its command is not on PATH or tells no version in time.
+fn check_version(agent: Agent) -> Option<Check> {
+    let printed = version_output(agent.as_str())?;
+    let (oldest, newest) = agent.tested();
+    let installed = release(&printed)?;
+    let title = agent.title();
+    let detail = format!("{title} {installed} (tested: {oldest} to {newest})");
+    Some(if newer(oldest, &installed) {
+        Check::problem(
+            "version",
+            format!("{detail}: older than any release repowire is tested with"),
+            format!("npm install -g {}@latest", agent.package()),
+        )
+    } else if newer(&installed, newest) {
+        Check::note(
+            "version",
+            format!("{detail}: newer than repowire was tested with; report what breaks"),
+        )
+    } else {
+        Check::ok("version", detail)
+    })
+}
+
+/// What `program --version` prints, if it runs within 5 s (a hung one is killed: status
+/// must answer).
+fn version_output(program: &str) -> Option<String> {
+    let mut child = Command::new(program)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while child.try_wait().ok()?.is_none() {
+        if std::time::Instant::now() > end {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take()?, &mut out).ok()?;
+    Some(out)
+}
+
+/// The first `N.N.N` in a `--version` line: `2.1.330 (Claude Code)`, `codex-cli 0.171.0`.
+fn release(printed: &str) -> Option<String> {
+    printed
+        .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .map(|w| w.trim_matches('.'))
+        .find(|w| w.split('.').count() >= 3 && w.split('.').all(|n| n.parse::<u32>().is_ok()))
+        .map(str::to_string)
+}
+
+/// Whether release `a` is newer than `b` (both `N.N.N`).
+fn newer(a: &str, b: &str) -> bool {
+    let nums = |v: &str| -> Vec<u32> { v.split('.').filter_map(|n| n.parse().ok()).collect() };
+    nums(a) > nums(b)
+}
+
 fn check_tmux() -> Check {
     let out = Command::new("tmux")
         .arg("-V")
@@ -391,6 +466,18 @@ fn peers(spool: &Spool) -> Vec<PeerState> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn agent_releases() {
+        assert_eq!(release("2.0.77 (Claude Code)\n").as_deref(), Some("2.0.77"));
+        assert_eq!(release("codex-cli 0.171.0\n").as_deref(), Some("0.171.0"));
+        assert_eq!(release("0.61.0").as_deref(), Some("0.61.0"));
+        assert_eq!(release("v1.2 nightly"), None);
+        assert!(newer("2.1.332", "2.1.330"));
+        assert!(newer("2.10.0", "2.9.99"));
+        assert!(!newer("2.0.77", "2.0.77"));
+        assert!(!newer("0.169.0", "0.171.0"));
+    }
 
     #[test]
     fn tmux_versions() {

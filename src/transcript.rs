@@ -10,6 +10,7 @@
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -19,15 +20,55 @@ const BLOCK: usize = 64 * 1024;
 
 /// The text of the last assistant message of the last turn, if the transcript has one.
 pub fn last_assistant_text(path: &Path) -> Option<String> {
+    match scan(path) {
+        Scan::Reply(text) => Some(text),
+        Scan::NotYet | Scan::Nothing => None,
+    }
+}
+
+/// [`last_assistant_text`], waiting up to `patience` for a reply still to be written: Claude
+/// Code 2.0.x may run its Stop hook before it appends the turn's reply to the transcript
+/// (seen with 2.0.77: the transcript ended with the turn's prompt when the hook read it, and
+/// held the reply a few milliseconds later). Only a transcript whose newest conversation line
+/// is the person's or a tool's (the reply is due) is waited for.
+pub fn reply_of_turn(path: &Path, patience: Duration) -> Option<String> {
+    let end = Instant::now() + patience;
+    loop {
+        match scan(path) {
+            Scan::Reply(text) => return Some(text),
+            Scan::Nothing => return None,
+            Scan::NotYet if Instant::now() >= end => return None,
+            Scan::NotYet => std::thread::sleep(Duration::from_millis(5)),
+        }
+    }
+}
+
+/// What the end of a transcript holds.
+enum Scan {
+    /// The last turn's reply.
+    Reply(String),
+    /// The newest conversation line is a user line (a prompt, or a tool's result): the reply
+    /// has not been written yet.
+    NotYet,
+    /// Neither (no transcript, no reply within reach, nothing readable).
+    Nothing,
+}
+
+fn scan(path: &Path) -> Scan {
     use std::os::unix::fs::OpenOptionsExt;
     // Non-blocking, and only a regular file: opening a FIFO would hang the hook.
-    let file = std::fs::OpenOptions::new()
+    let Some(file) = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK)
         .open(path)
         .ok()
-        .filter(|f| f.metadata().is_ok_and(|m| m.is_file()))?;
-    let mut lines = LinesBackwards::new(file)?;
+        .filter(|f| f.metadata().is_ok_and(|m| m.is_file()))
+    else {
+        return Scan::Nothing;
+    };
+    let Some(mut lines) = LinesBackwards::new(file) else {
+        return Scan::Nothing;
+    };
     let mut message_id: Option<String> = None;
     let mut parts: Vec<String> = Vec::new();
     // Whether the message was seen whole: something before it, or the start of the file.
@@ -54,6 +95,8 @@ pub fn last_assistant_text(path: &Path) -> Option<String> {
                 message_id = id.or(Some(String::new()));
                 parts.extend(texts.into_iter().rev());
             }
+            // The person's or a tool's line newer than any reply: the reply is still due.
+            Some("user") if parts.is_empty() => return Scan::NotYet,
             // A typed prompt (string content) opens the turn: nothing before it belongs to it.
             Some("user") if v.pointer("/message/content").is_some_and(Value::is_string) => {
                 whole = true;
@@ -63,10 +106,10 @@ pub fn last_assistant_text(path: &Path) -> Option<String> {
         }
     }
     if parts.is_empty() || !(whole || lines.at_start()) {
-        return None;
+        return Scan::Nothing;
     }
     parts.reverse();
-    Some(parts.join("\n\n"))
+    Scan::Reply(parts.join("\n\n"))
 }
 
 /// Whether the last turn in a Gemini CLI chat file (JSON lines) was cancelled: its last
@@ -182,6 +225,42 @@ mod tests {
     }
 
     #[test]
+    fn a_reply_still_due_is_waited_for_a_while_and_no_longer() {
+        let mut f = transcript(&[
+            r#"{"type":"user","message":{"role":"user","content":"q1"}}"#,
+            r#"{"type":"assistant","message":{"id":"m1","content":[{"type":"text","text":"a1"}]}}"#,
+            r#"{"type":"user","message":{"role":"user","content":"q2"}}"#,
+        ]);
+        // Not an old turn's reply: none yet, and after the patience, none.
+        assert_eq!(last_assistant_text(f.path()), None);
+        let t = Instant::now();
+        assert_eq!(reply_of_turn(f.path(), Duration::from_millis(100)), None);
+        assert!(t.elapsed() >= Duration::from_millis(100));
+        // Written while the hook waits: that reply.
+        let path = f.path().to_path_buf();
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            writeln!(
+                f,
+                r#"{{"type":"assistant","message":{{"id":"m2","content":[{{"type":"text","text":"a2"}}]}}}}"#
+            )
+            .unwrap();
+            f
+        });
+        assert_eq!(
+            reply_of_turn(&path, Duration::from_secs(5)).as_deref(),
+            Some("a2")
+        );
+        let f = writer.join().unwrap();
+        // A transcript that holds no turn at all is not waited for.
+        let empty = transcript(&[r#"{"type":"system"}"#]);
+        let t = Instant::now();
+        assert_eq!(reply_of_turn(empty.path(), Duration::from_secs(5)), None);
+        assert!(t.elapsed() < Duration::from_secs(1));
+        drop(f);
+    }
+
+    #[test]
     fn joins_the_blocks_of_the_last_message() {
         let f = transcript(&[
             r#"{"type":"user","message":{"role":"user","content":"q"}}"#,
@@ -289,10 +368,22 @@ mod tests {
         }
     }
 
-    /// What the reader must return, computed forwards: in the last turn (after the last
-    /// typed prompt), the last assistant message with text, all of its text blocks that come
-    /// after the previous message's.
+    /// What the reader must return, computed forwards: nothing while the newest line is the
+    /// person's or a tool's; else in the last turn (after the last typed prompt), the last
+    /// assistant message with text, all of its text blocks that come after the previous
+    /// message's.
     fn model(entries: &[Entry]) -> Option<String> {
+        // The newest conversation line (past tool calls without text) is a user line: the
+        // reply is still due, and nothing older is it.
+        let newest = entries.iter().rev().find(|e| {
+            matches!(
+                e,
+                Entry::Prompt | Entry::ToolResult | Entry::Assistant(_, Some(_))
+            )
+        });
+        if matches!(newest, Some(Entry::Prompt | Entry::ToolResult)) {
+            return None;
+        }
         let start = entries
             .iter()
             .rposition(|e| matches!(e, Entry::Prompt))

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
-"""A scripted fake model API for the Codex CLI and the Gemini CLI (tests/agents.rs).
+"""A scripted fake model API for Claude Code, the Codex CLI and the Gemini CLI.
 
 Python standard library only; listens on 127.0.0.1. It speaks:
+  * Anthropic Messages, streamed or not: POST /v1/messages, /v1/messages/count_tokens,
+             GET /v1/models, HEAD /api/hello                   (Claude Code, ANTHROPIC_BASE_URL)
   * OpenAI Responses, streamed:  POST /v1/responses            (Codex, wire_api = "responses")
   * Gemini:  POST /v1beta/models/M:streamGenerateContent?alt=sse, :generateContent,
              :countTokens, GET .../models                      (Gemini CLI, GOOGLE_GEMINI_BASE_URL)
@@ -13,6 +15,8 @@ text that was sent) and follows the first script line it finds there:
   SLEEP <seconds>           (any line) wait that long first, e.g. to be interrupted
   anything else             reply "ECHO: <the whole last user text>"
 A request whose last item is a tool result is answered "TOOL_RESULT: <result text>".
+Claude Code's side requests (those without tools: a session title, a topic check) get a value
+of the JSON schema they ask for, or "OK".
 
 Every request is appended as a JSON line to --log (method, path, body, reply), so a test can
 see what the CLI sent.
@@ -189,6 +193,80 @@ def gemini_reply(body):
             "modelVersion": "fake", "responseId": "r%d" % next(IDS)}, d
 
 
+# ------------------------------------------------------------------ Anthropic (Claude Code)
+SYSTEM_REMINDER = re.compile(r"<system-reminder>.*?</system-reminder>", re.S)
+
+
+def anthropic_user_text(message):
+    """What the person typed: the text blocks, without Claude Code's <system-reminder>s."""
+    content = message.get("content")
+    parts = [content] if isinstance(content, str) else [
+        b.get("text", "") for b in content or [] if isinstance(b, dict) and b.get("type") == "text"]
+    return "\n".join(p for p in (SYSTEM_REMINDER.sub("", p).strip() for p in parts) if p)
+
+
+def anthropic_decision(body):
+    if not body.get("tools"):  # Claude Code's own side request
+        schema = ((body.get("output_config") or {}).get("format") or {}).get("schema")
+        return ("text", json.dumps(example_of(schema)) if schema else "OK")
+    users = [m for m in body.get("messages") or [] if m.get("role") == "user"]
+    if not users:
+        return script("")
+    last = users[-1]
+    text = anthropic_user_text(last)
+    results = [b for b in last.get("content") or [] if isinstance(b, dict)
+               and b.get("type") == "tool_result"]
+    if results and not text:
+        return ("text", "TOOL_RESULT: " + " | ".join(tool_result_text(b.get("content", ""))
+                                                     for b in results))
+    return script(text)
+
+
+def anthropic_message(body):
+    d = anthropic_decision(body)
+    if d[0] == "text":
+        block, stop = {"type": "text", "text": d[1]}, "end_turn"
+    else:
+        block = {"type": "tool_use", "id": "toolu_%024d" % next(IDS), "name": d[1],
+                 "input": d[2]}
+        stop = "tool_use"
+    return {"id": "msg_%d" % next(IDS), "type": "message", "role": "assistant",
+            "model": body.get("model", "fake"), "content": [block], "stop_reason": stop,
+            "stop_sequence": None, "usage": {"input_tokens": 10, "output_tokens": 5}}, d
+
+
+def anthropic_events(message):
+    """The server-sent events of a streamed reply: as the real service sends them, a ping
+    after the start and the text in a few deltas."""
+    block = message["content"][0]
+    start = dict(message, content=[], stop_reason=None)
+    if block["type"] == "text":
+        opened, text = dict(block, text=""), block["text"]
+        step = len(text) // 3 + 1
+        deltas = [{"type": "text_delta", "text": text[i:i + step]}
+                  for i in range(0, len(text), step)] or [{"type": "text_delta", "text": ""}]
+    else:
+        opened = dict(block, input={})
+        deltas = [{"type": "input_json_delta", "partial_json": json.dumps(block["input"])}]
+    events = [
+        ("message_start", {"type": "message_start", "message": start}),
+        ("ping", {"type": "ping"}),
+        ("content_block_start", {"type": "content_block_start", "index": 0,
+                                 "content_block": opened}),
+    ] + [
+        ("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": d})
+        for d in deltas
+    ] + [
+        ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        ("message_delta", {"type": "message_delta",
+                           "delta": {"stop_reason": message["stop_reason"],
+                                     "stop_sequence": None},
+                           "usage": {"output_tokens": 5}}),
+        ("message_stop", {"type": "message_stop"}),
+    ]
+    return ["event: %s\ndata: %s\n\n" % (name, json.dumps(data)) for name, data in events]
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
@@ -220,6 +298,22 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def send_chunked_sse(self, events):
+        """Server-sent events in HTTP chunks, one flush each, the connection kept open: as
+        the real Anthropic API streams (Claude Code's timing around its Stop hook depends on
+        it)."""
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        for e in events:
+            data = e.encode()
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+            self.wfile.flush()
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+
     def send_sse(self, chunks):
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
@@ -231,13 +325,19 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
         self.close_connection = True
 
+    def do_HEAD(self):  # Claude Code's reachability probe
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
     def do_GET(self):
         path = self.path.split("?")[0]
         log({"method": "GET", "path": self.path})
         if path.endswith("/models"):
             return self.send_json(200, {"models": [{"name": "models/gemini-2.5-flash"}],
                                         "object": "list",
-                                        "data": [{"id": "fake-model", "object": "model"}]})
+                                        "data": [{"id": "fake-model", "object": "model",
+                                                  "type": "model"}]})
         self.send_json(404, {"error": {"message": "not found: " + self.path}})
 
     def do_POST(self):
@@ -245,6 +345,15 @@ class Handler(BaseHTTPRequestHandler):
         path = self.path.split("?")[0]
         entry = {"method": "POST", "path": self.path, "body": body}
         try:
+            if path.endswith("/messages/count_tokens"):
+                log(entry)
+                return self.send_json(200, {"input_tokens": 10})
+            if path.endswith("/messages"):
+                message, entry["reply"] = anthropic_message(body)
+                log(entry)
+                if body.get("stream"):
+                    return self.send_chunked_sse(anthropic_events(message))
+                return self.send_json(200, message)
             if path.endswith("/responses"):
                 events, entry["reply"] = responses_events(body)
                 log(entry)

@@ -198,12 +198,7 @@ fn an_mcp_server_killed_mid_ask_leaves_a_question_that_is_still_answered() {
 fn a_stop_hook_killed_mid_write_leaves_nothing_half_written() {
     need_tmux!();
     let m = Mesh::new();
-    let a = FakeAgent::start(&m, "svc");
-    a.hook(
-        "session-start",
-        json!({"session_id": "s1", "source": "startup"}),
-    );
-    std::thread::sleep(Duration::from_millis(1600)); // the startup grace
+    let a = FakeAgent::ready(&m, "svc");
     let run_stop = |pid: &str, answer: &str| -> Child {
         let payload = json!({"session_id": "s1", "prompt_id": pid, "cwd": a.cwd,
                              "hook_event_name": "Stop", "last_assistant_message": answer});

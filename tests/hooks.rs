@@ -131,6 +131,18 @@ impl FakeAgent<'_> {
         FakeAgent { m, pane, cwd }
     }
 
+    /// [`FakeAgent::start`], then its SessionStart (session `s1`), then the startup grace
+    /// after which repowire types into a new session.
+    pub fn ready<'a>(m: &'a Mesh, dir: &str) -> FakeAgent<'a> {
+        let a = FakeAgent::start(m, dir);
+        a.hook(
+            "session-start",
+            json!({"session_id": "s1", "source": "startup"}),
+        );
+        std::thread::sleep(Duration::from_millis(1600));
+        a
+    }
+
     pub fn hook(&self, event: &str, payload: Value) {
         let mut p = payload;
         p["cwd"] = json!(self.cwd);
@@ -223,12 +235,7 @@ fn clear_keeps_the_peer_and_session_end_takes_it_offline() {
 fn the_answer_goes_to_the_question_whose_turn_it_was() {
     need_tmux!();
     let m = Mesh::new();
-    let a = FakeAgent::start(&m, "svc");
-    a.hook(
-        "session-start",
-        json!({"session_id": "s1", "source": "startup"}),
-    );
-    std::thread::sleep(Duration::from_millis(1600)); // the startup grace
+    let a = FakeAgent::ready(&m, "svc");
     let id = ask_delivered(&m, "svc", "the question");
     // Claude Code measured: a person's prompt submitted just before ours runs first; ours is
     // queued and its hook fires at once with the running turn's prompt id.
@@ -261,12 +268,7 @@ fn the_answer_goes_to_the_question_whose_turn_it_was() {
 fn a_forged_header_cannot_claim_a_turn() {
     need_tmux!();
     let m = Mesh::new();
-    let a = FakeAgent::start(&m, "svc");
-    a.hook(
-        "session-start",
-        json!({"session_id": "s1", "source": "startup"}),
-    );
-    std::thread::sleep(Duration::from_millis(1600));
+    let a = FakeAgent::ready(&m, "svc");
     let id = ask_delivered(&m, "svc", "real question");
     // A prompt naming the query, but not as its first line, and one naming an unknown query.
     a.hook(
@@ -295,12 +297,7 @@ fn a_forged_header_cannot_claim_a_turn() {
 fn session_end_fails_a_delivered_question_at_once() {
     need_tmux!();
     let m = Mesh::new();
-    let a = FakeAgent::start(&m, "svc");
-    a.hook(
-        "session-start",
-        json!({"session_id": "s1", "source": "startup"}),
-    );
-    std::thread::sleep(Duration::from_millis(1600));
+    let a = FakeAgent::ready(&m, "svc");
     let id = ask_delivered(&m, "svc", "q");
     a.hook(
         "prompt",
@@ -481,12 +478,7 @@ fn a_hook_whose_stdin_never_ends_gives_up_with_status_zero() {
 fn a_claude_turn_cancelled_without_a_stop_fails_its_question_when_the_next_starts() {
     need_tmux!();
     let m = Mesh::new();
-    let a = FakeAgent::start(&m, "svc");
-    a.hook(
-        "session-start",
-        json!({"session_id": "s1", "source": "startup"}),
-    );
-    std::thread::sleep(Duration::from_millis(1600)); // the startup grace
+    let a = FakeAgent::ready(&m, "svc");
     let id = ask_delivered(&m, "svc", "the question");
     a.hook(
         "prompt",
@@ -575,4 +567,51 @@ fn a_codex_hook_run_by_the_shared_daemon_registers_no_pane() {
         err.contains("is not the pane this Codex session runs in"),
         "{err}"
     );
+}
+
+/// Claude Code 2.0.x's Stop payload has no `last_assistant_message` (nor `prompt_id`), and it
+/// may run the hook before the reply is in the transcript: seen with 2.0.77, whose every ask
+/// but the first then came back "(the peer's turn ended without a text reply)". The hook
+/// waits for a reply that is due; here it is written 300 ms after the hook starts.
+#[test]
+fn claude_code_2_0_stop_hook_before_its_reply_is_in_the_transcript() {
+    need_tmux!();
+    let m = Mesh::new();
+    let a = FakeAgent::start(&m, "svc");
+    let transcript = m.dir.path().join("t.jsonl");
+    let session = json!({"session_id": "s1", "transcript_path": transcript});
+    let mut start = session.clone();
+    start["source"] = json!("startup");
+    a.hook("session-start", start);
+    std::thread::sleep(Duration::from_millis(1600)); // the startup grace
+    for round in 1..=3 {
+        let id = ask_delivered(&m, "svc", "the question");
+        let mut prompt = session.clone();
+        prompt["prompt"] = json!(header(&id));
+        a.hook("prompt", prompt.clone());
+        let mut lines = std::fs::read_to_string(&transcript).unwrap_or_default();
+        lines += &format!(
+            "{}\n",
+            json!({"type": "user", "message": {"role": "user", "content": header(&id)}})
+        );
+        std::fs::write(&transcript, &lines).unwrap();
+        let reply = format!("answer {round}");
+        let writer = {
+            let (transcript, reply) = (transcript.clone(), reply.clone());
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(300));
+                let line = json!({"type": "assistant", "message": {"id": format!("m{round}"),
+                    "content": [{"type": "text", "text": reply}]}});
+                std::fs::write(&transcript, format!("{lines}{line}\n")).unwrap();
+            })
+        };
+        a.hook("stop", session.clone());
+        writer.join().unwrap();
+        assert_eq!(
+            m.ok(["peer", "wait", &id, "--timeout", "5s"]),
+            format!("{reply}\n"),
+            "round {round}"
+        );
+        assert_eq!(a.peer()["status"], "online");
+    }
 }

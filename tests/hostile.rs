@@ -15,7 +15,7 @@ use proptest::prelude::*;
 use serde_json::{Value, json};
 
 use crate::hooks::{FakeAgent, ask_delivered, header, hook};
-use crate::mesh::neutralized;
+use crate::util::neutralized;
 use crate::util::{Mesh, body, run_for, spawn_piped, text};
 
 /// Text another peer sends is typed into an agent's prompt. None of it may act as a key:
@@ -491,12 +491,7 @@ fn civil(days: u64) -> String {
 fn hostile_transcripts_end_the_stop_hook_quickly_with_no_wrong_answer() {
     need_tmux!();
     let m = Mesh::new();
-    let a = FakeAgent::start(&m, "svc");
-    a.hook(
-        "session-start",
-        json!({"session_id": "s1", "source": "startup"}),
-    );
-    std::thread::sleep(Duration::from_millis(1600)); // the startup grace
+    let a = FakeAgent::ready(&m, "svc");
     let dir = m.dir.path();
     let line = |role: &str, id: &str, text: &str| {
         if role == "user" {
@@ -618,12 +613,7 @@ fn hooks_drain_100_mb_of_stdin_and_exit_zero() {
 fn hooks_keep_the_spool_well_formed_on_arbitrary_payloads() {
     need_tmux!();
     let m = Mesh::new();
-    let a = FakeAgent::start(&m, "svc");
-    a.hook(
-        "session-start",
-        json!({"session_id": "s1", "source": "startup"}),
-    );
-    std::thread::sleep(Duration::from_millis(1600));
+    let a = FakeAgent::ready(&m, "svc");
     let id = ask_delivered(&m, "svc", "the real question");
     let ids = [id.clone(), "01AAAAAAAAAAAAAAAAAAAAAAAA".to_string()];
 

@@ -6,6 +6,7 @@ mod util;
 
 mod agents;
 mod claude;
+mod claude_code;
 mod cli;
 mod demo;
 mod faults;
@@ -17,3 +18,4 @@ mod mcp;
 mod mesh;
 mod remote;
 mod setup;
+mod versions;

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::claude::{ASK_TIMEOUT, Claude, need_claude, rw_command};
-use crate::util::{self, Mesh, body, read_jsonl, run_for, target_dir, text, unix_now};
+use crate::claude_code::{Claude, ClaudeCode, PINNED, need_claude, repowire_mcp};
+use crate::util::{self, Mesh, body, eventually, read_jsonl, run_for, target_dir, text, unix_now};
 
 const T: Duration = Duration::from_secs(20);
 /// The protocol version Claude Code 2.1.330 asks for in `initialize`.
@@ -290,7 +290,7 @@ fn mcp_speaks_the_protocol_claude_code_uses_and_its_tool_list_is_small() {
     let mut cmd = m.cmd();
     cmd.arg("mcp");
     let mut mcp = Mcp::spawn(&m, cmd);
-    // Claude Code's first message, verbatim (../shared/claude-code/samples/mcp.jsonl): "method
+    // Claude Code 2.1.330's first message, verbatim (as recorded from the real CLI): "method
     // not found" makes it fall back to `initialize`.
     mcp.send(
         json!({"jsonrpc": "2.0", "id": "server-discover-probe-1", "method": "server/discover",
@@ -451,13 +451,7 @@ fn mcp_calls_run_concurrently() {
 fn mcp_ask_that_times_out_names_the_query_and_get_answer_fetches_it_later() {
     need_tmux!();
     let m = Mesh::new();
-    let _b = m.agent("beta", &[]);
-    m.ok([
-        "peer",
-        "ask",
-        "beta",
-        "warm up: the agent reads its input now",
-    ]);
+    let _b = m.warm_agent("beta");
     let mut mcp = Mcp::start(&m, m.cmd());
     let (err, error) = mcp.call(
         "ask_peer",
@@ -865,47 +859,31 @@ fn mcp_python_sdk_client_lists_and_calls_the_tools() {
 /// beta's session, beta's turn answers, and alpha's tool result is that answer.
 #[test]
 fn claude_code_asks_a_peer_through_the_mcp_tool() {
-    let Some(claude) = need_claude() else { return };
-    let mcp = format!("repowire={} mcp", rw_command());
-    let cc = Claude::start(&claude, json!({}), &["--no-echo-mcp", "--mcp", &mcp]);
+    let Some(claude) = need_claude(PINNED) else {
+        return;
+    };
+    asks_a_peer_through_the_mcp_tool(&claude);
+}
+
+pub(crate) fn asks_a_peer_through_the_mcp_tool(claude: &ClaudeCode) {
+    let cc = Claude::start(
+        claude,
+        json!({"permissions": {"allow": ["mcp__repowire"]}}),
+        json!({"repowire": repowire_mcp()}),
+    );
     let question = "REPLY pong from beta, through MCP";
     let call = format!(
         "CALL_TOOL mcp__repowire__ask_peer {}",
         json!({"peer_name": "beta", "query": question})
     );
     let (t0, t) = (unix_now(), Instant::now());
-    // The payloads of `name`'s Stop hooks since the question.
-    let stops = |name| -> Vec<Value> {
-        cc.hooks(name, "Stop")
-            .into_iter()
-            .filter(|(ts, _)| *ts > t0)
-            .map(|(_, p)| p)
-            .collect()
-    };
-    let mut send = cc.harness("send");
-    send.args(["alpha", &call]);
-    let out = run_for(send, ASK_TIMEOUT);
-    assert!(
-        out.status.success(),
-        "cc_harness.py send: {}",
-        text(&out.stderr)
-    );
-    let mut stop = None;
-    cc.eventually(ASK_TIMEOUT, || {
-        stop = stops("alpha").into_iter().next();
-        stop.is_some()
-    });
-    let Some(stop) = stop else {
-        cc.fail("alpha's turn did not end");
-    };
+    let reply = cc.turn("alpha", &call);
     eprintln!(
-        "claude: alpha's turn calling ask_peer(beta) took {:.2?}",
+        "claude {}: alpha's turn calling ask_peer(beta) took {:.2?}",
+        claude.version,
         t.elapsed()
     );
-    assert_eq!(
-        stop["last_assistant_message"],
-        "TOOL_RESULT: pong from beta, through MCP"
-    );
+    assert_eq!(reply, "TOOL_RESULT: pong from beta, through MCP");
     // It went through the spool as alpha's question, and beta's own turn answered it.
     let sent = cc
         .history()
@@ -918,17 +896,20 @@ fn claude_code_asks_a_peer_through_the_mcp_tool() {
     );
     let id = sent["id"].as_str().unwrap();
     assert_eq!(cc.event_names(id), ["sent", "delivered", "answered"]);
-    let answered = stops("beta");
-    assert!(
-        answered
-            .iter()
-            .any(|p| p["last_assistant_message"] == "pong from beta, through MCP"),
-        "{answered:?}"
+    let answered: Vec<_> = cc
+        .hooks("beta", "Stop")
+        .into_iter()
+        .filter(|(ts, _)| *ts > t0)
+        .collect();
+    assert_eq!(answered.len(), 1, "{answered:?}");
+    assert_eq!(
+        cc.replies("beta").last().map(String::as_str),
+        Some("pong from beta, through MCP")
     );
     // Alpha's transcript holds the tool result (written around its Stop hook).
-    let transcript = PathBuf::from(cc.info["sessions"]["alpha"]["transcript"].as_str().unwrap());
-    let recorded = cc.eventually(Duration::from_secs(10), || {
-        read_jsonl(&transcript).iter().any(|l| {
+    let transcript = &cc.session("alpha").transcript;
+    let recorded = eventually(Duration::from_secs(10), || {
+        read_jsonl(transcript).iter().any(|l| {
             l["type"] == "user"
                 && l["message"]["content"][0]["type"] == "tool_result"
                 && l.to_string().contains("pong from beta, through MCP")

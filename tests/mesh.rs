@@ -284,13 +284,7 @@ fn deadlock_cycles_of_two_and_three_are_refused_at_once() {
 fn a_timed_out_answer_can_still_be_fetched() {
     need_tmux!();
     let m = Mesh::new();
-    let _b = m.agent("beta", &[]);
-    m.ok([
-        "peer",
-        "ask",
-        "beta",
-        "warm up: the agent reads its input now",
-    ]);
+    let _b = m.warm_agent("beta");
     let out = m.run([
         "peer",
         "ask",
@@ -411,22 +405,6 @@ fn register_names_a_pane_and_the_name_is_kept() {
     );
     m.ok(["peer", "unregister", "frontend"]);
     assert!(m.peers().is_empty());
-}
-
-/// What the stand-in must have received for `t`: control characters as their pictures.
-pub(crate) fn neutralized(t: &str) -> String {
-    t.replace("\r\n", "\n")
-        .chars()
-        .map(|c| match c {
-            '\r' => "\n".to_string(),
-            '\n' => "\n".to_string(),
-            '\t' => "    ".to_string(),
-            c if (c as u32) < 0x20 => char::from_u32(0x2400 + c as u32).unwrap().to_string(),
-            '\u{7f}' => "\u{2421}".to_string(),
-            '\u{80}'..='\u{9f}' => "\u{fffd}".to_string(),
-            c => c.to_string(),
-        })
-        .collect()
 }
 
 #[test]

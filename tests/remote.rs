@@ -555,7 +555,7 @@ fn hostile_names_and_text_never_reach_a_shell() {
         let answer = text(&out.stdout);
         assert_eq!(
             body(answer.strip_prefix("ECHO: ").unwrap()).trim_end_matches('\n'),
-            crate::mesh::neutralized(t).trim_end_matches('\n'),
+            crate::util::neutralized(t).trim_end_matches('\n'),
             "{t:?}"
         );
     }

@@ -6,15 +6,14 @@
 //! then register, list each other over MCP and answer an ask.
 
 use std::collections::BTreeMap;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::claude::{self, Claude};
-use crate::util::{bin, run_for, text, unix_now};
+use crate::claude_code::{Claude, ClaudeCode, NAMES, PINNED, need_claude, repowire_mcp};
+use crate::util::{bin, run_for, rw_command, text};
 
 /// A user's `~/.claude/settings.json`, formatted by hand (four-space indents, inline lists),
 /// so a restore that re-formats instead of giving the bytes back shows.
@@ -218,7 +217,7 @@ fn path_without_agents() -> std::ffi::OsString {
 
 /// The command of repowire's hook for `event`.
 fn hook_command(event: &str) -> String {
-    format!("{} hook {event}", claude::rw_command())
+    format!("{} hook {event}", rw_command())
 }
 
 /// The hook group setup adds.
@@ -575,98 +574,61 @@ fn status_names_each_problem_with_its_fix_and_is_all_ok_after_setup() {
     );
 }
 
-/// A word for `sh`, single-quoted.
-fn quoted(p: &Path) -> String {
-    format!("'{}'", p.display().to_string().replace('\'', r"'\''"))
-}
-
-/// End to end with the real Claude Code CLI: `repowire setup --allow-tools` into the home of
+/// End to end with the real Claude Code CLI: `repowire setup --allow-tools` into the HOME of
 /// two sessions is all they need. Both register themselves through setup's hooks, alpha's
 /// model lists the peers through setup's MCP server (pre-allowed, so no permission prompt),
-/// and a question to beta is answered.
-///
-/// The shared [`Claude`] helper creates the home (`<state>/home`) and starts the sessions in
-/// one step, so setup runs inside it: the "claude" it starts is a script that runs
-/// `repowire setup` with the session's environment (that HOME) and then Claude Code. The two
-/// sessions start together, so their setups may run at once on the same files (the second
-/// then finds everything done). The helper's own repowire hooks are left out
-/// (`"hooks": {}`), and so is the harness's echo MCP server: only setup wires repowire in.
-/// The harness's logging hooks stay, as a user's own hooks beside repowire's.
+/// and a question to beta is answered. The HOME starts with no repowire hook and no MCP
+/// server; the driver's hook logger stays, as a user's own hook beside repowire's.
 #[test]
 fn claude_code_needs_nothing_but_repowire_setup() {
-    let Some(real) = claude::need_claude() else {
+    let Some(claude) = need_claude(PINNED) else {
         return;
     };
-    let dir = tempfile::Builder::new()
-        .prefix("rwsetupcc")
-        .tempdir()
-        .unwrap();
-    let script = dir.path().join("claude");
-    std::fs::write(
-        &script,
-        format!(
-            "#!/bin/sh\n\
-             # cc_harness.py asks for the version in the caller's environment: no setup there.\n\
-             [ \"$1\" = --version ] && exec {real} --version\n\
-             log={dir}/setup-$CC_HARNESS_NAME.log\n\
-             {rw} setup --allow-tools >\"$log\" 2>&1 || {{ cat \"$log\"; exit 1; }}\n\
-             exec {real} \"$@\"\n",
-            real = quoted(&real),
-            dir = quoted(dir.path()),
-            rw = claude::rw_command(),
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    needs_nothing_but_repowire_setup(&claude);
+}
 
-    let cc = Claude::start(&script, json!({"hooks": {}}), &["--no-echo-mcp"]);
-    let home = PathBuf::from(cc.info["home"].as_str().unwrap());
-    let spool = PathBuf::from(cc.rw_ok(&["config", "path"]).trim())
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    let logs: String = ["alpha", "beta"]
-        .iter()
-        .map(|n| std::fs::read_to_string(dir.path().join(format!("setup-{n}.log"))).unwrap())
-        .collect();
-    eprintln!("setup in the sessions' home:\n{logs}");
+pub(crate) fn needs_nothing_but_repowire_setup(claude: &ClaudeCode) {
+    let mut cc = Claude::prepare(claude, json!({}), json!({}));
+    let (home, spool) = (cc.home.dir.clone(), cc.spool.clone());
+    let setup = |args: &[&str]| {
+        let mut c = Command::new(bin());
+        c.args(args)
+            .env("HOME", &home)
+            .env("REPOWIRE_HOME", &spool)
+            .env_remove("CLAUDE_CONFIG_DIR")
+            .env_remove("TMUX")
+            .env_remove("TMUX_PANE");
+        run_for(c, Duration::from_secs(30))
+    };
+    let out = setup(&["setup", "--agent", "claude", "--allow-tools"]);
+    let log = text(&out.stdout);
+    assert!(out.status.success(), "{log}{}", text(&out.stderr));
     for added in [
         "added hook Stop",
         "added MCP server repowire",
         "added permission",
     ] {
-        assert!(logs.contains(added), "{added} missing from {logs}");
+        assert!(log.contains(added), "{added} missing from {log}");
     }
+    cc.launch();
 
-    // What setup wrote sits beside what the harness and Claude Code keep there.
+    // What setup wrote sits beside what the driver and Claude Code keep there.
     let state: Value =
         serde_json::from_slice(&std::fs::read(home.join(".claude.json")).unwrap()).unwrap();
-    assert_eq!(
-        state["mcpServers"],
-        json!({"repowire": {"type": "stdio", "command": bin(), "args": ["mcp"], "env": {}}})
-    );
+    assert_eq!(state["mcpServers"], json!({"repowire": repowire_mcp()}));
     assert_eq!(state["hasCompletedOnboarding"], true);
     let settings: Value =
         serde_json::from_slice(&std::fs::read(home.join(".claude/settings.json")).unwrap())
             .unwrap();
     let stop = settings["hooks"]["Stop"].as_array().unwrap();
-    assert_eq!(stop.len(), 2, "the harness's logger and repowire: {stop:?}");
+    assert_eq!(stop.len(), 2, "the driver's logger and repowire: {stop:?}");
     assert_eq!(stop[1], our_group("stop"));
 
     // `repowire status` in that home: all well, both peers online.
-    let out = Command::new(bin())
-        .arg("status")
-        .env("HOME", &home)
-        .env("REPOWIRE_HOME", &spool)
-        .env_remove("CLAUDE_CONFIG_DIR")
-        .env_remove("TMUX")
-        .env_remove("TMUX_PANE")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let out = setup(&["status"]);
     let report = text(&out.stdout);
     assert!(out.status.success(), "{report}{}", text(&out.stderr));
-    for peer in ["alpha", "beta"] {
+    for peer in NAMES {
         assert!(
             report
                 .lines()
@@ -676,37 +638,14 @@ fn claude_code_needs_nothing_but_repowire_setup() {
     }
 
     // alpha's model lists the peers through the MCP server setup registered.
-    let t0 = unix_now();
     let t = Instant::now();
-    let mut send = cc.harness("send");
-    send.args(["alpha", "CALL_TOOL mcp__repowire__list_peers {}"]);
-    let out = run_for(send, claude::ASK_TIMEOUT);
-    assert!(
-        out.status.success(),
-        "cc_harness.py send: {}",
-        text(&out.stderr)
+    let listed = cc.turn("alpha", "CALL_TOOL mcp__repowire__list_peers {}");
+    eprintln!(
+        "setup (claude {}): alpha's list_peers turn took {:.2?}",
+        claude.version,
+        t.elapsed()
     );
-    let mut listed = String::new();
-    let ended = cc.eventually(claude::ASK_TIMEOUT, || {
-        let stop = cc
-            .hooks("alpha", "Stop")
-            .into_iter()
-            .find(|(ts, _)| *ts > t0);
-        if let Some((_, p)) = stop {
-            listed = p["last_assistant_message"].as_str().unwrap_or("").into();
-        }
-        !listed.is_empty()
-    });
-    if !ended {
-        cc.fail("alpha's turn calling list_peers did not end");
-    }
-    eprintln!("setup: alpha's list_peers turn took {:.2?}", t.elapsed());
-    let work = |name: &str| {
-        cc.info["sessions"][name]["workdir"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    };
+    let work = |name: &str| cc.session(name).work.display().to_string();
     assert!(
         listed.starts_with("TOOL_RESULT: ")
             && listed.contains(&format!("alpha: busy, claude, {} (you)", work("alpha")))

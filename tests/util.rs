@@ -103,15 +103,10 @@ impl Mesh {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        Command::new("tmux")
-            .arg("-S")
-            .arg(&self.socket)
-            .arg("-f")
-            .arg("/dev/null")
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
+        Tmux {
+            socket: self.socket.clone(),
+        }
+        .run(args)
     }
 
     /// Starts a stand-in agent in a new tmux session `name`, working in `<tmp>/<name>` (a
@@ -160,6 +155,18 @@ impl Mesh {
         agent
     }
 
+    /// [`Mesh::agent`], asked once, so that it is reading its input when the test starts.
+    pub fn warm_agent(&self, name: &str) -> Agent {
+        let agent = self.agent(name, &[]);
+        self.ok([
+            "peer",
+            "ask",
+            name,
+            "warm up: the agent reads its input now",
+        ]);
+        agent
+    }
+
     /// The pane id (`%N`) of tmux session `name`.
     pub fn pane(&self, name: &str) -> String {
         let out = self.tmux(["display-message", "-p", "-t", name, "#{pane_id}"]);
@@ -180,15 +187,8 @@ impl Mesh {
     }
 
     /// Waits until `f` holds, polling; false after `timeout`.
-    pub fn eventually(&self, timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-        let end = Instant::now() + timeout;
-        while Instant::now() < end {
-            if f() {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        f()
+    pub fn eventually(&self, timeout: Duration, f: impl FnMut() -> bool) -> bool {
+        eventually(timeout, f)
     }
 
     /// The history as JSON entries.
@@ -322,10 +322,449 @@ pub fn try_run_for(mut cmd: Command, timeout: Duration) -> Result<Output, String
     })
 }
 
-/// Now, in seconds since the Unix epoch (as the Claude Code harness's hook log stamps calls).
+/// Now, in seconds since the Unix epoch (as the Claude Code driver's hook log stamps calls).
 pub fn unix_now() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs_f64()
+}
+
+/// What an agent receives when repowire types `t` into its pane (see `message::neutralize`):
+/// control characters as their pictures, tabs as spaces, line ends as `\n`.
+pub fn neutralized(t: &str) -> String {
+    t.replace("\r\n", "\n")
+        .chars()
+        .map(|c| match c {
+            '\r' => "\n".to_string(),
+            '\n' => "\n".to_string(),
+            '\t' => "    ".to_string(),
+            c if (c as u32) < 0x20 => char::from_u32(0x2400 + c as u32).unwrap().to_string(),
+            '\u{7f}' => "\u{2421}".to_string(),
+            '\u{80}'..='\u{9f}' => "\u{fffd}".to_string(),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
+/// A word for `sh`: quoted unless it is plainly safe.
+pub fn sh_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-+=:@%,".contains(&b))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// `repowire` as an agent's hooks and shell tool call it.
+pub fn rw_command() -> String {
+    sh_quote(&bin().display().to_string())
+}
+
+/// Polls `f` until it holds; false after `timeout`.
+pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    f()
+}
+
+/// A private tmux server: its socket is a file in a test's temporary directory, never the
+/// user's server, and it reads no configuration.
+#[derive(Clone)]
+pub struct Tmux {
+    pub socket: PathBuf,
+}
+
+impl Tmux {
+    pub fn run<I, S>(&self, args: I) -> Output
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        Command::new("tmux")
+            .arg("-S")
+            .arg(&self.socket)
+            .arg("-f")
+            .arg("/dev/null")
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    /// Starts `argv` in a new session `name` (160x45), working in `work`.
+    pub fn new_session(&self, name: &str, work: &Path, argv: &[String]) {
+        let mut args: Vec<String> = ["new-session", "-d", "-s", name, "-x", "160", "-y", "45"]
+            .map(String::from)
+            .into();
+        args.extend(["-c".into(), work.display().to_string()]);
+        args.extend(argv.iter().cloned());
+        let out = self.run(&args);
+        assert!(
+            out.status.success(),
+            "tmux new-session {name}: {}",
+            text(&out.stderr)
+        );
+    }
+
+    /// What session `name`'s pane shows (with `-e`: its colours and attributes as escapes).
+    pub fn screen(&self, name: &str, escapes: bool) -> String {
+        let target = format!("={name}:");
+        let mut args = vec!["capture-pane", "-p", "-t", &target];
+        if escapes {
+            args.push("-e");
+        }
+        text(&self.run(args).stdout)
+    }
+
+    /// The last `n` lines of session `name`'s screen that are not blank, for a diagnosis.
+    pub fn screen_tail(&self, name: &str, n: usize) -> String {
+        let screen = self.screen(name, false);
+        let lines: Vec<&str> = screen.lines().filter(|l| !l.trim().is_empty()).collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+
+    /// Presses keys (tmux key names: `Enter`, `Escape`, `C-c`) in session `name`.
+    pub fn keys(&self, name: &str, keys: &[&str]) {
+        let target = format!("={name}:");
+        let mut args = vec!["send-keys", "-t", &target];
+        args.extend(keys);
+        let out = self.run(args);
+        assert!(out.status.success(), "send-keys: {}", text(&out.stderr));
+    }
+
+    /// Types `typed` literally into session `name`, as keys, in pieces small enough that no
+    /// agent takes them for a paste.
+    pub fn type_text(&self, name: &str, typed: &str) {
+        let target = format!("={name}:");
+        let mut rest = typed;
+        while !rest.is_empty() {
+            let mut cut = rest.len().min(200);
+            while !rest.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            let out = self.run(["send-keys", "-t", &target, "-l", "--", &rest[..cut]]);
+            assert!(out.status.success(), "send-keys: {}", text(&out.stderr));
+            rest = &rest[cut..];
+            std::thread::sleep(Duration::from_millis(30));
+        }
+    }
+
+    /// Pastes `typed` into session `name` as one bracketed paste, as a person would.
+    pub fn paste(&self, name: &str, typed: &str) {
+        let buffer = format!("test-{name}");
+        let mut load = Command::new("tmux");
+        load.arg("-S")
+            .arg(&self.socket)
+            .args(["load-buffer", "-b", &buffer, "-"])
+            .stdin(Stdio::piped());
+        let mut child = load.spawn().unwrap();
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), typed.as_bytes()).unwrap();
+        assert!(child.wait().unwrap().success());
+        let target = format!("={name}:");
+        let out = self.run(["paste-buffer", "-p", "-d", "-b", &buffer, "-t", &target]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+
+    /// The pids of every pane's first process.
+    pub fn pane_pids(&self) -> Vec<u32> {
+        text(&self.run(["list-panes", "-a", "-F", "#{pane_pid}"]).stdout)
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect()
+    }
+
+    /// Ends the server and every process its panes started (some agents outlive their
+    /// pane's hangup), then waits up to `grace` for them to exit: their SessionEnd hooks
+    /// write to the spool, which must not go before they are done.
+    pub fn shut_down(&self, grace: Duration) {
+        let procs = process_trees(&self.pane_pids());
+        let _ = self.run(["kill-server"]);
+        for pid in &procs {
+            // SIGTERM; an error for a process already gone is fine.
+            unsafe { libc::kill(*pid as i32, libc::SIGTERM) };
+        }
+        let gone = |pid: &u32| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| {
+                s.rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with('Z')
+            })
+        };
+        eventually(grace, || process_trees(&procs).iter().all(gone));
+    }
+}
+
+/// Every process under `roots` (by parent id), roots included.
+pub fn process_trees(roots: &[u32]) -> Vec<u32> {
+    let mut parents: Vec<(u32, u32)> = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|p| p.parse().ok()) else {
+            continue;
+        };
+        let ppid = std::fs::read_to_string(entry.path().join("stat"))
+            .ok()
+            .and_then(|s| {
+                s.rsplit_once(')')?
+                    .1
+                    .split_whitespace()
+                    .nth(1)?
+                    .parse()
+                    .ok()
+            });
+        if let Some(ppid) = ppid {
+            parents.push((pid, ppid));
+        }
+    }
+    let mut out: Vec<u32> = roots.to_vec();
+    let mut i = 0;
+    while i < out.len() {
+        let p = out[i];
+        for (child, _) in parents.iter().filter(|(_, pp)| *pp == p) {
+            if !out.contains(child) {
+                out.push(*child);
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
+/// The scripted fake model API (`tests/fake_model.py`) on a loopback port: Anthropic
+/// Messages for Claude Code, OpenAI Responses for Codex, Gemini's API for Gemini CLI. Every
+/// request it answered is a line of `log`. Dropping it stops it.
+pub struct FakeModel {
+    child: std::process::Child,
+    pub port: u16,
+    pub log: PathBuf,
+}
+
+impl FakeModel {
+    /// Starts it with its files in `dir`.
+    pub fn start(dir: &Path) -> FakeModel {
+        let port_file = dir.join("fake.port");
+        let log = dir.join("api.jsonl");
+        let stderr = std::fs::File::create(dir.join("fake.stderr")).unwrap();
+        let child = Command::new("python3")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fake_model.py"))
+            .arg("--port-file")
+            .arg(&port_file)
+            .arg("--log")
+            .arg(&log)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("python3 runs the fake model");
+        let mut port = None;
+        eventually(Duration::from_secs(20), || {
+            port = std::fs::read_to_string(&port_file)
+                .ok()
+                .and_then(|p| p.parse().ok());
+            port.is_some()
+        });
+        let port = port.expect("the fake model API did not start");
+        FakeModel { child, port, log }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for FakeModel {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Whether `program arg` runs and succeeds here.
+pub fn runs(program: &str, arg: &str) -> bool {
+    Command::new(program)
+        .arg(arg)
+        .stdin(Stdio::null())
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// One release of an agent CLI (`claude`, `codex`, `gemini`), installed from the npm
+/// registry by `.ci/install-agent` into `<target>/agents/AGENT-VERSION` when it is not there
+/// yet. `Err` says why it cannot be had here (no npm, the registry unreachable); any other
+/// failure panics. One install runs at a time, and each release is installed once per run.
+pub fn install_agent(agent: &str, version: &str) -> Result<PathBuf, String> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static DONE: OnceLock<Mutex<HashMap<String, Result<PathBuf, String>>>> = OnceLock::new();
+    let mut done = DONE
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let key = format!("{agent}-{version}");
+    if let Some(r) = done.get(&key) {
+        return r.clone();
+    }
+    let dir = target_dir().join("agents").join(&key);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/install-agent");
+    let mut cmd = Command::new("sh");
+    cmd.arg(&script).arg(agent).arg(version).arg(&dir);
+    let t = Instant::now();
+    let out = run_for(cmd, Duration::from_secs(900));
+    let log = format!(
+        "{} {agent} {version}: {}",
+        script.display(),
+        text(&out.stderr).trim()
+    );
+    let result = match out.status.code() {
+        Some(0) => {
+            if t.elapsed() > Duration::from_secs(2) {
+                eprintln!("installed {agent} {version} in {:.1?}", t.elapsed());
+            }
+            Ok(PathBuf::from(text(&out.stdout).trim()))
+        }
+        Some(2) => Err(format!("npm or node is missing ({log})")),
+        Some(3) => Err(format!("npm install failed ({log})")),
+        _ => panic!("installing {agent} {version} failed: {log}"),
+    };
+    done.insert(key, result.clone());
+    result
+}
+
+/// A release of an agent CLI, installed if need be, or `None` after printing
+/// `SKIPPED: <why>` when a test against it cannot run here (no tmux, python3 or npm).
+pub fn need_agent(agent: &str, version: &str) -> Option<PathBuf> {
+    let why = if !have_tmux() {
+        "tmux is not installed".to_string()
+    } else if !runs("python3", "--version") {
+        "python3 is not installed (the fake model API needs it)".to_string()
+    } else {
+        match install_agent(agent, version) {
+            Ok(bin) => return Some(bin),
+            Err(why) => why,
+        }
+    };
+    skipped(&why);
+    None
+}
+
+/// Held while sessions of a real agent CLI run: tests start theirs one group at a time. With
+/// four Claude Code TUIs starting at once on a busy 2-core machine, a first delivery was not
+/// confirmed within repowire's Enter retries.
+pub fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    ONE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// repowire on one spool, run by a person at a terminal (in no pane): what the tests against
+/// real agents ask of it.
+pub struct Person {
+    pub spool: PathBuf,
+    /// How long an ask may take.
+    pub timeout: Duration,
+}
+
+impl Person {
+    pub fn new(spool: &Path, timeout: Duration) -> Person {
+        Person {
+            spool: spool.to_path_buf(),
+            timeout,
+        }
+    }
+
+    /// `repowire ARGS` run by a person at a terminal (not in any pane), on this spool.
+    pub fn rw(&self, args: &[&str]) -> Output {
+        let mut c = Command::new(bin());
+        c.args(args)
+            .env("REPOWIRE_HOME", &self.spool)
+            .env_remove("TMUX")
+            .env_remove("TMUX_PANE");
+        run_for(c, self.timeout + Duration::from_secs(30))
+    }
+
+    pub fn rw_ok(&self, args: &[&str]) -> String {
+        let out = self.rw(args);
+        assert!(
+            out.status.success(),
+            "repowire {args:?} failed ({}): {}{}",
+            out.status,
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    }
+
+    /// `peer ask NAME TEXT`: the printed answer (without the newline after it) and how long
+    /// it took.
+    pub fn ask(&self, name: &str, question: &str) -> (String, Duration) {
+        let t = Instant::now();
+        let timeout = format!("{}s", self.timeout.as_secs());
+        let out = self.rw_ok(&["peer", "ask", name, question, "--timeout", &timeout]);
+        let took = t.elapsed();
+        let answer = out
+            .strip_suffix('\n')
+            .unwrap_or_else(|| panic!("answer not newline-terminated: {out:?}"));
+        (answer.to_string(), took)
+    }
+
+    pub fn peers(&self) -> Vec<Value> {
+        serde_json::from_slice(&self.rw(&["peer", "list", "--json"]).stdout).unwrap_or_default()
+    }
+
+    pub fn peer(&self, name: &str) -> Value {
+        self.peers()
+            .into_iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("no peer {name}"))
+    }
+
+    pub fn history(&self) -> Vec<Value> {
+        self.rw_ok(&["log", "--json"])
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    /// The history entries of one message, as (event, entry).
+    pub fn events_of(&self, id: &str) -> Vec<(String, Value)> {
+        self.history()
+            .into_iter()
+            .filter(|e| e["id"] == id)
+            .map(|e| (e["event"].as_str().unwrap_or("").to_string(), e))
+            .collect()
+    }
+
+    /// The events of one message's history entries, in order.
+    pub fn event_names(&self, id: &str) -> Vec<String> {
+        self.events_of(id).into_iter().map(|(e, _)| e).collect()
+    }
+
+    /// The id of the last `sent` entry from `from` to `to`.
+    pub fn last_sent(&self, from: &str, to: &str) -> String {
+        self.history()
+            .iter()
+            .rev()
+            .find(|e| e["event"] == "sent" && e["from"] == from && e["to"] == to)
+            .and_then(|e| e["id"].as_str().map(str::to_string))
+            .unwrap_or_else(|| panic!("no message from {from} to {to} in the log"))
+    }
+
+    /// Asserts `name` is online (its turn over) now or soon.
+    pub fn assert_online(&self, name: &str) {
+        let online = eventually(Duration::from_secs(20), || {
+            self.peers()
+                .iter()
+                .any(|p| p["name"] == name && p["status"] == "online")
+        });
+        assert!(online, "{name} is not online again");
+    }
 }

@@ -1,0 +1,197 @@
+//! The client-version matrix. The whole suite runs against the pinned releases (Claude Code
+//! `claude_code::PINNED`, Codex `agents::CODEX_PINNED`, Gemini CLI `agents::GEMINI_PINNED`);
+//! here the core flows (ask, notify, the MCP ask, setup) run against the oldest and the newest
+//! release that `repowire status` names as tested (`Agent::tested`), so that claim is checked
+//! on every run. Each release is installed from the npm registry on first use.
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use repowire::agent::Agent;
+use serde_json::{Value, json};
+
+use crate::agents::{self, GEMINI_PINNED, Team};
+use crate::claude_code::{self, Claude, ClaudeCode, need_claude};
+use crate::util::{bin, text};
+
+/// What every tested Claude Code release must do.
+fn claude_core_flows(claude: &ClaudeCode) {
+    let t = Instant::now();
+    crate::claude::answers_asks_and_gets_notifications(claude);
+    crate::mcp::asks_a_peer_through_the_mcp_tool(claude);
+    crate::setup::needs_nothing_but_repowire_setup(claude);
+    eprintln!(
+        "versions: Claude Code {}'s core flows took {:.1?}",
+        claude.version,
+        t.elapsed()
+    );
+}
+
+#[test]
+fn claude_code_oldest_tested_release_passes_the_core_flows() {
+    let Some(claude) = need_claude(Agent::Claude.tested().0) else {
+        return;
+    };
+    claude_core_flows(&claude);
+}
+
+#[test]
+fn claude_code_newest_tested_release_passes_the_core_flows() {
+    let Some(claude) = need_claude(Agent::Claude.tested().1) else {
+        return;
+    };
+    claude_core_flows(&claude);
+}
+
+/// Claude Code 2.0.x sends no `last_assistant_message` in its Stop payload, so the answer
+/// comes from its transcript. Only the first ask of a session was answered; every later one
+/// said the turn ended without a text reply. Ten in a row, each with its own answer.
+#[test]
+fn claude_code_2_0_answers_every_ask_not_only_the_first() {
+    let Some(claude) = need_claude(Agent::Claude.tested().0) else {
+        return;
+    };
+    let cc = Claude::start(&claude, json!({}), json!({}));
+    let mut took = Vec::new();
+    for i in 1..=10 {
+        let (answer, t) = cc.ask(
+            "beta",
+            &format!("Question {i}?\nREPLY answer {i} from beta"),
+        );
+        assert_eq!(answer, format!("answer {i} from beta"), "ask {i}");
+        took.push(t.as_secs_f64());
+    }
+    let stops = cc.hooks("beta", "Stop");
+    assert!(
+        stops
+            .iter()
+            .all(|(_, p)| p.get("last_assistant_message").is_none()),
+        "this release now sends last_assistant_message: the transcript path is not tested here"
+    );
+    eprintln!(
+        "versions: Claude Code {} answered 10 asks: {took:.2?} s",
+        claude.version
+    );
+}
+
+#[test]
+fn codex_newest_tested_release_passes_the_core_flows() {
+    let (oldest, newest) = Agent::Codex.tested();
+    assert_eq!(
+        oldest,
+        agents::CODEX_PINNED,
+        "the pinned Codex is the oldest tested; else run the core flows on the oldest here too"
+    );
+    let Some((claude, codex, gemini)) =
+        agents::need_agents(claude_code::PINNED, newest, GEMINI_PINNED)
+    else {
+        return;
+    };
+    let t = Instant::now();
+    let team = Team::start(&claude, &codex, &gemini);
+    agents::core_flows(&team);
+    eprintln!(
+        "versions: Codex {newest}'s core flows took {:.1?}",
+        t.elapsed()
+    );
+}
+
+/// The pinned releases lie within what `repowire status` calls tested, and Gemini CLI's only
+/// tested release is the pinned one.
+#[test]
+fn the_pinned_releases_are_within_the_tested_range() {
+    let within = |agent: Agent, v: &str| {
+        let (oldest, newest) = agent.tested();
+        let n = |v: &str| -> Vec<u32> { v.split('.').map(|p| p.parse().unwrap()).collect() };
+        n(oldest) <= n(v) && n(v) <= n(newest)
+    };
+    assert!(within(Agent::Claude, claude_code::PINNED));
+    assert!(within(Agent::Codex, agents::CODEX_PINNED));
+    assert_eq!(Agent::Gemini.tested(), (GEMINI_PINNED, GEMINI_PINNED));
+}
+
+/// `repowire status` reads each agent's `--version`: older than the oldest tested is a
+/// problem with the upgrade command, newer than the newest a note, in range fine; one that
+/// hangs is not waited for.
+#[test]
+fn status_compares_each_installed_agent_with_the_tested_releases() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin_dir = dir.path().join("bin");
+    std::fs::create_dir_all(&bin_dir).unwrap();
+    let fake = |name: &str, script: &str| {
+        let p = bin_dir.join(name);
+        std::fs::write(&p, format!("#!/bin/sh\n{script}\n")).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    };
+    let (claude_oldest, _) = Agent::Claude.tested();
+    let (_, codex_newest) = Agent::Codex.tested();
+    let status = || -> (Option<i32>, Value) {
+        let out = Command::new(bin())
+            .args(["status", "--json"])
+            .env("HOME", dir.path())
+            .env("REPOWIRE_HOME", dir.path().join("spool"))
+            .env("PATH", format!("{}:/usr/bin:/bin", bin_dir.display()))
+            .env_remove("CLAUDE_CONFIG_DIR")
+            .env_remove("CODEX_HOME")
+            .env_remove("TMUX")
+            .env_remove("TMUX_PANE")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let report = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", text(&out.stderr)));
+        (out.status.code(), report)
+    };
+    let versions = |report: &Value| -> Vec<Value> {
+        report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["check"] == "version")
+            .cloned()
+            .collect()
+    };
+
+    fake("claude", "echo '2.0.10 (Claude Code)'");
+    fake("codex", "echo 'codex-cli 9.0.0'");
+    fake("gemini", "sleep 60");
+    let t = Instant::now();
+    let (code, report) = status();
+    assert!(
+        t.elapsed().as_secs() < 30,
+        "status waited for a hung --version"
+    );
+    let found = versions(&report);
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert_eq!(found[0]["level"], "problem", "{found:?}");
+    assert_eq!(
+        found[0]["detail"],
+        format!(
+            "Claude Code 2.0.10 (tested: {claude_oldest} to {}): older than any release repowire is tested with",
+            Agent::Claude.tested().1
+        )
+    );
+    assert_eq!(
+        found[0]["fix"],
+        "npm install -g @anthropic-ai/claude-code@latest"
+    );
+    assert_eq!(found[1]["level"], "note", "{found:?}");
+    assert_eq!(found[1]["ok"], true);
+    assert!(
+        found[1]["detail"].as_str().unwrap().starts_with(&format!(
+            "Codex 9.0.0 (tested: 0.169.0 to {codex_newest}): newer"
+        )),
+        "{found:?}"
+    );
+    assert_eq!(code, Some(1), "an old agent is a problem");
+
+    fake("claude", &format!("echo '{claude_oldest} (Claude Code)'"));
+    fake("codex", &format!("echo 'codex-cli {codex_newest}'"));
+    let (_, report) = status();
+    let found = versions(&report);
+    assert!(
+        found.iter().all(|c| c["level"] == "ok"),
+        "tested releases: {found:?}"
+    );
+}
