@@ -285,7 +285,7 @@ fn cancel(spool: &Spool, m: &Message) -> Result<Error> {
                 ),
                 ..a
             };
-            history::append(spool, history::Event::Cancelled, &noted, None);
+            message::log(spool, history::Event::Cancelled, &noted, None);
             "the peer already had it; its answer will be stored when it comes"
         }
         _ => "it had already finished",

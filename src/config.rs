@@ -54,7 +54,7 @@ fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
 fn hosts<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     let hosts = Vec::<String>::deserialize(d)?;
     for h in &hosts {
-        crate::remote::validate_host(h).map_err(serde::de::Error::custom)?;
+        crate::host::validate(h).map_err(serde::de::Error::custom)?;
     }
     Ok(hosts)
 }

@@ -201,7 +201,7 @@ fn deliver_one(spool: &Spool, peer: &Peer, msg: Message) -> Result<bool> {
     if msg.state != State::Delivered {
         return Ok(true);
     }
-    history::append(spool, history::Event::Delivered, &msg, None);
+    message::log(spool, history::Event::Delivered, &msg, None);
 
     let text = message::prompt_text(&msg);
     if let Err(e) = type_text(&server, &peer.pane, agent, &text) {

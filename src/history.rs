@@ -9,8 +9,16 @@ use std::os::unix::fs::OpenOptionsExt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::message::{Kind, Message, State};
-use crate::spool::{Spool, now_ms};
+use crate::spool::Spool;
+
+/// What a message is; its history entries carry it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Ask,
+    Notify,
+    Broadcast,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -24,20 +32,6 @@ pub enum Event {
     /// delivered and its answer is still stored.
     Cancelled,
     Failed,
-}
-
-impl From<State> for Event {
-    fn from(s: State) -> Event {
-        match s {
-            State::Queued => Event::Sent,
-            State::Delivered => Event::Delivered,
-            State::Answered => Event::Answered,
-            State::Received => Event::Received,
-            State::Expired => Event::Expired,
-            State::Cancelled => Event::Cancelled,
-            State::Failed => Event::Failed,
-        }
-    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -57,25 +51,8 @@ pub struct Entry {
 
 /// Appends one entry. The history is a record, not a source of truth, so a failure to write it
 /// is reported on stderr and never stops the message itself.
-pub fn append(spool: &Spool, event: Event, m: &Message, answer: Option<&str>) {
-    let entry = Entry {
-        ts_ms: now_ms(),
-        event,
-        id: m.id.clone(),
-        kind: m.kind,
-        from: m.from.clone(),
-        to: m.to.clone(),
-        text: match event {
-            Event::Sent => Some(m.text.clone()),
-            Event::Answered => answer.map(str::to_string),
-            _ => None,
-        },
-        // An answer that comes after its question was given up on is still an answer.
-        error: (event != Event::Answered)
-            .then(|| m.error.clone())
-            .flatten(),
-    };
-    if let Err(e) = write(spool, &entry) {
+pub fn append(spool: &Spool, entry: &Entry) {
+    if let Err(e) = write(spool, entry) {
         eprintln!("repowire: cannot write the history: {e}");
     }
 }

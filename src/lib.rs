@@ -2,6 +2,19 @@
 //! daemon. The state is a spool directory of plain files (see `spool` and repowire-spool(5));
 //! every participant is a short-lived process: agent hooks, CLI commands, background
 //! deliverers, and one MCP server per agent session.
+//!
+//! The modules form four layers, and a module uses only modules of its own layer or below
+//! (never in a circle; `tests/structure.rs` checks both):
+//!
+//! 1. **Primitives**: the spool's files and locks (`spool`), waiting on them (`wait`),
+//!    `time`, `error`, host names (`host`), and the outside world as repowire meets it:
+//!    tmux (`tmux`), the agents' differences (`agent`), their transcripts (`transcript`).
+//! 2. **Records** in the spool: `config`, `peer`, `history`, `message`.
+//! 3. **Operations** on them: asking and waiting (`ask`), typing into panes (`deliver`),
+//!    other hosts (`remote`: the calling and the serving side), housekeeping (`gc`).
+//! 4. **Front ends**: the command line (`cli`, `commands`), the agents' hooks (`hook`), the
+//!    MCP server (`mcp`), wiring into the agents' files (`setup`), `status`, `demo`, and the
+//!    stand-in agent (`standin`).
 
 pub mod agent;
 pub mod ask;
@@ -14,6 +27,7 @@ pub mod error;
 pub mod gc;
 pub mod history;
 pub mod hook;
+pub mod host;
 pub mod mcp;
 pub mod message;
 pub mod peer;

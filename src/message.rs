@@ -16,21 +16,14 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
-use crate::history;
+pub use crate::history::Kind;
+use crate::history::{self, Entry, Event};
 use crate::peer::{Peer, USER};
 use crate::spool::{Spool, Staged, new_id, now_ms};
 
 /// Largest message text accepted, in bytes. Text is typed into a terminal at a few KB/s, and
 /// an agent reads long pastes badly: longer content belongs in a file whose path is sent.
 pub const MAX_TEXT: usize = 32 * 1024;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    Ask,
-    Notify,
-    Broadcast,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -49,6 +42,44 @@ pub enum State {
     Cancelled,
     /// Could not be delivered or answered; `error` says why.
     Failed,
+}
+
+impl From<State> for Event {
+    fn from(s: State) -> Event {
+        match s {
+            State::Queued => Event::Sent,
+            State::Delivered => Event::Delivered,
+            State::Answered => Event::Answered,
+            State::Received => Event::Received,
+            State::Expired => Event::Expired,
+            State::Cancelled => Event::Cancelled,
+            State::Failed => Event::Failed,
+        }
+    }
+}
+
+/// Appends `event` of message `m` to the history (`answer` with `answered`).
+pub fn log(spool: &Spool, event: Event, m: &Message, answer: Option<&str>) {
+    history::append(
+        spool,
+        &Entry {
+            ts_ms: now_ms(),
+            event,
+            id: m.id.clone(),
+            kind: m.kind,
+            from: m.from.clone(),
+            to: m.to.clone(),
+            text: match event {
+                Event::Sent => Some(m.text.clone()),
+                Event::Answered => answer.map(str::to_string),
+                _ => None,
+            },
+            // An answer that comes after its question was given up on is still an answer.
+            error: (event != Event::Answered)
+                .then(|| m.error.clone())
+                .flatten(),
+        },
+    );
 }
 
 impl State {
@@ -225,7 +256,7 @@ pub fn send(spool: &Spool, d: &Draft<'_>) -> Result<(Message, Option<crate::spoo
         error: None,
     };
     spool.write_json(&queue_path(spool, &id), &msg)?;
-    history::append(spool, history::Event::Sent, &msg, None);
+    log(spool, Event::Sent, &msg, None);
     Ok((msg, waiter))
 }
 
@@ -384,7 +415,7 @@ pub fn finish_locked(
         true
     })?;
     if let Some(m) = m.as_ref().filter(|_| changed) {
-        history::append(spool, history::Event::from(state), m, None);
+        log(spool, Event::from(state), m, None);
     }
     Ok(m)
 }
@@ -429,7 +460,7 @@ pub fn answer(
         .place_new(&answer_path)
         .context("cannot store the answer")?;
     if fresh {
-        history::append(spool, history::Event::Answered, msg, Some(text));
+        log(spool, Event::Answered, msg, Some(text));
     }
     if let Some(d) = staged_done {
         move_to_done(spool, &msg.id, d)?;

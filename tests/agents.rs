@@ -223,6 +223,22 @@ screen_reader_detection_done = true
         );
     }
 
+    /// A person asks `asker` to `call` a tool that asks `target`: `asker`'s answer is the tool
+    /// result, which holds `target`'s `reply`, and the question to `target` went through the
+    /// spool.
+    fn relay(&self, asker: &str, target: &str, call: &str, reply: &str, how: &str) {
+        let (answer, took) = self.ask(asker, call);
+        eprintln!("agents: {asker} {how} {target}: {took:.2?}");
+        assert!(
+            answer.starts_with("TOOL_RESULT: ") && answer.contains(reply),
+            "{asker}: {answer}"
+        );
+        let inner = self.last_sent(asker, target);
+        assert_eq!(self.event_names(&inner), ["sent", "delivered", "answered"]);
+        self.assert_online(asker);
+        self.assert_online(target);
+    }
+
     /// What the sessions show, the peers and the history. Never panics.
     fn diagnosis(&self) -> String {
         let mut d = format!("--- state: {}\n", self.root.display());
@@ -317,19 +333,7 @@ fn claude_codex_and_gemini_ask_each_other() {
                 json!({"command": command, "description": "ask a peer"})
             ),
         };
-        let t = Instant::now();
-        let (answer, _) = team.ask(asker, &call);
-        eprintln!(
-            "agents: {asker} runs `peer ask {target}`: {:.2?}",
-            t.elapsed()
-        );
-        assert!(
-            answer.starts_with("TOOL_RESULT: ") && answer.contains(&reply),
-            "{asker}: {answer}"
-        );
-        let inner = team.last_sent(asker, target);
-        assert_eq!(team.event_names(&inner), ["sent", "delivered", "answered"]);
-        team.assert_online(asker);
+        team.relay(asker, target, &call, &reply, "runs `peer ask`");
     }
 
     // 7. A person's draft in the prompt box is never typed after: the question waits until
@@ -403,20 +407,8 @@ pub(crate) fn core_flows(team: &Team) {
     ] {
         let reply = format!("{target} answers {asker} through MCP");
         let args = json!({"peer_name": target, "query": format!("REPLY {reply}")});
-        let t = Instant::now();
-        let (answer, _) = team.ask(asker, &format!("CALL_TOOL {tool} {args}"));
-        eprintln!(
-            "agents: {asker} asks {target} through MCP: {:.2?}",
-            t.elapsed()
-        );
-        assert!(
-            answer.starts_with("TOOL_RESULT: ") && answer.contains(&reply),
-            "{asker}: {answer}"
-        );
-        let inner = team.last_sent(asker, target);
-        assert_eq!(team.event_names(&inner), ["sent", "delivered", "answered"]);
-        team.assert_online(asker);
-        team.assert_online(target);
+        let call = format!("CALL_TOOL {tool} {args}");
+        team.relay(asker, target, &call, &reply, "asks through MCP");
     }
 
     // 3. A notification reaches each, as a turn of its own.

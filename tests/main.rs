@@ -18,4 +18,5 @@ mod mcp;
 mod mesh;
 mod remote;
 mod setup;
+mod structure;
 mod versions;

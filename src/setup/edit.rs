@@ -1,0 +1,641 @@
+//! Editing the agents' files, the same for every agent: each change is planned on the file as
+//! read, all files are read and checked before any is written, a file is replaced atomically
+//! and only if it still holds what was read, the first change keeps a backup, and removing
+//! repowire restores the original bytes. Also the JSON shapes the agents share: hook lists
+//! (Claude Code, Codex and Gemini CLI write them alike) and `mcpServers` entries.
+
+use std::fs;
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::ValueEnum;
+use serde_json::{Map, Value, json};
+use toml_edit::DocumentMut;
+
+use super::MCP_NAME;
+use crate::agent::Agent;
+use crate::hook::Event;
+
+/// A JSON file's top-level object.
+pub(crate) type Object = Map<String, Value>;
+
+pub(super) const BACKUP_SUFFIX: &str = ".repowire-backup";
+
+/// How often a file that keeps changing under us is read and changed again.
+pub(super) const ATTEMPTS: usize = 5;
+
+/// What repowire puts into Claude Code's files: commands running this binary.
+pub(crate) struct Ours {
+    pub(super) exe: String,
+}
+
+impl Ours {
+    pub(crate) fn current() -> Result<Ours> {
+        let exe = std::env::current_exe().context("cannot find the path of this binary")?;
+        let exe = exe.into_os_string().into_string().map_err(|p| {
+            anyhow!(
+                "the path of this binary ({}) is not UTF-8, which Claude Code's JSON files cannot hold; install repowire elsewhere",
+                Path::new(&p).display()
+            )
+        })?;
+        Ok(Ours { exe })
+    }
+
+    pub(crate) fn exe(&self) -> &str {
+        &self.exe
+    }
+
+    /// The hook command for `event` of `agent`: the agents run it with `sh -c`.
+    pub(super) fn hook_command(&self, event: Event, agent: Agent) -> String {
+        let name = event
+            .to_possible_value()
+            .expect("hook events are not hidden");
+        let cmd = format!("{} hook {}", sh_quote(&self.exe), name.get_name());
+        match agent {
+            Agent::Claude => cmd,
+            _ => format!("{cmd} --agent {}", agent.as_str()),
+        }
+    }
+
+    /// What `claude mcp add -s user repowire -- /abs/repowire mcp` writes.
+    pub(super) fn mcp_server(&self) -> Value {
+        json!({"type": "stdio", "command": self.exe, "args": ["mcp"], "env": {}})
+    }
+}
+
+/// `command args...` of an MCP server entry, for people.
+pub(super) fn mcp_command_line(entry: &Value) -> String {
+    let mut words = vec![entry["command"].as_str().unwrap_or("?").to_string()];
+    if let Some(args) = entry["args"].as_array() {
+        words.extend(args.iter().map(|a| a.as_str().unwrap_or("?").to_string()));
+    }
+    words.join(" ")
+}
+
+/// One line of what a command changed (or would change) in a file.
+pub(super) struct Change {
+    pub(super) verb: Verb,
+    pub(super) what: String,
+}
+
+#[derive(Clone, Copy)]
+pub(super) enum Verb {
+    Add,
+    Update,
+    Remove,
+}
+
+impl Change {
+    pub(super) fn new(verb: Verb, what: impl Into<String>) -> Change {
+        Change {
+            verb,
+            what: what.into(),
+        }
+    }
+
+    pub(super) fn show(&self, dry_run: bool) -> String {
+        let verb = match (self.verb, dry_run) {
+            (Verb::Add, false) => "added",
+            (Verb::Update, false) => "updated",
+            (Verb::Remove, false) => "removed",
+            (Verb::Add, true) => "would add",
+            (Verb::Update, true) => "would update",
+            (Verb::Remove, true) => "would remove",
+        };
+        format!("{verb} {}", self.what)
+    }
+}
+
+pub(super) fn unregister_mcp(state: &mut Object, before: Option<&Object>) -> Result<Vec<Change>> {
+    let Some(servers) = state.get_mut("mcpServers").and_then(Value::as_object_mut) else {
+        return Ok(Vec::new());
+    };
+    let Some(entry) = servers.shift_remove(MCP_NAME) else {
+        return Ok(Vec::new());
+    };
+    prune(state, "mcpServers", before);
+    Ok(vec![Change::new(
+        Verb::Remove,
+        format!("MCP server {MCP_NAME}: {}", mcp_command_line(&entry)),
+    )])
+}
+
+/// Removes `map[key]` if it is an empty list or object that `before` (the file as it was
+/// before setup first changed it) did not have: a container setup created, now emptied.
+pub(super) fn prune(map: &mut Object, key: &str, before: Option<&Object>) {
+    let empty = match map.get(key) {
+        Some(Value::Array(a)) => a.is_empty(),
+        Some(Value::Object(o)) => o.is_empty(),
+        _ => false,
+    };
+    if empty && !before.is_some_and(|b| b.contains_key(key)) {
+        map.shift_remove(key);
+    }
+}
+
+/// `map[key]` as an object, created if missing; an error naming `path` if it is not one.
+pub(super) fn object_at<'a>(map: &'a mut Object, key: &str, path: &str) -> Result<&'a mut Object> {
+    let v = map.entry(key).or_insert_with(|| json!({}));
+    let kind = kind_of(v);
+    v.as_object_mut()
+        .ok_or_else(|| anyhow!("`{path}` is {kind}, where Claude Code expects an object"))
+}
+
+/// `map[key]` as a list, created if missing; an error naming `path` if it is not one.
+pub(super) fn array_at<'a>(
+    map: &'a mut Object,
+    key: &str,
+    path: &str,
+) -> Result<&'a mut Vec<Value>> {
+    let v = map.entry(key).or_insert_with(|| json!([]));
+    let kind = kind_of(v);
+    v.as_array_mut()
+        .ok_or_else(|| anyhow!("`{path}` is {kind}, where Claude Code expects a list"))
+}
+
+pub(super) fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// What an edit does to a file's top-level object, given the file as it was before setup
+/// first changed it (its backup), if known: it says what it changed.
+pub(super) type Apply<'a> = dyn Fn(&mut Object, Option<&Object>) -> Result<Vec<Change>> + 'a;
+/// The same for a TOML file (Codex's `config.toml`).
+pub(super) type ApplyToml<'a> =
+    dyn Fn(&mut DocumentMut, Option<&DocumentMut>) -> Result<Vec<Change>> + 'a;
+
+/// A change to one file.
+pub(super) struct Edit<'a> {
+    pub(super) path: PathBuf,
+    pub(super) apply: Applier<'a>,
+}
+
+pub(super) enum Applier<'a> {
+    Json(Box<Apply<'a>>),
+    Toml(Box<ApplyToml<'a>>),
+}
+
+impl<'a> Edit<'a> {
+    pub(super) fn new(
+        path: PathBuf,
+        apply: impl Fn(&mut Object, Option<&Object>) -> Result<Vec<Change>> + 'a,
+    ) -> Edit<'a> {
+        Edit {
+            path,
+            apply: Applier::Json(Box::new(apply)),
+        }
+    }
+
+    pub(super) fn toml(
+        path: PathBuf,
+        apply: impl Fn(&mut DocumentMut, Option<&DocumentMut>) -> Result<Vec<Change>> + 'a,
+    ) -> Edit<'a> {
+        Edit {
+            path,
+            apply: Applier::Toml(Box::new(apply)),
+        }
+    }
+}
+
+/// An edit worked out on the file as read, not yet written.
+pub(super) struct Plan {
+    /// The file actually written: the path, or where it links to.
+    pub(super) target: PathBuf,
+    /// The file's bytes as read (`None`: no such file).
+    pub(super) before: Option<Vec<u8>>,
+    /// The bytes to write (`None`: delete the file).
+    pub(super) after: Option<Vec<u8>>,
+    pub(super) changes: Vec<Change>,
+    /// `after` is the backup, which then goes.
+    pub(super) restores_backup: bool,
+}
+
+pub(super) fn backup_path(path: &Path) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(BACKUP_SUFFIX);
+    PathBuf::from(p)
+}
+
+/// Reads every file and works out every edit, so that nothing is written unless all of them
+/// can be done.
+pub(super) fn plan_all(edits: &[Edit]) -> Result<Vec<Plan>> {
+    edits
+        .iter()
+        .map(|e| {
+            plan(e).map_err(|err| {
+                err.context("nothing was changed; fix that and run the command again")
+            })
+        })
+        .collect()
+}
+
+pub(super) fn plan(edit: &Edit) -> Result<Plan> {
+    let path = edit.path.as_path();
+    let target = resolve(path)?;
+    let before = read_opt(&target)?;
+    let backup_bytes = read_opt(&backup_path(path))?;
+    // A backup that no longer parses is no guide to what the user had: ignore it.
+    let (changes, after, restores_backup) = match &edit.apply {
+        Applier::Json(apply) => {
+            let mut value = parse_object(path, before.as_deref())?;
+            let backup =
+                backup_bytes.and_then(|b| parse_object(path, Some(&b)).ok().map(|v| (b, v)));
+            let changes = apply(&mut value, backup.as_ref().map(|(_, v)| v))
+                .with_context(|| format!("cannot change {}", path.display()))?;
+            match backup {
+                _ if changes.is_empty() => (changes, before.clone(), false),
+                Some((bytes, old)) if old == value => (changes, Some(bytes), true),
+                // Nothing but repowire's entries was in it, and no backup says the user had
+                // the file before: it goes, as it was before setup.
+                None if value.is_empty() => (changes, None, false),
+                _ => {
+                    let after = render(&value, before.as_deref());
+                    (changes, Some(after), false)
+                }
+            }
+        }
+        Applier::Toml(apply) => {
+            let mut doc = parse_toml(path, before.as_deref())?;
+            let backup = backup_bytes.and_then(|b| parse_toml(path, Some(&b)).ok().map(|d| (b, d)));
+            let changes = apply(&mut doc, backup.as_ref().map(|(_, d)| d))
+                .with_context(|| format!("cannot change {}", path.display()))?;
+            let text = doc.to_string();
+            match backup {
+                _ if changes.is_empty() => (changes, before.clone(), false),
+                Some((bytes, old)) if old.to_string() == text => (changes, Some(bytes), true),
+                None if text.trim().is_empty() => (changes, None, false),
+                _ => (changes, Some(text.into_bytes()), false),
+            }
+        }
+    };
+    Ok(Plan {
+        target,
+        before,
+        after,
+        changes,
+        restores_backup,
+    })
+}
+
+/// Parses a TOML file (`bytes`, `None`: missing) keeping its formatting; an error names the
+/// file and the line.
+pub(super) fn parse_toml(path: &Path, bytes: Option<&[u8]>) -> Result<DocumentMut> {
+    let Some(bytes) = bytes else {
+        return Ok(DocumentMut::new());
+    };
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| anyhow!("{} is not UTF-8 text; fix or remove it", path.display()))?;
+    text.parse::<DocumentMut>().map_err(|e| {
+        let msg = e.to_string();
+        let line = e
+            .span()
+            .map(|s| text[..s.start].matches('\n').count() + 1)
+            .unwrap_or(0);
+        anyhow!(
+            "{}:{line}: not valid TOML; Codex cannot read it either. Fix it at line {line}:\n{}",
+            path.display(),
+            msg.trim_end()
+        )
+    })
+}
+
+/// As Claude Code writes its files: pretty-printed with two-space indents (the original's
+/// final newline kept, or its absence).
+pub(super) fn render(value: &Object, before: Option<&[u8]>) -> Vec<u8> {
+    let mut bytes = serde_json::to_vec_pretty(value).expect("JSON values serialize");
+    if before.is_none_or(|b| b.ends_with(b"\n")) {
+        bytes.push(b'\n');
+    }
+    bytes
+}
+
+/// Writes every plan (or, for a dry run, only says what it would change). Returns whether
+/// any file changed.
+pub(super) fn commit_all(edits: &[Edit], plans: Vec<Plan>, dry_run: bool) -> Result<bool> {
+    let mut changed = false;
+    for (edit, plan) in edits.iter().zip(plans) {
+        let (plan, backup) = if dry_run {
+            (plan, None)
+        } else {
+            commit(edit, plan)?
+        };
+        report(&edit.path, &plan, backup.as_deref(), dry_run);
+        changed |= !plan.changes.is_empty();
+    }
+    Ok(changed)
+}
+
+pub(super) fn report(path: &Path, plan: &Plan, backup: Option<&Path>, dry_run: bool) {
+    if plan.changes.is_empty() {
+        println!("{}: up to date", path.display());
+        return;
+    }
+    let (restore, delete) = match dry_run {
+        false => ("restored", "deleted"),
+        true => ("to be restored", "to be deleted"),
+    };
+    let note = match (plan.restores_backup, plan.after.is_none(), backup) {
+        (true, _, _) => format!(
+            ", {restore} byte for byte from {}",
+            backup_path(path).display()
+        ),
+        (_, true, _) => format!(", {delete}: nothing else is in it"),
+        (_, _, Some(b)) => format!(", the original kept in {}", b.display()),
+        _ => String::new(),
+    };
+    println!("{}{note}:", path.display());
+    for c in &plan.changes {
+        println!("  {}", c.show(dry_run));
+    }
+}
+
+/// Writes one plan, working it out again if the file changed since it was read. Returns the
+/// plan written and the backup made now, if any.
+pub(super) fn commit(edit: &Edit, first: Plan) -> Result<(Plan, Option<PathBuf>)> {
+    let mut p = first;
+    for _ in 0..ATTEMPTS {
+        if p.after == p.before {
+            return Ok((p, None));
+        }
+        match write(&edit.path, &p)? {
+            Written::Done(backup) => return Ok((p, backup)),
+            Written::Raced => p = plan(edit)?,
+        }
+    }
+    bail!(
+        "{} kept changing while repowire tried to update it; quit the agent and run the command again",
+        edit.path.display()
+    )
+}
+
+/// What [`write`] did.
+#[derive(Debug, PartialEq)]
+pub(super) enum Written {
+    /// Nothing: the file changed since the plan was made.
+    Raced,
+    /// Replaced the file; the backup made now, if any.
+    Done(Option<PathBuf>),
+}
+
+/// Replaces the file atomically, if it still holds what the plan was made from.
+pub(super) fn write(path: &Path, plan: &Plan) -> Result<Written> {
+    let dir = plan.target.parent().unwrap_or(Path::new("."));
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("cannot create {}", dir.display()))?;
+    let staged = match &plan.after {
+        Some(bytes) => Some(stage(&plan.target, bytes)?),
+        None => None,
+    };
+    // The staging took a while; Claude Code may have rewritten the file meanwhile, and
+    // renaming over that would lose its change. (The window left is the rename itself.)
+    if read_opt(&plan.target)? != plan.before {
+        return Ok(Written::Raced);
+    }
+    let backup = backup_path(path);
+    let made = match &plan.before {
+        // (A file deleted held nothing but repowire's entries: nothing to keep.)
+        Some(original) if !plan.restores_backup && plan.after.is_some() => {
+            write_backup(&backup, original)?.then_some(backup.clone())
+        }
+        _ => None,
+    };
+    let what = || format!("cannot write {}", plan.target.display());
+    match staged {
+        Some(tmp) => {
+            tmp.persist(&plan.target)
+                .map_err(|e| e.error)
+                .with_context(what)?;
+        }
+        None => fs::remove_file(&plan.target).with_context(what)?,
+    }
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .with_context(what)?;
+    if plan.restores_backup {
+        fs::remove_file(&backup).with_context(|| format!("cannot remove {}", backup.display()))?;
+    }
+    Ok(Written::Done(made))
+}
+
+/// A temporary file beside `target` holding `bytes`, fsynced, with `target`'s permissions
+/// (0600 for a new file).
+pub(super) fn stage(target: &Path, bytes: &[u8]) -> Result<tempfile::NamedTempFile> {
+    let dir = target.parent().unwrap_or(Path::new("."));
+    let what = || format!("cannot write a temporary file in {}", dir.display());
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".repowire-")
+        .tempfile_in(dir)
+        .with_context(what)?;
+    if let Ok(md) = fs::metadata(target) {
+        tmp.as_file()
+            .set_permissions(md.permissions())
+            .with_context(what)?;
+    }
+    tmp.write_all(bytes).with_context(what)?;
+    tmp.as_file().sync_all().with_context(what)?;
+    Ok(tmp)
+}
+
+/// Saves `original` as the backup unless there is one already (only the first change is
+/// backed up). Returns whether it made one.
+pub(super) fn write_backup(backup: &Path, original: &[u8]) -> Result<bool> {
+    let file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(backup);
+    let mut file = match file {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(false),
+        Err(e) => return Err(e).with_context(|| format!("cannot create {}", backup.display())),
+    };
+    file.write_all(original)
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("cannot write {}", backup.display()))?;
+    Ok(true)
+}
+
+/// The file to read and replace for `path`: where it links to, if it is a symbolic link
+/// (as with a dotfiles repository), so the link stays a link.
+pub(super) fn resolve(path: &Path) -> Result<PathBuf> {
+    match fs::symlink_metadata(path) {
+        Ok(md) if md.file_type().is_symlink() => fs::canonicalize(path).with_context(|| {
+            format!(
+                "{} is a symbolic link to a file that does not exist; fix or remove the link",
+                path.display()
+            )
+        }),
+        _ => Ok(path.to_path_buf()),
+    }
+}
+
+/// A file's bytes; `None` if it does not exist.
+pub(super) fn read_opt(path: &Path) -> Result<Option<Vec<u8>>> {
+    match fs::read(path) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+/// Reads a Claude Code JSON file's top-level object: empty if the file does not exist.
+pub(crate) fn read_object(path: &Path) -> Result<Object> {
+    parse_object(path, read_opt(&resolve(path)?)?.as_deref())
+}
+
+/// Parses a Claude Code JSON file (`bytes`, `None`: missing); an error names the file, the
+/// line and the column.
+pub(super) fn parse_object(path: &Path, bytes: Option<&[u8]>) -> Result<Object> {
+    let Some(bytes) = bytes.filter(|b| !b.trim_ascii().is_empty()) else {
+        return Ok(Map::new());
+    };
+    match serde_json::from_slice(bytes) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(v) => bail!(
+            "{} holds {}, not a JSON object as Claude Code expects; fix or remove it",
+            path.display(),
+            kind_of(&v)
+        ),
+        Err(e) => {
+            let msg = e.to_string();
+            let msg = msg.split(" at line ").next().unwrap_or(&msg);
+            bail!(
+                "{}:{}:{}: not valid JSON ({msg}); Claude Code cannot read it either. Fix it at line {}, column {}",
+                path.display(),
+                e.line(),
+                e.column(),
+                e.line(),
+                e.column()
+            )
+        }
+    }
+}
+
+/// A word for `sh`: quoted unless it is plainly safe.
+pub(super) fn sh_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-+=:@%,".contains(&b))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// The words of a simple `sh` command line: quotes and backslashes as `sh` reads them;
+/// anything fancier (`$`, `;`) is taken literally, which is enough to tell a repowire hook.
+pub(super) fn sh_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word: Option<String> = None;
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            ' ' | '\t' | '\n' => words.extend(word.take()),
+            '\'' => {
+                let w = word.get_or_insert_with(String::new);
+                w.extend(chars.by_ref().take_while(|&c| c != '\''));
+            }
+            '"' => {
+                let w = word.get_or_insert_with(String::new);
+                while let Some(c) = chars.next() {
+                    match c {
+                        '"' => break,
+                        '\\' => match chars.next() {
+                            Some(n @ ('"' | '\\' | '$' | '`')) => w.push(n),
+                            Some(n) => w.extend(['\\', n]),
+                            None => w.push('\\'),
+                        },
+                        c => w.push(c),
+                    }
+                }
+            }
+            '\\' => word.get_or_insert_with(String::new).extend(chars.next()),
+            c => word.get_or_insert_with(String::new).push(c),
+        }
+    }
+    words.extend(word);
+    words
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_words_round_trip_quoting() {
+        for path in [
+            "/usr/bin/repowire",
+            "/opt/my tools/repowire",
+            "/it's/repowire",
+            "/a\"b/$x/repowire",
+        ] {
+            let line = format!("{} hook stop", sh_quote(path));
+            assert_eq!(sh_words(&line), [path, "hook", "stop"], "{line}");
+        }
+        assert_eq!(
+            sh_words(r#"a\ b "c \"d\"" 'e''f'"#),
+            ["a b", "c \"d\"", "ef"]
+        );
+    }
+
+    #[test]
+    fn a_file_rewritten_since_it_was_read_is_changed_again_not_overwritten() {
+        let t = tempfile::tempdir().unwrap();
+        let path = t.path().join(".claude.json");
+        fs::write(&path, br#"{"numStartups": 1}"#).unwrap();
+        let ours = Ours {
+            exe: "/x/repowire".into(),
+        };
+        let edit = Edit::new(path.clone(), |m, _| {
+            super::super::claude::register_mcp(m, &ours)
+        });
+        let first = plan(&edit).unwrap();
+        // Claude Code rewrites the file between our read and our rename.
+        fs::write(&path, br#"{"numStartups": 2}"#).unwrap();
+        assert_eq!(write(&path, &first).unwrap(), Written::Raced);
+        assert_eq!(fs::read(&path).unwrap(), br#"{"numStartups": 2}"#);
+
+        let (_, backup) = commit(&edit, first).unwrap();
+        let v: Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        assert_eq!(v["numStartups"], 2);
+        assert_eq!(v["mcpServers"]["repowire"]["command"], "/x/repowire");
+        assert_eq!(backup, Some(backup_path(&path)));
+        assert_eq!(
+            fs::read(backup_path(&path)).unwrap(),
+            br#"{"numStartups": 2}"#
+        );
+        // No temporary file is left behind.
+        assert_eq!(fs::read_dir(t.path()).unwrap().count(), 2);
+    }
+
+    #[test]
+    fn parse_errors_name_file_line_and_column() {
+        let e = parse_object(Path::new("/h/settings.json"), Some(b"{\n  \"a\": 1,\n}\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("/h/settings.json:3:1: not valid JSON"), "{e}");
+        assert!(e.contains("line 3, column 1"), "{e}");
+        let e = parse_object(Path::new("/h/x.json"), Some(b"[]"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("holds a list"), "{e}");
+        assert!(
+            parse_object(Path::new("/h/x.json"), Some(b" \n"))
+                .unwrap()
+                .is_empty()
+        );
+    }
+}
