@@ -372,6 +372,7 @@ fn pending_question(w: &World, pane: &str, i: usize) -> (Message, String) {
             to: "b",
             text: &format!("question {i}"),
             deadline_ms: None,
+            chain: &[],
         },
     )
     .unwrap();
@@ -710,6 +711,7 @@ fn fill_history(w: &World, n: usize) {
             delivered_ms: Some(base + i as u64),
             finished_ms: Some(base + i as u64),
             error: None,
+            chain: Vec::new(),
         };
         std::fs::write(
             root.join("done").join(format!("{id}.json")),

@@ -48,13 +48,16 @@ const LIVENESS_EVERY: Duration = Duration::from_secs(1);
 const CANCEL_TICK: Duration = Duration::from_millis(100);
 
 /// Queues question `text` from `from` to `to`. Refuses an unknown or offline peer, and a
-/// question that would deadlock. Returns the queued message and the waiter lock to hold.
+/// question that would deadlock (here, or across hosts: `chain` holds the askers on other
+/// hosts that wait on `from`, empty for a local asker). Returns the queued message and the
+/// waiter lock to hold.
 pub fn ask(
     spool: &Spool,
     from: &str,
     to: &str,
     text: &str,
     timeout: Duration,
+    chain: &[String],
 ) -> Result<(Message, Lock)> {
     let peer = peer::require(spool, to)?;
     let (status, why) = peer::status(&peer);
@@ -73,6 +76,7 @@ pub fn ask(
             to,
             text,
             deadline_ms: Some(now_ms() + timeout.as_millis() as u64),
+            chain,
         },
     )?;
     deliver::kick(spool, to)?;
@@ -180,6 +184,7 @@ pub fn wait_answer(
     };
     let got = wait::until_file_changes(&files, Some(deadline), tick, check)?;
     if let Some(r) = got {
+        message::mark_read(spool, id);
         return Ok(r);
     }
     // Timed out. Withdraw it if it was never typed; keep it if the peer has it.
@@ -197,6 +202,7 @@ pub fn wait_answer(
         other => other.clone(),
     };
     if let Some(r) = message::load_response(spool, id)? {
+        message::mark_read(spool, id);
         return Ok(r);
     }
     let pending = after.as_ref().is_some_and(|m| m.state.is_open());
@@ -231,6 +237,7 @@ pub enum Checked {
 pub fn check(spool: &Spool, id: &str) -> Result<Checked> {
     message::validate_id(id)?;
     if let Some(r) = message::load_response(spool, id)? {
+        message::mark_read(spool, id);
         return Ok(Checked::Answered(r.text));
     }
     let m = message::load(spool, id)?
@@ -336,6 +343,7 @@ fn send_unanswered(spool: &Spool, kind: Kind, from: &str, to: &str, text: &str) 
         to,
         text,
         deadline_ms: None,
+        chain: &[],
     };
     let (msg, _) = message::send(spool, &draft)?;
     deliver::kick(spool, to)?;

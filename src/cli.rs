@@ -328,22 +328,13 @@ pub struct LogArgs {
 
 #[derive(Debug, Args)]
 pub struct GcArgs {
-    /// Prune finished messages older than this
-    #[arg(long, default_value = "7d", value_name = "AGE", value_parser = parse_age)]
+    /// Prune finished messages, their answers and days of history older than this (an
+    /// answer nobody has received yet stays; `30d`, `12h`, ...)
+    #[arg(long, default_value = "7d", value_name = "AGE", value_parser = crate::time::parse_age)]
     pub older_than: Duration,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    crate::time::parse_duration(s)
-}
-
-fn parse_age(s: &str) -> Result<Duration, String> {
-    if let Some(days) = s.strip_suffix('d') {
-        return days
-            .parse::<u64>()
-            .map(|d| Duration::from_secs(d * 86_400))
-            .map_err(|_| format!("'{s}' is not a number of days"));
-    }
     crate::time::parse_duration(s)
 }
 

@@ -51,21 +51,22 @@ pub fn peer(spool: &Spool, cmd: PeerCommand) -> Result<()> {
             let text = text_arg(text)?;
             let timeout = timeout.unwrap_or(Config::load(spool)?.ask_timeout);
             if let Some((peer, host)) = remote::parse_peer(&name)? {
-                let from = remote::sender(spool)?;
+                let (from, chain) = (remote::sender(spool)?, remote::chain(spool)?);
+                let asker = (from.as_str(), chain.as_slice());
                 if no_wait {
                     println!(
                         "{}",
-                        remote::ask_no_wait(host, peer, &from, &text, timeout)?
+                        remote::ask_no_wait(host, peer, asker, &text, timeout)?
                     );
                     return Ok(());
                 }
                 let answer = wait_printing(&name, |show| {
-                    remote::ask(host, peer, &from, &text, timeout, None, show)
+                    remote::ask(host, peer, asker, &text, timeout, None, show)
                 })?;
                 return print_answer(&answer);
             }
             let from = peer::sender_name(spool)?;
-            let (msg, lock) = ask::ask(spool, &from, &name, &text, timeout)?;
+            let (msg, lock) = ask::ask(spool, &from, &name, &text, timeout, &[])?;
             if no_wait {
                 println!("{}", msg.id);
                 return Ok(());
@@ -439,9 +440,15 @@ fn format_entry(e: &Entry) -> String {
 pub fn gc(spool: &Spool, args: GcArgs) -> Result<()> {
     let r = crate::gc::run(spool, args.older_than)?;
     println!(
-        "removed {} finished messages, {} answers, {} temporary files, {} lock files",
-        r.messages, r.responses, r.temp_files, r.lock_files
+        "removed {} finished messages, {} answers, {} days of history, {} temporary files, {} lock files",
+        r.messages, r.responses, r.history_days, r.temp_files, r.lock_files
     );
+    if r.unread_kept > 0 {
+        println!(
+            "kept {} older answers nobody has received yet (`repowire peer wait ID` fetches one)",
+            r.unread_kept
+        );
+    }
     Ok(())
 }
 

@@ -26,6 +26,10 @@ pub struct Config {
     /// `peer broadcast --all` include.
     #[serde(deserialize_with = "hosts")]
     pub remotes: Vec<String>,
+    /// How long finished messages, their answers and the history are kept before the daily
+    /// housekeeping removes them; zero keeps everything.
+    #[serde(deserialize_with = "keep")]
+    pub keep: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -42,6 +46,7 @@ impl Default for Config {
             mcp_ask_timeout: Duration::from_secs(300),
             naming: Naming::Repository,
             remotes: Vec::new(),
+            keep: Duration::from_secs(30 * 86_400),
         }
     }
 }
@@ -49,6 +54,21 @@ impl Default for Config {
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let s = String::deserialize(d)?;
     crate::time::parse_duration(&s).map_err(serde::de::Error::custom)
+}
+
+/// `keep`: a number of days (`30`; `0` keeps everything), or an age (`30d`, `12h`).
+fn keep<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Keep {
+        Days(u64),
+        Age(String),
+    }
+    match Keep::deserialize(d)? {
+        Keep::Days(n) => Ok(Duration::from_secs(n.saturating_mul(86_400))),
+        Keep::Age(s) if s.trim() == "0" => Ok(Duration::ZERO),
+        Keep::Age(s) => crate::time::parse_age(&s).map_err(serde::de::Error::custom),
+    }
 }
 
 fn hosts<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
@@ -120,6 +140,12 @@ impl Config {
                 serde_json::to_string(&self.remotes).expect("strings serialize"),
                 serde_json::to_string(&d.remotes).expect("strings serialize"),
             ),
+            (
+                "How long finished messages, their answers and the history are kept (e.g. 30d);\n# the daily housekeeping removes what is older, never an answer nobody has read yet.\n# 0 keeps everything.",
+                "keep",
+                show_age(self.keep),
+                show_age(d.keep),
+            ),
         ];
         let mut out = String::new();
         for (doc, key, value, default) in keys {
@@ -154,6 +180,14 @@ fn located(e: &serde_yaml::Error, text: &str) -> anyhow::Error {
     anyhow::anyhow!("line {line}: {msg}")
 }
 
+fn show_age(d: Duration) -> String {
+    match d.as_secs() {
+        0 => "0".into(),
+        s if s.is_multiple_of(86_400) => format!("{}d", s / 86_400),
+        _ => show(d),
+    }
+}
+
 fn show(d: Duration) -> String {
     let ms = d.as_millis();
     if !ms.is_multiple_of(1000) {
@@ -181,6 +215,22 @@ mod tests {
             Config::default()
         );
         assert_eq!(Config::parse(&c.show()).unwrap(), c);
+        assert_eq!(Config::default().keep, Duration::from_secs(30 * 86_400));
+        assert_eq!(Config::parse("keep: 0\n").unwrap().keep, Duration::ZERO);
+        assert_eq!(
+            Config::parse("keep: 7\n").unwrap().keep,
+            Duration::from_secs(7 * 86_400)
+        );
+        assert!(format!("{:#}", Config::parse("keep: soon\n").unwrap_err()).contains("line 1"));
+        let k = Config::parse("keep: 90d\n").unwrap();
+        assert_eq!(k.keep, Duration::from_secs(90 * 86_400));
+        assert_eq!(Config::parse(&k.show()).unwrap(), k);
+        assert_eq!(
+            Config::parse(&Config::parse("keep: 0\n").unwrap().show())
+                .unwrap()
+                .keep,
+            Duration::ZERO
+        );
         let r = Config::parse("remotes: [devbox, me@gpu.example.com]\n").unwrap();
         assert_eq!(r.remotes, ["devbox", "me@gpu.example.com"]);
         assert_eq!(Config::parse(&r.show()).unwrap(), r);

@@ -27,6 +27,7 @@ use serde_json::Value;
 use crate::agent::Agent;
 use crate::config::Config;
 use crate::deliver;
+use crate::gc;
 use crate::message::{self, Kind, State};
 use crate::peer::{self, Peer, Turn};
 use crate::spool::{Spool, now_ms};
@@ -159,7 +160,7 @@ fn handle(home: &Path, event: Event, agent: Agent, p: &Value) -> Result<()> {
         Event::Prompt => prompt(&spool, &peer, agent, p),
         Event::Stop => stop(&spool, &peer, p, false),
         Event::Interrupt => stop(&spool, &peer, p, true),
-        Event::SessionEnd => session_end(&spool, &peer, field(p, "reason")),
+        Event::SessionEnd => session_end(&spool, &peer, p),
     }
 }
 
@@ -197,7 +198,8 @@ fn session_start(spool: &Spool, agent: Agent, p: &Value) -> Result<()> {
     let cwd = field(p, "cwd")
         .map(PathBuf::from)
         .filter(|c| c.is_absolute());
-    register_pane(spool, agent, field(p, "session_id"), cwd)
+    let transcript = field(p, "transcript_path").map(Path::new);
+    register_pane(spool, agent, field(p, "session_id"), cwd, transcript)
 }
 
 /// What `repowire mcp --agent codex` does when it starts: registers the Codex session in its
@@ -220,7 +222,7 @@ pub fn mcp_started(spool: &Spool, agent: Agent) {
         {
             return Ok(());
         }
-        register_pane(spool, agent, None, None)
+        register_pane(spool, agent, None, None, None)
     })();
     if let Err(e) = res {
         eprintln!("repowire mcp: cannot register this session as a peer: {e:#}");
@@ -228,11 +230,14 @@ pub fn mcp_started(spool: &Spool, agent: Agent) {
 }
 
 /// Registers the agent session running in this process's pane (if it runs in one).
+/// `transcript` is the new session's: the previous session's is beside it (Claude Code keeps a
+/// directory's sessions together).
 fn register_pane(
     spool: &Spool,
     agent: Agent,
     session_id: Option<&str>,
     cwd: Option<PathBuf>,
+    transcript: Option<&Path>,
 ) -> Result<()> {
     let Some((socket, pane)) = peer::own_pane() else {
         return Ok(()); // outside tmux nobody could type to it
@@ -257,10 +262,16 @@ fn register_pane(
     // A Codex session registered by its MCP server has no session id yet; its SessionStart
     // comes with the first prompt, which may be a question just typed: the same session,
     // whose delivered question must not be failed.
+    let previous = peer::by_pane(spool, &socket, &pane)?;
     let continued = session_id.is_some()
-        && peer::by_pane(spool, &socket, &pane)?.is_some_and(|old| {
+        && previous.as_ref().is_some_and(|old| {
             old.online && old.session_id.is_none() && old.agent == agent.as_str()
         });
+    let old_transcript = previous
+        .as_ref()
+        .and_then(|old| old.session_id.as_deref())
+        .zip(transcript.and_then(Path::parent))
+        .map(|(sid, dir)| dir.join(format!("{sid}.jsonl")));
     let peer = peer::session_started(
         spool,
         &peer::SessionStart {
@@ -276,11 +287,16 @@ fn register_pane(
     )?;
     if !continued {
         // A question typed into the previous session will never be answered by this one.
-        fail_delivered(
+        settle_delivered(
             spool,
-            &peer.name,
+            &peer,
+            old_transcript.as_deref(),
             "the peer's session restarted before it answered",
         )?;
+    }
+    // With no daemon, housekeeping rides on session starts: at most once a day, detached.
+    if let Err(e) = Config::load(spool).and_then(|c| gc::start_housekeeping(spool, c.keep)) {
+        eprintln!("repowire: housekeeping did not start: {e:#}");
     }
     deliver::kick(spool, &peer.name)
 }
@@ -329,14 +345,15 @@ fn prompt(spool: &Spool, peer: &Peer, agent: Agent, p: &Value) -> Result<()> {
             None,
         )?;
     }
+    let transcript = field(p, "transcript_path").map(Path::new);
     if let Some(id) = unfinished {
-        message::finish(
+        let _lock = spool.lock(&peer::lock_name(&peer.name))?;
+        settle_locked(
             spool,
-            &peer.name,
+            peer,
             &id,
-            Some(State::Delivered),
-            State::Failed,
-            Some("the peer's turn ended without an answer (interrupted with Esc, or its Stop hook failed)".into()),
+            transcript,
+            "the peer's turn ended without an answer (interrupted with Esc, or it ended without a reply)",
         )?;
     }
     Ok(())
@@ -456,33 +473,82 @@ fn stop(spool: &Spool, peer: &Peer, p: &Value, interrupted: bool) -> Result<()> 
     deliver::kick(spool, &peer.name)
 }
 
-fn session_end(spool: &Spool, peer: &Peer, reason: Option<&str>) -> Result<()> {
+fn session_end(spool: &Spool, peer: &Peer, p: &Value) -> Result<()> {
     // `/clear` ends a session and starts the next one in the same pane at once.
-    if reason == Some("clear") {
+    if field(p, "reason") == Some("clear") {
         return Ok(());
     }
-    peer::update(spool, &peer.name, |pr| {
+    // One hold of the lock: a waiter that sees the peer offline and fails its question
+    // (taking the lock) finds it settled, answered from the transcript where it can be.
+    let _lock = spool.lock(&peer::lock_name(&peer.name))?;
+    if let Some(mut pr) = peer::load(spool, &peer.name)? {
         pr.online = false;
         pr.turn = Turn::default();
         pr.queued_turns.clear();
         pr.last_activity_ms = now_ms();
-        true
-    })?;
-    fail_delivered(
+        peer::save(spool, &pr)?;
+    }
+    settle_all_locked(
         spool,
-        &peer.name,
+        peer,
+        field(p, "transcript_path").map(Path::new),
         "the peer's session ended before it answered",
     )
 }
 
-/// Fails every ask already typed into `name`'s pane and not answered.
-fn fail_delivered(spool: &Spool, name: &str, why: &str) -> Result<()> {
-    for m in message::inbox(spool, name)? {
+/// Settles every message delivered to `peer` that its session will now never answer (see
+/// [`settle_locked`]).
+fn settle_delivered(
+    spool: &Spool,
+    peer: &Peer,
+    transcript: Option<&Path>,
+    why: &str,
+) -> Result<()> {
+    let _lock = spool.lock(&peer::lock_name(&peer.name))?;
+    settle_all_locked(spool, peer, transcript, why)
+}
+
+/// [`settle_delivered`] for a caller that holds the peer's lock.
+fn settle_all_locked(
+    spool: &Spool,
+    peer: &Peer,
+    transcript: Option<&Path>,
+    why: &str,
+) -> Result<()> {
+    for m in message::inbox(spool, &peer.name)? {
         if m.state == State::Delivered {
-            message::finish(
+            settle_locked(spool, peer, &m.id, transcript, why)?;
+        }
+    }
+    Ok(())
+}
+
+/// A message delivered to `peer` whose turn is over without a Stop hook that settled it (the
+/// hook was killed, the turn cut short, the session gone). A question is answered from the
+/// agent's transcript when that holds the reply of the turn the question started; otherwise
+/// (no reply: Esc, a crash; or an agent whose transcript repowire does not read) the message
+/// fails with `why`. The caller holds the peer's lock.
+fn settle_locked(
+    spool: &Spool,
+    peer: &Peer,
+    id: &str,
+    transcript: Option<&Path>,
+    why: &str,
+) -> Result<()> {
+    let Some(m) = message::load(spool, id)?.filter(|m| m.state == State::Delivered) else {
+        return Ok(());
+    };
+    let reply = transcript
+        .filter(|_| m.kind == Kind::Ask && Agent::of_peer(&peer.agent) == Agent::Claude)
+        .and_then(|t| transcript::reply_to(t, |prompt| message::parse_header(prompt) == Some(id)));
+    match reply {
+        Some(text) => {
+            message::answer(spool, peer, &m, &text, None)?;
+        }
+        None => {
+            message::finish_locked(
                 spool,
-                name,
-                &m.id,
+                id,
                 Some(State::Delivered),
                 State::Failed,
                 Some(why.to_string()),

@@ -25,3 +25,25 @@ pub fn validate(host: &str) -> Result<(), Error> {
         "invalid host `{shown}`: give an ssh destination (a host from your ssh config, a host name or address, user@host, ssh://user@host:port) made of letters, digits and . _ - @ : % [ ] /"
     )))
 }
+
+/// This machine's host name, reduced to characters that are safe in a prompt header.
+pub fn this_host() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for writes of its length.
+    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
+    let name: String = if ok {
+        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+        String::from_utf8_lossy(&buf[..end])
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+            .take(64)
+            .collect()
+    } else {
+        String::new()
+    };
+    if name.is_empty() {
+        "localhost".into()
+    } else {
+        name
+    }
+}

@@ -339,11 +339,11 @@ fn ask_and_wait(
     let report = stages.is_some().then_some(&mut report as _);
     let res = match remote::parse_peer(&a.peer_name)? {
         Some((name, host)) => {
-            let from = remote::sender(spool)?;
+            let (from, chain) = (remote::sender(spool)?, remote::chain(spool)?);
             remote::ask(
                 host,
                 name,
-                &from,
+                (&from, &chain),
                 &a.query,
                 timeout,
                 Some(cancelled),
@@ -352,7 +352,7 @@ fn ask_and_wait(
         }
         None => {
             let from = peer::sender_name(spool)?;
-            let (msg, _waiting) = ask::ask(spool, &from, &a.peer_name, &a.query, timeout)?;
+            let (msg, _waiting) = ask::ask(spool, &from, &a.peer_name, &a.query, timeout, &[])?;
             ask::wait_answer(spool, &msg.id, timeout, Some(cancelled), report).map(|r| r.text)
         }
     };

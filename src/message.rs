@@ -109,6 +109,10 @@ pub struct Message {
     pub finished_ms: Option<u64>,
     #[serde(default)]
     pub error: Option<String>,
+    /// For a question from another host: the askers (`NAME@HOST`) waiting on its asker, as
+    /// that host sent them; part of the waits the deadlock check follows.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub chain: Vec<String>,
 }
 
 /// The answer to an ask, `responses/ID.json`.
@@ -168,6 +172,28 @@ pub fn load_response(spool: &Spool, id: &str) -> Result<Option<Response>> {
     spool.read_json(&spool.path(&format!("responses/{id}.json")))
 }
 
+/// `responses/ID.read`: the empty file that says someone received the answer to `id` (the
+/// asker, `peer wait`, `get_answer`). Housekeeping never removes an answer without it. Not
+/// synced: lost, it only keeps an answer longer.
+pub fn read_marker(spool: &Spool, id: &str) -> PathBuf {
+    spool.path(&format!("responses/{id}.read"))
+}
+
+/// Marks the answer to `id` as received (see [`read_marker`]); best effort.
+pub fn mark_read(spool: &Spool, id: &str) {
+    let path = read_marker(spool, id);
+    if !path.exists() {
+        use std::os::unix::fs::OpenOptionsExt;
+        let _ = crate::spool::open_private(
+            &path,
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .mode(0o600),
+        );
+    }
+}
+
 /// Every open message, oldest first.
 pub fn open_messages(spool: &Spool) -> Result<Vec<Message>> {
     let mut out = Vec::new();
@@ -218,6 +244,8 @@ pub struct Draft<'a> {
     pub to: &'a str,
     pub text: &'a str,
     pub deadline_ms: Option<u64>,
+    /// See [`Message::chain`].
+    pub chain: &'a [String],
 }
 
 /// Publishes a message into `to`'s queue. For an ask, refuses one that would close a cycle of
@@ -229,6 +257,15 @@ pub fn send(spool: &Spool, d: &Draft<'_>) -> Result<(Message, Option<crate::spoo
     if d.kind == Kind::Ask
         && d.from != USER
         && let Some(cycle) = find_cycle(spool, d.from, d.to)?
+    {
+        return Err(Error::Deadlock {
+            peer: d.from.to_string(),
+            cycle,
+        }
+        .into());
+    }
+    if d.kind == Kind::Ask
+        && let Some(cycle) = closes_chain(spool, d.from, d.to, d.chain)?
     {
         return Err(Error::Deadlock {
             peer: d.from.to_string(),
@@ -254,6 +291,7 @@ pub fn send(spool: &Spool, d: &Draft<'_>) -> Result<(Message, Option<crate::spoo
         delivered_ms: None,
         finished_ms: None,
         error: None,
+        chain: d.chain.to_vec(),
     };
     spool.write_json(&queue_path(spool, &id), &msg)?;
     log(spool, Event::Sent, &msg, None);
@@ -275,6 +313,83 @@ fn next_id(spool: &Spool) -> Result<String> {
     .to_string())
 }
 
+/// Who waits for whom here: for each asker, the peers it waits for with the query; only open
+/// asks whose asker still holds its waiter lock count.
+fn waits(spool: &Spool) -> Result<Vec<Message>> {
+    Ok(open_messages(spool)?
+        .into_iter()
+        .filter(|m| m.kind == Kind::Ask && m.from != USER && spool.is_locked(&waiter_lock(&m.id)))
+        .collect())
+}
+
+/// The askers waiting, directly or through others, on local peer `name`, as `NAME@HOST`,
+/// `name` first: local askers, and askers on other hosts with the chains their questions
+/// came with.
+pub fn waiting_on(spool: &Spool, name: &str) -> Result<Vec<String>> {
+    let here = crate::host::this_host();
+    let waits = waits(spool)?;
+    let mut out = vec![format!("{name}@{here}")];
+    let mut todo = vec![name.to_string()];
+    let mut seen = HashSet::from([name.to_string()]);
+    while let Some(node) = todo.pop() {
+        for m in waits.iter().filter(|m| m.to == node) {
+            let remote = m.from.contains('@');
+            let asker = if remote {
+                m.from.clone()
+            } else {
+                format!("{}@{here}", m.from)
+            };
+            for who in std::iter::once(&asker).chain(&m.chain) {
+                if !out.contains(who) {
+                    out.push(who.clone());
+                }
+            }
+            if !remote && seen.insert(m.from.clone()) {
+                todo.push(m.from.clone());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// If question `from` → `to` from another host, whose asker `chain` waits on, would close a
+/// circle of waits across hosts (`to`, or a peer here that `to` waits for, is in `chain`), the
+/// circle as text.
+fn closes_chain(spool: &Spool, from: &str, to: &str, chain: &[String]) -> Result<Option<String>> {
+    if chain.is_empty() {
+        return Ok(None);
+    }
+    let here = crate::host::this_host();
+    let waits = waits(spool)?;
+    // `to` and every local peer it waits for, with how.
+    let mut reach: Vec<(String, Vec<String>)> = vec![(to.to_string(), Vec::new())];
+    let mut i = 0;
+    while i < reach.len() {
+        let (node, how) = reach[i].clone();
+        for m in waits.iter().filter(|m| m.from == node) {
+            if !m.to.contains('@') && !reach.iter().any(|(n, _)| *n == m.to) {
+                let mut how = how.clone();
+                how.push(format!(
+                    "{} is waiting for {} (query {})",
+                    m.from, m.to, m.id
+                ));
+                reach.push((m.to.clone(), how));
+            }
+        }
+        i += 1;
+    }
+    for (node, how) in reach {
+        let qualified = format!("{node}@{here}");
+        if chain.contains(&qualified) {
+            let mut parts = vec![format!("{from} would wait for {to}")];
+            parts.extend(how);
+            parts.push(format!("{qualified} is waiting for {from} across hosts"));
+            return Ok(Some(parts.join(", ")));
+        }
+    }
+    Ok(None)
+}
+
 /// If `from` asking `to` would close a cycle of waiting askers, the cycle as text
 /// (`a waits for b (query X), b waits for a`).
 fn find_cycle(spool: &Spool, from: &str, to: &str) -> Result<Option<String>> {
@@ -284,12 +399,9 @@ fn find_cycle(spool: &Spool, from: &str, to: &str) -> Result<Option<String>> {
         ))
         .into());
     }
-    // Who waits for whom: open asks whose asker still holds its waiter lock.
     let mut waits: HashMap<String, Vec<(String, String)>> = HashMap::new();
-    for m in open_messages(spool)? {
-        if m.kind == Kind::Ask && m.from != USER && spool.is_locked(&waiter_lock(&m.id)) {
-            waits.entry(m.from.clone()).or_default().push((m.to, m.id));
-        }
+    for m in self::waits(spool)? {
+        waits.entry(m.from.clone()).or_default().push((m.to, m.id));
     }
     // Depth-first from `to`, looking for a chain of waits back to `from`.
     let mut path: Vec<(String, String, String)> = Vec::new();
@@ -553,6 +665,7 @@ mod tests {
             delivered_ms: None,
             finished_ms: None,
             error: None,
+            chain: Vec::new(),
         };
         let p = prompt_text(&m);
         assert_eq!(parse_header(&p), Some("01JABCDEFGHJKMNPQRSTVWXYZ0"));

@@ -507,6 +507,7 @@ mod tests {
                 text: text.clone(), created_ms: now_ms(), deadline_ms: None, asker_pid: None,
                 state: crate::message::State::Queued, delivered_ms: None, finished_ms: None,
                 error: None,
+                    chain: Vec::new(),
             };
             let p = s.path(&format!("queue/{}.json", m.id));
             s.write_json(&p, &m).unwrap();

@@ -20,7 +20,9 @@
 //!   `REPLY <rest>`; a line `SLEEP <seconds>` keeps it busy that long. A
 //!   prompt submitted while busy is queued: its `prompt` hook fires at once
 //!   with the running turn's `prompt_id`, and it runs as its own turn after
-//!   the running one stops. An interrupt drops the queue.
+//!   the running one stops. An interrupt drops the queue. A line `KILL_STOP_HOOK` makes
+//!   the turn's Stop hook die at once by SIGKILL, before it can store anything (as a hook
+//!   killed by the OOM killer or a timeout would).
 //! - `/…` is a slash command (only `/exit` does anything); `!cmd` really runs
 //!   `sh -c cmd`, so tests can see an injected command by its side effect.
 //! - The transcript is `$REPOWIRE_STANDIN_DIR/<session_id>.jsonl` (default: a
@@ -361,7 +363,11 @@ impl Agent {
             if !self.no_last_message {
                 payload["last_assistant_message"] = json!(turn.answer);
             }
-            self.hook("stop", "Stop", payload);
+            if turn.text.lines().any(|l| l.trim() == "KILL_STOP_HOOK") {
+                self.hook_killed("stop");
+            } else {
+                self.hook("stop", "Stop", payload);
+            }
             self.record(json!({"type": "answer", "text": turn.answer}))?;
             self.say("● ", &turn.answer);
             if let Some(next) = self.queued.pop_front() {
@@ -406,6 +412,21 @@ impl Agent {
         if let Err(e) = run_hook(&self.hook_exe, event, &payload) {
             self.say("  ", &format!("hook {event} failed: {e:#}"));
         }
+    }
+
+    /// Starts a hook and SIGKILLs it at once.
+    fn hook_killed(&self, event: &str) {
+        let child = Command::new(&self.hook_exe)
+            .args(["hook", event])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        if let Ok(mut child) = child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.say("  ", &format!("hook {event} killed"));
     }
 
     fn append_transcript(&self, prompt_id: &str, content: Value) -> Result<()> {

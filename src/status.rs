@@ -14,6 +14,7 @@ use anyhow::{Result, bail};
 use serde::Serialize;
 
 use crate::agent::Agent;
+use crate::config::Config;
 use crate::peer::{self, Status};
 use crate::setup::{self, ClaudeFiles, Found, Ours};
 use crate::spool::Spool;
@@ -117,6 +118,9 @@ pub fn run(home: &Path, json: bool) -> Result<()> {
     checks.extend(Agent::ALL.into_iter().filter_map(check_version));
     checks.push(check_tmux());
     checks.push(check_inotify());
+    if let Some(s) = &spool {
+        checks.push(check_size(s));
+    }
     let peers = spool.map(|s| peers(&s)).unwrap_or_default();
     let report = Report {
         ok: checks.iter().all(|c| c.ok),
@@ -345,6 +349,50 @@ fn release(printed: &str) -> Option<String> {
 fn newer(a: &str, b: &str) -> bool {
     let nums = |v: &str| -> Vec<u32> { v.split('.').filter_map(|n| n.parse().ok()).collect() };
     nums(a) > nums(b)
+}
+
+/// How much the spool holds and how old its oldest record is, against `keep`.
+fn check_size(spool: &Spool) -> Check {
+    let (mut bytes, mut files, mut oldest) = (0u64, 0u64, None::<std::time::SystemTime>);
+    for dir in ["peers", "queue", "done", "responses", "log"] {
+        for entry in std::fs::read_dir(spool.path(dir))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let Ok(meta) = entry.metadata() else { continue };
+            if !meta.is_file() {
+                continue;
+            }
+            bytes += meta.len();
+            files += 1;
+            if let Ok(t) = meta.modified() {
+                oldest = Some(oldest.map_or(t, |o| o.min(t)));
+            }
+        }
+    }
+    let age = oldest
+        .and_then(|t| std::time::SystemTime::now().duration_since(t).ok())
+        .map_or("none".to_string(), |a| {
+            let now = crate::spool::now_ms();
+            let then = now.saturating_sub(a.as_millis() as u64).max(1);
+            format!("from {}", crate::time::ago(then, now))
+        });
+    let keep = Config::load(spool).map(|c| c.keep).unwrap_or_default();
+    let kept = match keep.as_secs() {
+        0 => "housekeeping keeps everything (keep: 0)".to_string(),
+        s => format!(
+            "housekeeping removes what is older than {} days",
+            s.div_ceil(86_400)
+        ),
+    };
+    Check::ok(
+        "size",
+        format!(
+            "{:.1} MB in {files} files, oldest record {age}; {kept}",
+            bytes as f64 / 1e6
+        ),
+    )
 }
 
 fn check_tmux() -> Check {

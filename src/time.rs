@@ -18,6 +18,27 @@ pub fn civil_date(ms: u64) -> (i64, u32, u32) {
     (y, m, d)
 }
 
+/// The Unix time in milliseconds at which UTC day `YYYY-MM-DD` starts (the inverse of
+/// [`civil_date`]); `None` for anything else.
+pub fn parse_date(s: &str) -> Option<u64> {
+    let mut parts = s.splitn(3, '-');
+    let y: i64 = parts.next()?.parse().ok()?;
+    let m: i64 = parts.next()?.parse().ok()?;
+    let d: i64 = parts.next()?.parse().ok()?;
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || s.len() != 10 {
+        return None;
+    }
+    // Howard Hinnant's days-from-civil algorithm.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    u64::try_from(days).ok().map(|d| d * 86_400_000)
+}
+
 /// `YYYY-MM-DD HH:MM:SS` in UTC.
 pub fn format_utc(ms: u64) -> String {
     let (y, mo, d) = civil_date(ms);
@@ -67,9 +88,32 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+/// An age: a number of days (`30d`), or a duration as [`parse_duration`] takes it.
+pub fn parse_age(s: &str) -> Result<Duration, String> {
+    if let Some(days) = s.strip_suffix('d') {
+        return days
+            .parse::<u64>()
+            .map(|d| Duration::from_secs(d * 86_400))
+            .map_err(|_| format!("'{s}' is not a number of days"));
+    }
+    parse_duration(s)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dates_parse_back() {
+        for ms in [0u64, 951_782_400_000, 1_796_164_700_000, 4_102_444_800_000] {
+            let (y, m, d) = civil_date(ms);
+            let start = parse_date(&format!("{y:04}-{m:02}-{d:02}")).unwrap();
+            assert_eq!(start, ms - ms % 86_400_000);
+        }
+        for bad in ["2026-13-01", "2026-1-1", "x", "2026-12-01x", ""] {
+            assert_eq!(parse_date(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn dates() {

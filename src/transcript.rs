@@ -43,6 +43,75 @@ pub fn reply_of_turn(path: &Path, patience: Duration) -> Option<String> {
     }
 }
 
+/// The reply of the turn whose prompt `is_question` picks (the newest such prompt within the
+/// last [`MAX_SCAN`] bytes): the text of its last assistant message before the next typed
+/// prompt. `None` when there is no such prompt, the turn has no text reply yet, or it was
+/// interrupted (Claude Code writes "[Request interrupted by user]" after a turn cut short).
+/// For a question whose Stop hook never stored the answer (killed, say), read when the
+/// session's next hook runs.
+pub fn reply_to(path: &Path, is_question: impl Fn(&str) -> bool) -> Option<String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .ok()
+        .filter(|f| f.metadata().is_ok_and(|m| m.is_file()))?;
+    let mut lines = LinesBackwards::new(file)?;
+    // The lines after the question's prompt, newest first.
+    let mut after: Vec<Value> = Vec::new();
+    loop {
+        let v = match serde_json::from_slice::<Value>(&lines.next_line()?) {
+            Ok(v) => v,
+            Err(_) => continue,
+        };
+        if v.get("type").and_then(Value::as_str) == Some("user")
+            && user_texts(&v).iter().any(|t| is_question(t))
+        {
+            break;
+        }
+        after.push(v);
+    }
+    let mut reply: Option<(Option<String>, Vec<String>)> = None;
+    for v in after.iter().rev() {
+        match v.get("type").and_then(Value::as_str) {
+            Some("user") => {
+                if user_texts(v)
+                    .iter()
+                    .any(|t| t.starts_with("[Request interrupted by user"))
+                {
+                    return None;
+                }
+                if v.pointer("/message/content").is_some_and(Value::is_string) {
+                    break; // the next typed prompt: the turn is over
+                }
+            }
+            Some("assistant") => {
+                let msg = v.get("message");
+                let id = msg
+                    .and_then(|m| m.get("id"))
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
+                let texts = text_blocks(msg.and_then(|m| m.get("content")));
+                if texts.is_empty() {
+                    continue;
+                }
+                match &mut reply {
+                    Some((last, parts)) if *last == id => parts.extend(texts),
+                    _ => reply = Some((id, texts)),
+                }
+            }
+            _ => {}
+        }
+    }
+    reply.map(|(_, parts)| parts.join("\n\n"))
+}
+
+/// The texts of a user line: its string content, or its text blocks.
+fn user_texts(v: &Value) -> Vec<String> {
+    text_blocks(v.pointer("/message/content"))
+}
+
 /// What the end of a transcript holds.
 enum Scan {
     /// The last turn's reply.
@@ -258,6 +327,37 @@ mod tests {
         assert_eq!(reply_of_turn(empty.path(), Duration::from_secs(5)), None);
         assert!(t.elapsed() < Duration::from_secs(1));
         drop(f);
+    }
+
+    #[test]
+    fn the_reply_to_a_question_is_its_turns_last_message() {
+        let f = transcript(&[
+            r#"{"type":"user","message":{"role":"user","content":"[q] Q1"}}"#,
+            r#"{"type":"assistant","message":{"id":"m1","content":[{"type":"text","text":"a1"}]}}"#,
+            r#"{"type":"user","message":{"role":"user","content":"[q] Q2\nbody"}}"#,
+            r#"{"type":"assistant","message":{"id":"m2","content":[{"type":"text","text":"let me look"}]}}"#,
+            r#"{"type":"assistant","message":{"id":"m2","content":[{"type":"tool_use","id":"t"}]}}"#,
+            r#"{"type":"user","message":{"content":[{"type":"tool_result","content":"x"}]}}"#,
+            r#"{"type":"assistant","message":{"id":"m3","content":[{"type":"text","text":"part 1"}]}}"#,
+            r#"{"type":"assistant","message":{"id":"m3","content":[{"type":"text","text":"part 2"}]}}"#,
+            r#"{"type":"system","subtype":"stop_hook_summary"}"#,
+            r#"{"type":"user","message":{"role":"user","content":"a person's prompt"}}"#,
+            r#"{"type":"assistant","message":{"id":"m4","content":[{"type":"text","text":"not it"}]}}"#,
+            r#"{"type":"user","message":{"role":"user","content":"[q] Q3"}}"#,
+            r#"{"type":"user","message":{"role":"user","content":[{"type":"text","text":"[Request interrupted by user]"}]}}"#,
+        ]);
+        let q = |id: &'static str| move |t: &str| t.starts_with(&format!("[q] {id}"));
+        assert_eq!(reply_to(f.path(), q("Q1")).as_deref(), Some("a1"));
+        assert_eq!(
+            reply_to(f.path(), q("Q2")).as_deref(),
+            Some("part 1\n\npart 2")
+        );
+        assert_eq!(reply_to(f.path(), q("Q3")), None, "interrupted");
+        assert_eq!(reply_to(f.path(), q("Q9")), None, "no such prompt");
+        assert_eq!(reply_to(Path::new("/nonexistent"), q("Q1")), None);
+        let pending =
+            transcript(&[r#"{"type":"user","message":{"role":"user","content":"[q] Q1"}}"#]);
+        assert_eq!(reply_to(pending.path(), q("Q1")), None, "no reply yet");
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::claude_code::{ASK_TIMEOUT, Claude, ClaudeCode, PINNED, need_claude};
+use crate::claude_code::{ASK_TIMEOUT, Claude, ClaudeCode, PINNED, need_claude, repowire_hooks};
 use crate::util::{eventually, neutralized, rw_command, sh_quote};
 
 /// A person asks beta, twice: a `REPLY` answer, then an echo of a hostile multi-line question
@@ -217,5 +217,56 @@ fn claude_code_sessions_ask_each_other_and_deadlock_is_refused() {
         "beta's question to alpha was queued"
     );
     cc.assert_online("alpha");
+    cc.assert_online("beta");
+}
+
+/// A Stop hook SIGKILLed before it stored the answer (its shell is killed before it runs
+/// repowire): Claude Code never runs it again, but its transcript holds the reply. When a
+/// person starts the next turn, the prompt hook answers the question from the transcript.
+#[test]
+fn claude_code_answer_of_a_killed_stop_hook_comes_from_the_transcript_at_the_next_turn() {
+    let Some(claude) = need_claude(PINNED) else {
+        return;
+    };
+    let flags = tempfile::tempdir().unwrap();
+    let flag = flags.path().join("kill-the-next-stop-hook");
+    let flag_word = sh_quote(&flag.display().to_string());
+    let mut hooks = repowire_hooks();
+    hooks["Stop"] = json!([{"hooks": [{"type": "command", "command": format!(
+        "[ -e {flag_word} ] && rm -f {flag_word} && kill -KILL $$; exec {} hook stop",
+        rw_command()
+    )}]}]);
+    let cc = Claude::start(&claude, json!({"hooks": hooks}), json!({}));
+    std::fs::write(&flag, "").unwrap();
+    let id = cc
+        .rw_ok(&[
+            "peer",
+            "ask",
+            "beta",
+            "REPLY recovered from the transcript",
+            "--no-wait",
+        ])
+        .trim()
+        .to_string();
+    let stopped = eventually(ASK_TIMEOUT, || {
+        !flag.exists() && !cc.hooks("beta", "Stop").is_empty()
+    });
+    assert!(stopped, "beta's turn did not end");
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        cc.event_names(&id),
+        ["sent", "delivered"],
+        "the killed hook stored it"
+    );
+    assert_eq!(
+        cc.replies("beta").last().map(String::as_str),
+        Some("recovered from the transcript")
+    );
+
+    let reply = cc.turn("beta", "REPLY the person's own turn");
+    assert_eq!(reply, "the person's own turn");
+    let out = cc.rw_ok(&["peer", "wait", &id, "--timeout", "30s"]);
+    assert_eq!(out, "recovered from the transcript\n");
+    assert_eq!(cc.event_names(&id), ["sent", "delivered", "answered"]);
     cc.assert_online("beta");
 }

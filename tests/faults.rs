@@ -677,3 +677,88 @@ fn a_full_disk_is_a_clear_error_and_damages_nothing() {
         .collect();
     assert_eq!(sent.last().map(String::as_str), Some("after"), "{sent:?}");
 }
+
+/// A Stop hook SIGKILLed before it stored the answer: the agent never runs it again, but the
+/// answer is in its transcript. When the session's next turn starts (a person types), its
+/// prompt hook finds the question delivered and unanswered and answers it from there; a
+/// turn cut short with Esc, whose transcript holds no reply, still fails.
+#[test]
+fn an_answer_whose_stop_hook_was_killed_comes_from_the_transcript_at_the_next_turn() {
+    need_tmux!();
+    let m = Mesh::new();
+    let b = m.warm_agent("beta");
+    let id = m
+        .ok([
+            "peer",
+            "ask",
+            "beta",
+            "KILL_STOP_HOOK\nREPLY the answer the hook never stored",
+            "--no-wait",
+        ])
+        .trim()
+        .to_string();
+    let answered = |n| b.of_type("answer").len() == n;
+    assert!(m.eventually(T, || answered(2)), "the turn did not end");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(state(&m, &id), "delivered", "the killed hook stored it");
+    assert_eq!(m.status("beta"), "busy");
+
+    // A person's prompt starts the next turn.
+    m.tmux([
+        "send-keys",
+        "-t",
+        "beta",
+        "-l",
+        "REPLY a person's own question",
+    ]);
+    m.tmux(["send-keys", "-t", "beta", "Enter"]);
+    let out = m.ok(["peer", "wait", &id, "--timeout", "20s"]);
+    assert_eq!(out, "the answer the hook never stored\n");
+    assert_eq!(
+        m.history()
+            .iter()
+            .filter(|e| e["id"] == id.as_str())
+            .map(|e| e["event"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>(),
+        ["sent", "delivered", "answered"]
+    );
+    assert!(m.eventually(T, || m.status("beta") == "online"));
+
+    // Esc: no reply in the transcript, so the question fails when the next turn starts.
+    let id = m
+        .ok(["peer", "ask", "beta", "SLEEP 30\nREPLY never", "--no-wait"])
+        .trim()
+        .to_string();
+    assert!(m.eventually(T, || m.status("beta") == "busy"));
+    m.tmux(["send-keys", "-t", "beta", "Escape"]);
+    assert!(m.eventually(T, || !b.of_type("interrupted").is_empty()));
+    m.tmux(["send-keys", "-t", "beta", "-l", "REPLY next"]);
+    m.tmux(["send-keys", "-t", "beta", "Enter"]);
+    assert!(m.eventually(T, || state(&m, &id) == "failed"));
+    let err = m.run(["peer", "wait", &id, "--timeout", "5s"]);
+    assert_eq!(err.status.code(), Some(7), "{}", text(&err.stderr));
+}
+
+/// The same when the session ends instead: its SessionEnd hook answers from the transcript.
+#[test]
+fn an_answer_whose_stop_hook_was_killed_comes_from_the_transcript_at_session_end() {
+    need_tmux!();
+    let m = Mesh::new();
+    let b = m.warm_agent("beta");
+    let id = m
+        .ok([
+            "peer",
+            "ask",
+            "beta",
+            "KILL_STOP_HOOK\nREPLY stored at the end",
+            "--no-wait",
+        ])
+        .trim()
+        .to_string();
+    assert!(m.eventually(T, || b.of_type("answer").len() == 2));
+    assert_eq!(state(&m, &id), "delivered");
+    m.tmux(["send-keys", "-t", "beta", "-l", "/exit"]);
+    m.tmux(["send-keys", "-t", "beta", "Enter"]);
+    let out = m.ok(["peer", "wait", &id, "--timeout", "20s"]);
+    assert_eq!(out, "stored at the end\n");
+}

@@ -1,8 +1,11 @@
 //! The local mesh end to end: real tmux on a private socket, stand-in agents that call the
 //! real hooks, and the real CLI.
 
+use std::os::unix::fs::PermissionsExt;
 use std::process::Stdio;
 use std::time::Duration;
+
+use serde_json::{Value, json};
 
 use crate::util::{Mesh, body, spawn_piped, text};
 
@@ -564,4 +567,122 @@ fn status_is_right_without_a_utf8_locale() {
         .unwrap();
     let peers: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(peers[0]["status"], "online", "{}", text(&out.stderr));
+}
+
+/// Housekeeping: a session start, at most once a day, removes in the background what is
+/// older than `keep` (finished messages, their answers, days of history) and keeps what is
+/// newer and any answer nobody has received; `keep: 0` keeps everything.
+#[test]
+fn housekeeping_removes_only_what_is_older_than_keep_and_runs_once_a_day() {
+    need_tmux!();
+    let m = Mesh::new();
+    let _b = m.warm_agent("beta");
+    let ask = |text: &str| -> String {
+        let id = m.ok(["peer", "ask", "beta", text, "--no-wait"]);
+        let id = id.trim().to_string();
+        assert!(m.eventually(T, || m.home.join(format!("done/{id}.json")).exists()));
+        id
+    };
+    let old_read = ask("REPLY old and received");
+    assert_eq!(m.ok(["peer", "wait", &old_read]), "old and received\n");
+    let old_unread = ask("REPLY old and never received");
+    let fresh = ask("REPLY fresh");
+    assert_eq!(m.ok(["peer", "wait", &fresh]), "fresh\n");
+    let days_ago = |d: u64| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        now - d * 86_400_000
+    };
+    let age = |id: &str, days: u64| {
+        let path = m.home.join(format!("done/{id}.json"));
+        let mut v: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        v["finished_ms"] = json!(days_ago(days));
+        std::fs::write(&path, v.to_string()).unwrap();
+    };
+    age(&old_read, 40);
+    age(&old_unread, 40);
+    age(&fresh, 20);
+    let old_day = m.home.join("log/2020-01-01.jsonl");
+    std::fs::write(&old_day, "{}\n").unwrap();
+    std::fs::set_permissions(&old_day, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let stamp = m.home.join(".housekeeping");
+    assert!(stamp.exists(), "beta's session start ran no housekeeping");
+    let backdate = |path: &std::path::Path, hours: u64| {
+        let t = std::time::SystemTime::now() - Duration::from_secs(hours * 3600);
+        std::fs::File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_modified(t)
+            .unwrap();
+    };
+    let done = |id: &str| m.home.join(format!("done/{id}.json")).exists();
+    let answer = |id: &str| m.home.join(format!("responses/{id}.json")).exists();
+
+    // Ran today (beta's start): another session start does nothing.
+    let _c = m.agent("gamma", &[]);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(done(&old_read) && old_day.exists(), "it ran twice in a day");
+
+    // A day later, the next session start does it.
+    backdate(&stamp, 25);
+    let _d = m.agent("delta", &[]);
+    assert!(m.eventually(T, || !done(&old_read)), "nothing was removed");
+    assert!(
+        m.eventually(T, || !old_day.exists()),
+        "the old history day stayed"
+    );
+    assert!(!answer(&old_read));
+    assert!(!m.home.join(format!("responses/{old_read}.read")).exists());
+    assert!(
+        done(&old_unread) && answer(&old_unread),
+        "an unread answer went"
+    );
+    assert!(done(&fresh) && answer(&fresh), "a newer message went");
+    assert!(
+        m.history().iter().any(|e| e["id"] == fresh.as_str()),
+        "today's history went"
+    );
+    assert_eq!(
+        m.ok(["peer", "wait", &old_unread]),
+        "old and never received\n"
+    );
+
+    // keep: 0 keeps everything, and leaves the stamp alone.
+    std::fs::write(m.home.join("config.yaml"), "keep: 0\n").unwrap();
+    age(&fresh, 400);
+    backdate(&m.home.join(format!("done/{fresh}.json")), 400 * 24);
+    backdate(&stamp, 25);
+    let before = std::fs::metadata(&stamp).unwrap().modified().unwrap();
+    let _e = m.agent("epsilon", &[]);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(done(&fresh), "keep: 0 removed something");
+    assert_eq!(
+        std::fs::metadata(&stamp).unwrap().modified().unwrap(),
+        before
+    );
+    // (status in a HOME of its own: it reads the agents' files there.)
+    let status = m
+        .cmd()
+        .env("HOME", m.dir.path())
+        .env_remove("CLAUDE_CONFIG_DIR")
+        .args(["status", "--json"])
+        .output()
+        .unwrap();
+    let size = serde_json::from_slice::<Value>(&status.stdout).unwrap()["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "size")
+        .cloned()
+        .unwrap();
+    let detail = size["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(" MB in ")
+            && detail.contains("oldest record from 400d ago")
+            && detail.contains("keeps everything"),
+        "{detail}"
+    );
 }

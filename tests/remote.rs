@@ -86,7 +86,8 @@ impl Remote {
     /// Starts sshd and writes a client configuration with these hosts:
     /// `devbox` (repowire on its PATH), `norepowire` (the same host, a PATH without it),
     /// `oldrepowire` (a PATH with a repowire that has no `repowire remote`),
-    /// `badkey` (a key it does not authorize) and `nowhere` (a closed port).
+    /// `badkey` (a key it does not authorize), `nowhere` (a closed port), and `laptop`: the
+    /// near side itself (its spool), for questions asked back from the far side.
     fn start() -> Remote {
         let dir = tempfile::Builder::new().prefix("rwssh").tempdir().unwrap();
         let d = dir.path();
@@ -106,8 +107,10 @@ impl Remote {
         let home = d.join("home");
         std::fs::create_dir(&home).unwrap();
         let far = Mesh::new();
+        let near = Mesh::new();
         let path = std::env::var("PATH").unwrap_or_default();
         let (port, bare_port, old_port) = (free_port(), free_port(), free_port());
+        let near_port = free_port();
         // What a repowire from before `repowire remote` says to it.
         let old_dir = d.join("old");
         std::fs::create_dir(&old_dir).unwrap();
@@ -122,14 +125,16 @@ impl Remote {
         )
         .unwrap();
         let config = format!(
-            "Port {port}\nPort {bare_port}\nPort {old_port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\n\
+            "Port {port}\nPort {bare_port}\nPort {old_port}\nPort {near_port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\n\
              AuthorizedKeysFile {d}/authorized_keys\nPidFile none\n\
              # The test's files are in /tmp, which anyone may write to.\nStrictModes no\n\
              UsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
              PermitRootLogin prohibit-password\n\
              SetEnv PATH={bin}:{path} HOME={home} REPOWIRE_HOME={spool}\n\
              Match LocalPort {bare_port}\n  SetEnv PATH=/usr/bin:/bin HOME={home}\n\
-             Match LocalPort {old_port}\n  SetEnv PATH={old}:/usr/bin:/bin HOME={home}\n",
+             Match LocalPort {old_port}\n  SetEnv PATH={old}:/usr/bin:/bin HOME={home}\n\
+             Match LocalPort {near_port}\n  SetEnv PATH={bin}:{path} HOME={home} REPOWIRE_HOME={near_spool}\n",
+            near_spool = near.home.display(),
             old = old_dir.display(),
             d = d.display(),
             bin = bin_dir.display(),
@@ -173,13 +178,14 @@ impl Remote {
                 host("oldrepowire", old_port, "user_key"),
                 host("badkey", port, "bad_key"),
                 host("nowhere", closed, "user_key"),
+                host("laptop", near_port, "user_key"),
             ]
             .concat(),
         )
         .unwrap();
         let r = Remote {
             far,
-            near: Mesh::new(),
+            near,
             sshd: {
                 // Up once it accepts connections.
                 let end = Instant::now() + T;
@@ -288,6 +294,66 @@ impl Drop for Remote {
         let _ = self.sshd.kill();
         let _ = self.sshd.wait();
     }
+}
+
+/// `a` here waits for `b@devbox`, whose turn asks `a@laptop` (back here) in turn: refused
+/// at once, as a local cycle is, with exit status 6; a question back to a peer here that
+/// waits for nobody goes through, and `a`'s own question is still answered.
+#[test]
+fn a_deadlock_across_hosts_is_refused_at_once() {
+    need_sshd!();
+    let r = Remote::start();
+    let _a = r.near.agent("alpha", &[]);
+    let _g = r.near.agent("gamma", &[]);
+    let _b = r.far.agent("beta", &[]);
+    let ssh = format!("ssh -F '{}'", r.ssh_config.display());
+    let (pa, pb) = (r.near.pane("alpha"), r.far.pane("beta"));
+    let a_waits = spawn_piped(r.near.cmd_in(&pa).env("REPOWIRE_SSH", &ssh).args([
+        "peer",
+        "ask",
+        "beta@devbox",
+        "SLEEP 8\nREPLY late",
+        "--timeout",
+        "60s",
+    ]));
+    assert!(r.far.eventually(T, || r.far.status("beta") == "busy"));
+    // beta asks back, from its own pane on the far side.
+    let from_beta = |to: &str, text: &str| {
+        let mut c = r.far.cmd_in(&pb);
+        c.env("REPOWIRE_SSH", &ssh)
+            .args(["peer", "ask", to, text, "--timeout", "60s"]);
+        let t = Instant::now();
+        (r.run(c), t.elapsed())
+    };
+    let (out, took) = from_beta("alpha@laptop", "hi");
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(6), "{err}");
+    let here = this_host();
+    assert!(
+        err.contains("deadlock refused")
+            && err.contains(&format!(
+                "alpha@{here} is waiting for beta@{here} across hosts"
+            )),
+        "{err}"
+    );
+    assert!(
+        took < Duration::from_secs(20),
+        "the refusal waited {took:?}"
+    );
+    assert!(
+        !r.near
+            .history()
+            .iter()
+            .any(|e| e["to"] == "alpha" && e["event"] == "sent"),
+        "beta's question to alpha was queued"
+    );
+    // Not a circle: gamma waits for nobody.
+    let (out, _) = from_beta("gamma@laptop", "REPLY gamma answers beta");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "gamma answers beta\n");
+    let out = a_waits.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "late\n");
 }
 
 /// The name this machine gives itself in a question's sender, `NAME@HOST`.

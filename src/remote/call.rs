@@ -39,19 +39,19 @@ const MAX_STDERR: u64 = 64 * 1024;
 pub fn ask(
     host: &str,
     name: &str,
-    from: &str,
+    (from, chain): (&str, &[String]),
     text: &str,
     timeout: Duration,
     cancelled: Option<&dyn Fn() -> bool>,
     progress: Option<&mut dyn FnMut(Progress)>,
 ) -> Result<String> {
-    let op = ask_op(name, from, text, timeout, true, progress.is_some())?;
+    let op = ask_op(name, (from, chain), text, timeout, true, progress.is_some())?;
     Call::start(host, op)?.stream(None, timeout, cancelled, progress)
 }
 
 fn ask_op(
     name: &str,
-    from: &str,
+    (from, chain): (&str, &[String]),
     text: &str,
     timeout: Duration,
     wait: bool,
@@ -65,6 +65,7 @@ fn ask_op(
         timeout_secs: wait_secs(timeout)?,
         wait,
         progress,
+        chain: chain.to_vec(),
     })
 }
 
@@ -84,11 +85,12 @@ fn wait_secs(timeout: Duration) -> Result<u64, Error> {
 pub fn ask_no_wait(
     host: &str,
     name: &str,
-    from: &str,
+    (from, chain): (&str, &[String]),
     text: &str,
     timeout: Duration,
 ) -> Result<String> {
-    let mut call = Call::start(host, ask_op(name, from, text, timeout, false, false)?)?;
+    let op = ask_op(name, (from, chain), text, timeout, false, false)?;
+    let mut call = Call::start(host, op)?;
     match call.next(Instant::now() + SLACK)? {
         Reply::Id(id) => Ok(format!("{id}@{host}")),
         other => Err(call.unexpected(other)),

@@ -70,6 +70,9 @@ enum Op {
         wait: bool,
         #[serde(default)]
         progress: bool,
+        /// The askers waiting on `from` (see [`chain`]); an older repowire sends none.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        chain: Vec<String>,
     },
     /// Wait for the answer to an earlier question.
     Wait {
@@ -168,29 +171,22 @@ pub fn parse_id(s: &str) -> Result<Option<(&str, &str)>, Error> {
 
 /// Who a message sent from here is from, as the remote peer sees it: `NAME@THISHOST`.
 pub fn sender(spool: &Spool) -> Result<String> {
-    Ok(format!("{}@{}", peer::sender_name(spool)?, this_host()))
+    Ok(format!(
+        "{}@{}",
+        peer::sender_name(spool)?,
+        host::this_host()
+    ))
 }
 
-/// This machine's host name, reduced to characters that are safe in a prompt header.
-fn this_host() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: the buffer is valid for writes of its length.
-    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
-    let name: String = if ok {
-        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-        String::from_utf8_lossy(&buf[..end])
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-            .take(64)
-            .collect()
-    } else {
-        String::new()
-    };
-    if name.is_empty() {
-        "localhost".into()
-    } else {
-        name
+/// The askers (`NAME@HOST`) waiting, directly or through others, on whoever asks from here
+/// (themselves included): sent with a question to another host, so that a question back
+/// that would close a circle of waits across hosts is refused there at once.
+pub fn chain(spool: &Spool) -> Result<Vec<String>> {
+    let name = peer::sender_name(spool)?;
+    if name == USER {
+        return Ok(Vec::new()); // a person at a terminal: nobody can ask them back
     }
+    message::waiting_on(spool, &name)
 }
 
 /// Checks the sender of a request: `NAME@HOST`, both safe to show in a prompt header.
@@ -253,7 +249,7 @@ mod tests {
         for bad in ["web", "web@", "@laptop", "web@lap top", "web@a@b", "w b@x"] {
             assert!(validate_from(bad).is_err(), "{bad:?} was accepted");
         }
-        assert!(validate_from(&format!("user@{}", this_host())).is_ok());
+        assert!(validate_from(&format!("user@{}", host::this_host())).is_ok());
     }
 
     #[test]
@@ -267,13 +263,19 @@ mod tests {
                 timeout_secs: 5,
                 wait: true,
                 progress: true,
+                chain: vec!["web@laptop".into()],
             },
         };
         let line = serde_json::to_string(&r).unwrap();
         assert!(!line.contains('\n'));
         assert!(line.contains(r#""op":"ask""#), "{line}");
         let back: Request = serde_json::from_str(&line).unwrap();
-        assert!(matches!(back.op, Op::Ask { text, .. } if text == "a\nb'\"$(x)`\u{1b}"));
+        assert!(matches!(back.op, Op::Ask { text, chain, .. }
+            if text == "a\nb'\"$(x)`\u{1b}" && chain == ["web@laptop"]));
+        // From a repowire that sends no chain.
+        let old = r#"{"protocol":1,"op":"ask","from":"u@x","to":"b","text":"t","timeout_secs":5,"wait":true}"#;
+        let old: Request = serde_json::from_str(old).unwrap();
+        assert!(matches!(old.op, Op::Ask { chain, .. } if chain.is_empty()));
         let p = serde_json::to_string(&Reply::Progress(Progress::Queued { ahead: 2 })).unwrap();
         assert!(matches!(
             serde_json::from_str::<Reply>(&p).unwrap(),

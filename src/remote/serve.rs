@@ -16,6 +16,9 @@ use crate::message;
 use crate::peer;
 use crate::spool::Spool;
 
+/// The most waiting askers a question from another host may carry.
+const MAX_CHAIN: usize = 64;
+
 use super::{MAX_WAIT_SECS, Op, PROTOCOL, PeerInfo, Reply, Request, VERSION, validate_from};
 
 /// The largest request a remote repowire reads: the JSON of the largest message, escaped.
@@ -68,10 +71,21 @@ fn serve_request(home: &Path) -> Result<()> {
             timeout_secs,
             wait,
             progress,
+            chain,
         } => {
             validate_from(&from)?;
+            if chain.len() > MAX_CHAIN {
+                return Err(Error::BadInput(format!(
+                    "a chain of {} waiting askers is more than the {MAX_CHAIN} taken",
+                    chain.len()
+                ))
+                .into());
+            }
+            for who in &chain {
+                validate_from(who)?;
+            }
             let timeout = requested_wait(timeout_secs)?;
-            let (msg, lock) = ask::ask(&spool, &from, &to, &text, timeout)?;
+            let (msg, lock) = ask::ask(&spool, &from, &to, &text, timeout, &chain)?;
             reply(&Reply::Id(msg.id.clone()));
             if wait {
                 let answer = wait_replying(&spool, &msg.id, timeout, progress)?;
