@@ -112,6 +112,16 @@ pub enum Command {
     /// Show the history of every question, answer, notification and broadcast
     Log(LogArgs),
 
+    /// Watch the mesh live: peers, open asks, the latest messages
+    ///
+    /// A full-screen view, redrawn as the spool changes: each peer with its agent, status,
+    /// queue and how long its turn has run and which question it answers; every open ask as
+    /// ASKER → PEER with its age and state (queued, delivered, answering); the latest
+    /// messages, newest first. Keys: q (or Esc, Ctrl-C) quits, ↑ ↓ select a peer, Enter shows
+    /// its queue and recent history, ? shows help. It needs a terminal; scripts use `repowire
+    /// peer list --json` and `repowire log --follow --json`.
+    Top,
+
     /// Prune finished messages, their answers and stale temporary files
     Gc(GcArgs),
 

@@ -13,8 +13,8 @@
 //! 3. **Operations** on them: asking and waiting (`ask`), typing into panes (`deliver`),
 //!    other hosts (`remote`: the calling and the serving side), housekeeping (`gc`).
 //! 4. **Front ends**: the command line (`cli`, `commands`), the agents' hooks (`hook`), the
-//!    MCP server (`mcp`), wiring into the agents' files (`setup`), `status`, `demo`, and the
-//!    stand-in agent (`standin`).
+//!    MCP server (`mcp`), wiring into the agents' files (`setup`), `status`, the live view
+//!    (`top`), `demo`, and the stand-in agent (`standin`).
 
 pub mod agent;
 pub mod ask;
@@ -38,6 +38,7 @@ pub mod standin;
 pub mod status;
 pub mod time;
 pub mod tmux;
+pub mod top;
 pub mod transcript;
 pub mod wait;
 
@@ -90,6 +91,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Peer(cmd) => commands::peer(&spool, cmd),
         Command::Log(args) => commands::log(&spool, args),
         Command::Gc(args) => commands::gc(&spool, args),
+        Command::Top => top::run(&spool),
         Command::Config(cmd) => commands::config(&spool, cmd),
         Command::Mcp { agent } => {
             hook::mcp_started(&spool, agent);

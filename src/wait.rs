@@ -40,6 +40,17 @@ impl Watch {
         }
     }
 
+    /// Blocks until something changed, with no tick: for a caller that has no other reason to
+    /// look (a live view). False without a watch (polling) or once the watcher is gone.
+    pub fn next_change(&self) -> bool {
+        let Some((rx, _)) = &self.events else {
+            return false;
+        };
+        let changed = rx.recv().is_ok();
+        while rx.try_recv().is_ok() {}
+        changed
+    }
+
     pub fn is_polling(&self) -> bool {
         self.events.is_none()
     }

@@ -47,15 +47,18 @@ pub(crate) fn answers_asks_and_gets_notifications(claude: &ClaudeCode) {
     assert_eq!(events[2].1["text"], answer);
     assert_eq!(events[2].1["from"], "user");
     assert_eq!(events[2].1["to"], "beta");
-    assert_eq!(cc.replies("beta").last(), Some(&answer));
+    // (Claude Code writes its transcript a moment after the Stop hook ran.)
+    let recorded = eventually(Duration::from_secs(10), || {
+        cc.replies("beta").last() == Some(&answer)
+    });
+    assert!(recorded, "{:?}", cc.replies("beta"));
     // 2.0.x's Stop payload has no last_assistant_message (repowire reads the transcript).
-    if let Some(sent) = cc
-        .hooks("beta", "Stop")
-        .last()
-        .unwrap()
-        .1
-        .get("last_assistant_message")
-    {
+    // (The hook logger runs beside repowire's Stop hook: it may write a moment later.)
+    assert!(eventually(Duration::from_secs(10), || {
+        !cc.hooks("beta", "Stop").is_empty()
+    }));
+    let stop = cc.hooks("beta", "Stop").pop().unwrap().1;
+    if let Some(sent) = stop.get("last_assistant_message") {
         assert_eq!(sent, answer.as_str());
     }
 
@@ -258,10 +261,10 @@ fn claude_code_answer_of_a_killed_stop_hook_comes_from_the_transcript_at_the_nex
         ["sent", "delivered"],
         "the killed hook stored it"
     );
-    assert_eq!(
-        cc.replies("beta").last().map(String::as_str),
-        Some("recovered from the transcript")
-    );
+    let recorded = eventually(Duration::from_secs(10), || {
+        cc.replies("beta").last().map(String::as_str) == Some("recovered from the transcript")
+    });
+    assert!(recorded, "{:?}", cc.replies("beta"));
 
     let reply = cc.turn("beta", "REPLY the person's own turn");
     assert_eq!(reply, "the person's own turn");

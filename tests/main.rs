@@ -19,4 +19,5 @@ mod mesh;
 mod remote;
 mod setup;
 mod structure;
+mod top;
 mod versions;

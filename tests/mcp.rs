@@ -896,16 +896,18 @@ pub(crate) fn asks_a_peer_through_the_mcp_tool(claude: &ClaudeCode) {
     );
     let id = sent["id"].as_str().unwrap();
     assert_eq!(cc.event_names(id), ["sent", "delivered", "answered"]);
-    let answered: Vec<_> = cc
-        .hooks("beta", "Stop")
-        .into_iter()
-        .filter(|(ts, _)| *ts > t0)
-        .collect();
-    assert_eq!(answered.len(), 1, "{answered:?}");
-    assert_eq!(
-        cc.replies("beta").last().map(String::as_str),
-        Some("pong from beta, through MCP")
-    );
+    let answered = || -> Vec<_> {
+        cc.hooks("beta", "Stop")
+            .into_iter()
+            .filter(|(ts, _)| *ts > t0)
+            .collect()
+    };
+    eventually(Duration::from_secs(10), || !answered().is_empty());
+    assert_eq!(answered().len(), 1, "{:?}", answered());
+    let recorded = eventually(Duration::from_secs(10), || {
+        cc.replies("beta").last().map(String::as_str) == Some("pong from beta, through MCP")
+    });
+    assert!(recorded, "{:?}", cc.replies("beta"));
     // Alpha's transcript holds the tool result (written around its Stop hook).
     let transcript = &cc.session("alpha").transcript;
     let recorded = eventually(Duration::from_secs(10), || {

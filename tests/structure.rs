@@ -21,7 +21,7 @@ const LAYERS: [&[&str]; 4] = [
     &["config", "history", "message", "peer"],
     &["ask", "deliver", "gc", "remote"],
     &[
-        "cli", "commands", "demo", "hook", "mcp", "setup", "standin", "status",
+        "cli", "commands", "demo", "hook", "mcp", "setup", "standin", "status", "top",
     ],
 ];
 const MAX_LINES: usize = 800;

@@ -6,14 +6,14 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use repowire::agent::Agent;
 use serde_json::{Value, json};
 
 use crate::agents::{self, GEMINI_PINNED, Team};
 use crate::claude_code::{self, Claude, ClaudeCode, need_claude};
-use crate::util::{bin, text};
+use crate::util::{bin, eventually, text};
 
 /// What every tested Claude Code release must do.
 fn claude_core_flows(claude: &ClaudeCode) {
@@ -62,7 +62,12 @@ fn claude_code_2_0_answers_every_ask_not_only_the_first() {
         assert_eq!(answer, format!("answer {i} from beta"), "ask {i}");
         took.push(t.as_secs_f64());
     }
+    // (The hook logger runs beside repowire's Stop hook: it may write a moment later.)
+    eventually(Duration::from_secs(10), || {
+        cc.hooks("beta", "Stop").len() >= 10
+    });
     let stops = cc.hooks("beta", "Stop");
+    assert!(stops.len() >= 10, "{} Stop hooks logged", stops.len());
     assert!(
         stops
             .iter()
