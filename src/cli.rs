@@ -71,10 +71,12 @@ pub enum Command {
     /// Check that everything is in place, and say how to fix what is not
     ///
     /// Checks the spool and its permissions, the hooks and the MCP server (there, and running
-    /// this binary), tmux and its version, and the inotify limits; lists the peers and their
-    /// state. Each problem comes with the command that fixes it; a warning (low inotify
-    /// limits: repowire then polls) is worth knowing but does not count as a problem. A
-    /// missing spool is reported, not created.
+    /// this binary), each installed agent's release against the ones repowire is tested with
+    /// (older is a problem, newer a note), tmux and its version, and the inotify limits; shows
+    /// the spool's size and oldest record; lists the peers and their state. Each problem comes
+    /// with the command that fixes it; a warning (low inotify limits: repowire then polls) is
+    /// worth knowing but does not count as a problem. A missing spool is reported, not
+    /// created.
     ///
     /// Exit status 0 when all is well, 1 when something needs fixing.
     Status {
