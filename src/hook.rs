@@ -262,6 +262,7 @@ fn register_pane(
     // A Codex session registered by its MCP server has no session id yet; its SessionStart
     // comes with the first prompt, which may be a question just typed: the same session,
     // whose delivered question must not be failed.
+    let config = Config::load(spool)?;
     let previous = peer::by_pane(spool, &socket, &pane)?;
     let continued = session_id.is_some()
         && previous.as_ref().is_some_and(|old| {
@@ -282,12 +283,13 @@ fn register_pane(
             agent: agent.as_str(),
             agent_process: peer::agent_process(live.pid),
             agent_command: Some(live.command),
-            naming: Config::load(spool)?.naming,
+            naming: config.naming,
         },
     )?;
     if !continued {
         // A question typed into the previous session will never be answered by this one.
-        settle_delivered(
+        let _lock = spool.lock(&peer::lock_name(&peer.name))?;
+        settle_all_locked(
             spool,
             &peer,
             old_transcript.as_deref(),
@@ -295,7 +297,7 @@ fn register_pane(
         )?;
     }
     // With no daemon, housekeeping rides on session starts: at most once a day, detached.
-    if let Err(e) = Config::load(spool).and_then(|c| gc::start_housekeeping(spool, c.keep)) {
+    if let Err(e) = gc::start_housekeeping(spool, config.keep) {
         eprintln!("repowire: housekeeping did not start: {e:#}");
     }
     deliver::kick(spool, &peer.name)
@@ -497,18 +499,7 @@ fn session_end(spool: &Spool, peer: &Peer, p: &Value) -> Result<()> {
 }
 
 /// Settles every message delivered to `peer` that its session will now never answer (see
-/// [`settle_locked`]).
-fn settle_delivered(
-    spool: &Spool,
-    peer: &Peer,
-    transcript: Option<&Path>,
-    why: &str,
-) -> Result<()> {
-    let _lock = spool.lock(&peer::lock_name(&peer.name))?;
-    settle_all_locked(spool, peer, transcript, why)
-}
-
-/// [`settle_delivered`] for a caller that holds the peer's lock.
+/// [`settle_locked`]). The caller holds the peer's lock.
 fn settle_all_locked(
     spool: &Spool,
     peer: &Peer,

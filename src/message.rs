@@ -256,16 +256,7 @@ pub fn send(spool: &Spool, d: &Draft<'_>) -> Result<(Message, Option<crate::spoo
     let _send = spool.lock("queue/.send.lock")?;
     if d.kind == Kind::Ask
         && d.from != USER
-        && let Some(cycle) = find_cycle(spool, d.from, d.to)?
-    {
-        return Err(Error::Deadlock {
-            peer: d.from.to_string(),
-            cycle,
-        }
-        .into());
-    }
-    if d.kind == Kind::Ask
-        && let Some(cycle) = closes_chain(spool, d.from, d.to, d.chain)?
+        && let Some(cycle) = find_cycle(spool, d.from, d.to, d.chain)?
     {
         return Err(Error::Deadlock {
             peer: d.from.to_string(),
@@ -313,8 +304,7 @@ fn next_id(spool: &Spool) -> Result<String> {
     .to_string())
 }
 
-/// Who waits for whom here: for each asker, the peers it waits for with the query; only open
-/// asks whose asker still holds its waiter lock count.
+/// Who waits for whom here: the open asks whose asker still holds its waiter lock.
 fn waits(spool: &Spool) -> Result<Vec<Message>> {
     Ok(open_messages(spool)?
         .into_iter()
@@ -352,47 +342,11 @@ pub fn waiting_on(spool: &Spool, name: &str) -> Result<Vec<String>> {
     Ok(out)
 }
 
-/// If question `from` → `to` from another host, whose asker `chain` waits on, would close a
-/// circle of waits across hosts (`to`, or a peer here that `to` waits for, is in `chain`), the
-/// circle as text.
-fn closes_chain(spool: &Spool, from: &str, to: &str, chain: &[String]) -> Result<Option<String>> {
-    if chain.is_empty() {
-        return Ok(None);
-    }
-    let here = crate::host::this_host();
-    let waits = waits(spool)?;
-    // `to` and every local peer it waits for, with how.
-    let mut reach: Vec<(String, Vec<String>)> = vec![(to.to_string(), Vec::new())];
-    let mut i = 0;
-    while i < reach.len() {
-        let (node, how) = reach[i].clone();
-        for m in waits.iter().filter(|m| m.from == node) {
-            if !m.to.contains('@') && !reach.iter().any(|(n, _)| *n == m.to) {
-                let mut how = how.clone();
-                how.push(format!(
-                    "{} is waiting for {} (query {})",
-                    m.from, m.to, m.id
-                ));
-                reach.push((m.to.clone(), how));
-            }
-        }
-        i += 1;
-    }
-    for (node, how) in reach {
-        let qualified = format!("{node}@{here}");
-        if chain.contains(&qualified) {
-            let mut parts = vec![format!("{from} would wait for {to}")];
-            parts.extend(how);
-            parts.push(format!("{qualified} is waiting for {from} across hosts"));
-            return Ok(Some(parts.join(", ")));
-        }
-    }
-    Ok(None)
-}
-
 /// If `from` asking `to` would close a cycle of waiting askers, the cycle as text
-/// (`a waits for b (query X), b waits for a`).
-fn find_cycle(spool: &Spool, from: &str, to: &str) -> Result<Option<String>> {
+/// (`a would wait for b, b is waiting for a (query X)`). A question from another host closes
+/// one too when `to`, or a peer here that `to` waits for, is in its `chain`: it waits on the
+/// asker over there.
+fn find_cycle(spool: &Spool, from: &str, to: &str, chain: &[String]) -> Result<Option<String>> {
     if from == to {
         return Err(Error::BadInput(format!(
             "'{from}' cannot ask itself; answer from your own context"
@@ -403,37 +357,55 @@ fn find_cycle(spool: &Spool, from: &str, to: &str) -> Result<Option<String>> {
     for m in self::waits(spool)? {
         waits.entry(m.from.clone()).or_default().push((m.to, m.id));
     }
-    // Depth-first from `to`, looking for a chain of waits back to `from`.
+    let here = if chain.is_empty() {
+        String::new()
+    } else {
+        crate::host::this_host()
+    };
+    // Where a chain of waits from `to` ends the cycle: back at `from`, or at a peer here that
+    // waits, over another host, on `from`.
+    let closes = |node: &str| {
+        if node == from {
+            Some(None)
+        } else {
+            let qualified = format!("{node}@{here}");
+            chain.contains(&qualified).then_some(Some(qualified))
+        }
+    };
+    // Depth-first from `to`.
     let mut path: Vec<(String, String, String)> = Vec::new();
     let mut seen = HashSet::new();
     fn dfs(
         node: &str,
-        target: &str,
+        closes: &dyn Fn(&str) -> Option<Option<String>>,
         waits: &HashMap<String, Vec<(String, String)>>,
         seen: &mut HashSet<String>,
         path: &mut Vec<(String, String, String)>,
-    ) -> bool {
-        if node == target {
-            return true;
+    ) -> Option<Option<String>> {
+        if let Some(end) = closes(node) {
+            return Some(end);
         }
         if !seen.insert(node.to_string()) {
-            return false;
+            return None;
         }
         for (next, id) in waits.get(node).into_iter().flatten() {
             path.push((node.to_string(), next.clone(), id.clone()));
-            if dfs(next, target, waits, seen, path) {
-                return true;
+            if let Some(end) = dfs(next, closes, waits, seen, path) {
+                return Some(end);
             }
             path.pop();
         }
-        false
+        None
     }
-    if !dfs(to, from, &waits, &mut seen, &mut path) {
+    let Some(across) = dfs(to, &closes, &waits, &mut seen, &mut path) else {
         return Ok(None);
-    }
+    };
     let mut parts = vec![format!("{from} would wait for {to}")];
     for (a, b, id) in &path {
         parts.push(format!("{a} is waiting for {b} (query {id})"));
+    }
+    if let Some(qualified) = across {
+        parts.push(format!("{qualified} is waiting for {from} across hosts"));
     }
     Ok(Some(parts.join(", ")))
 }

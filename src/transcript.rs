@@ -1,7 +1,8 @@
 //! Reading the answer of a turn from a Claude Code transcript, from its end (and whether a
 //! Gemini CLI turn was cancelled).
 //!
-//! Used only when a Stop payload lacks `last_assistant_message`. A transcript is JSON lines;
+//! Used when a Stop payload lacks `last_assistant_message` (Claude Code 2.0.x), and when a
+//! question's turn ended without its Stop hook storing the answer. A transcript is JSON lines;
 //! an assistant message is written one content block per line, all with the same
 //! `message.id`. The reader walks lines backwards in blocks, so its cost does not grow with the
 //! file, and it stops at the turn's prompt or after [`MAX_SCAN`] bytes: a hook must stay small
@@ -18,16 +19,9 @@ use serde_json::Value;
 pub const MAX_SCAN: u64 = 1024 * 1024;
 const BLOCK: usize = 64 * 1024;
 
-/// The text of the last assistant message of the last turn, if the transcript has one.
-pub fn last_assistant_text(path: &Path) -> Option<String> {
-    match scan(path) {
-        Scan::Reply(text) => Some(text),
-        Scan::NotYet | Scan::Nothing => None,
-    }
-}
-
-/// [`last_assistant_text`], waiting up to `patience` for a reply still to be written: Claude
-/// Code 2.0.x may run its Stop hook before it appends the turn's reply to the transcript
+/// The text of the last assistant message of the last turn, if the transcript has one,
+/// waiting up to `patience` for a reply still to be written: Claude Code 2.0.x may run its
+/// Stop hook before it appends the turn's reply to the transcript
 /// (seen with 2.0.77: the transcript ended with the turn's prompt when the hook read it, and
 /// held the reply a few milliseconds later). Only a transcript whose newest conversation line
 /// is the person's or a tool's (the reply is due) is waited for.
@@ -50,14 +44,7 @@ pub fn reply_of_turn(path: &Path, patience: Duration) -> Option<String> {
 /// For a question whose Stop hook never stored the answer (killed, say), read when the
 /// session's next hook runs.
 pub fn reply_to(path: &Path, is_question: impl Fn(&str) -> bool) -> Option<String> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)
-        .ok()
-        .filter(|f| f.metadata().is_ok_and(|m| m.is_file()))?;
-    let mut lines = LinesBackwards::new(file)?;
+    let mut lines = backwards(path)?;
     // The lines after the question's prompt, newest first.
     let mut after: Vec<Value> = Vec::new();
     loop {
@@ -87,12 +74,7 @@ pub fn reply_to(path: &Path, is_question: impl Fn(&str) -> bool) -> Option<Strin
                 }
             }
             Some("assistant") => {
-                let msg = v.get("message");
-                let id = msg
-                    .and_then(|m| m.get("id"))
-                    .and_then(Value::as_str)
-                    .map(str::to_string);
-                let texts = text_blocks(msg.and_then(|m| m.get("content")));
+                let (id, texts) = assistant(v);
                 if texts.is_empty() {
                     continue;
                 }
@@ -112,6 +94,29 @@ fn user_texts(v: &Value) -> Vec<String> {
     text_blocks(v.pointer("/message/content"))
 }
 
+/// An assistant line's message id and text blocks.
+fn assistant(v: &Value) -> (Option<String>, Vec<String>) {
+    let msg = v.get("message");
+    let id = msg
+        .and_then(|m| m.get("id"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    (id, text_blocks(msg.and_then(|m| m.get("content"))))
+}
+
+/// The lines of the file at `path`, newest first; `None` unless it is a regular file. Opened
+/// without blocking: opening a FIFO would hang the hook.
+fn backwards(path: &Path) -> Option<LinesBackwards> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .ok()
+        .filter(|f| f.metadata().is_ok_and(|m| m.is_file()))?;
+    LinesBackwards::new(file)
+}
+
 /// What the end of a transcript holds.
 enum Scan {
     /// The last turn's reply.
@@ -124,18 +129,7 @@ enum Scan {
 }
 
 fn scan(path: &Path) -> Scan {
-    use std::os::unix::fs::OpenOptionsExt;
-    // Non-blocking, and only a regular file: opening a FIFO would hang the hook.
-    let Some(file) = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)
-        .ok()
-        .filter(|f| f.metadata().is_ok_and(|m| m.is_file()))
-    else {
-        return Scan::Nothing;
-    };
-    let Some(mut lines) = LinesBackwards::new(file) else {
+    let Some(mut lines) = backwards(path) else {
         return Scan::Nothing;
     };
     let mut message_id: Option<String> = None;
@@ -148,12 +142,7 @@ fn scan(path: &Path) -> Scan {
         };
         match v.get("type").and_then(Value::as_str) {
             Some("assistant") => {
-                let msg = v.get("message");
-                let id = msg
-                    .and_then(|m| m.get("id"))
-                    .and_then(Value::as_str)
-                    .map(str::to_string);
-                let texts = text_blocks(msg.and_then(|m| m.get("content")));
+                let (id, texts) = assistant(&v);
                 if message_id.is_some() && id != message_id {
                     whole = true; // an earlier message: the last one is complete
                     break;
@@ -185,7 +174,7 @@ fn scan(path: &Path) -> Scan {
 /// message entry is the `info` "Request cancelled." that Esc leaves, written before the
 /// AfterAgent hook runs (checked with Gemini CLI 0.61.0).
 pub fn gemini_turn_cancelled(path: &Path) -> bool {
-    let Some(mut lines) = File::open(path).ok().and_then(LinesBackwards::new) else {
+    let Some(mut lines) = backwards(path) else {
         return false;
     };
     while let Some(line) = lines.next_line() {
@@ -284,6 +273,11 @@ impl LinesBackwards {
 mod tests {
     use super::*;
     use std::io::Write;
+
+    /// The reply of the last turn, not waiting for one that is due.
+    fn last_assistant_text(path: &Path) -> Option<String> {
+        reply_of_turn(path, Duration::ZERO)
+    }
 
     fn transcript(lines: &[&str]) -> tempfile::NamedTempFile {
         let mut f = tempfile::NamedTempFile::new().unwrap();

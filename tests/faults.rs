@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::hooks::{FakeAgent, ask_delivered, header, hook};
 use crate::hostile::check_spool;
 use crate::mcp::Mcp;
-use crate::util::{Mesh, bin, body, spawn_piped, text};
+use crate::util::{Agent, Mesh, bin, body, spawn_piped, text};
 
 const T: Duration = Duration::from_secs(30);
 
@@ -678,6 +678,27 @@ fn a_full_disk_is_a_clear_error_and_damages_nothing() {
     assert_eq!(sent.last().map(String::as_str), Some("after"), "{sent:?}");
 }
 
+/// Asks the stand-in `b` (warmed up: one answer so far) for `reply` with its Stop hook killed
+/// at the end of the turn; returns the query id once the turn is over, still delivered.
+fn ask_and_kill_its_stop_hook(m: &Mesh, b: &Agent, reply: &str) -> String {
+    let question = format!("KILL_STOP_HOOK\nREPLY {reply}");
+    let id = m.ok(["peer", "ask", &b.name, &question, "--no-wait"]);
+    let id = id.trim().to_string();
+    assert!(
+        m.eventually(T, || b.of_type("answer").len() == 2),
+        "the turn did not end"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(state(m, &id), "delivered", "the killed hook stored it");
+    id
+}
+
+/// Types `text` into session `name`'s pane and presses Enter, as a person would.
+fn submit(m: &Mesh, name: &str, text: &str) {
+    m.tmux(["send-keys", "-t", name, "-l", text]);
+    m.tmux(["send-keys", "-t", name, "Enter"]);
+}
+
 /// A Stop hook SIGKILLed before it stored the answer: the agent never runs it again, but the
 /// answer is in its transcript. When the session's next turn starts (a person types), its
 /// prompt hook finds the question delivered and unanswered and answers it from there; a
@@ -687,31 +708,11 @@ fn an_answer_whose_stop_hook_was_killed_comes_from_the_transcript_at_the_next_tu
     need_tmux!();
     let m = Mesh::new();
     let b = m.warm_agent("beta");
-    let id = m
-        .ok([
-            "peer",
-            "ask",
-            "beta",
-            "KILL_STOP_HOOK\nREPLY the answer the hook never stored",
-            "--no-wait",
-        ])
-        .trim()
-        .to_string();
-    let answered = |n| b.of_type("answer").len() == n;
-    assert!(m.eventually(T, || answered(2)), "the turn did not end");
-    std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(state(&m, &id), "delivered", "the killed hook stored it");
+    let id = ask_and_kill_its_stop_hook(&m, &b, "the answer the hook never stored");
     assert_eq!(m.status("beta"), "busy");
 
     // A person's prompt starts the next turn.
-    m.tmux([
-        "send-keys",
-        "-t",
-        "beta",
-        "-l",
-        "REPLY a person's own question",
-    ]);
-    m.tmux(["send-keys", "-t", "beta", "Enter"]);
+    submit(&m, "beta", "REPLY a person's own question");
     let out = m.ok(["peer", "wait", &id, "--timeout", "20s"]);
     assert_eq!(out, "the answer the hook never stored\n");
     assert_eq!(
@@ -732,8 +733,7 @@ fn an_answer_whose_stop_hook_was_killed_comes_from_the_transcript_at_the_next_tu
     assert!(m.eventually(T, || m.status("beta") == "busy"));
     m.tmux(["send-keys", "-t", "beta", "Escape"]);
     assert!(m.eventually(T, || !b.of_type("interrupted").is_empty()));
-    m.tmux(["send-keys", "-t", "beta", "-l", "REPLY next"]);
-    m.tmux(["send-keys", "-t", "beta", "Enter"]);
+    submit(&m, "beta", "REPLY next");
     assert!(m.eventually(T, || state(&m, &id) == "failed"));
     let err = m.run(["peer", "wait", &id, "--timeout", "5s"]);
     assert_eq!(err.status.code(), Some(7), "{}", text(&err.stderr));
@@ -745,20 +745,8 @@ fn an_answer_whose_stop_hook_was_killed_comes_from_the_transcript_at_session_end
     need_tmux!();
     let m = Mesh::new();
     let b = m.warm_agent("beta");
-    let id = m
-        .ok([
-            "peer",
-            "ask",
-            "beta",
-            "KILL_STOP_HOOK\nREPLY stored at the end",
-            "--no-wait",
-        ])
-        .trim()
-        .to_string();
-    assert!(m.eventually(T, || b.of_type("answer").len() == 2));
-    assert_eq!(state(&m, &id), "delivered");
-    m.tmux(["send-keys", "-t", "beta", "-l", "/exit"]);
-    m.tmux(["send-keys", "-t", "beta", "Enter"]);
+    let id = ask_and_kill_its_stop_hook(&m, &b, "stored at the end");
+    submit(&m, "beta", "/exit");
     let out = m.ok(["peer", "wait", &id, "--timeout", "20s"]);
     assert_eq!(out, "stored at the end\n");
 }

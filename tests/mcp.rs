@@ -462,6 +462,11 @@ fn mcp_ask_that_times_out_names_the_query_and_get_answer_fetches_it_later() {
     let id = err.split("(query ").nth(1).expect("the query id")[..26].to_string();
     let (now, error) = mcp.call("get_answer", json!({"query_id": id}));
     assert!(!error && now.starts_with("not answered yet"), "{now}");
+    let received = m.home.join(format!("responses/{id}.read"));
+    assert!(
+        !received.exists(),
+        "an answer nobody has had yet is marked received"
+    );
     let mut answer = String::new();
     assert!(m.eventually(T, || {
         answer = mcp.ok("get_answer", json!({"query_id": id}));
@@ -469,6 +474,8 @@ fn mcp_ask_that_times_out_names_the_query_and_get_answer_fetches_it_later() {
     }));
     assert_eq!(body(&answer), "SLEEP 2\nslow");
     assert_eq!(events_of(&m, &id), ["sent", "delivered", "answered"]);
+    // Received now, so housekeeping may remove it in time (the asker itself gave up on it).
+    assert!(received.exists());
 }
 
 #[test]
