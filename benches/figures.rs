@@ -157,6 +157,8 @@ impl World {
             agent_command: Some("sleep".into()),
             agent_process: Some(Process { pid, start }),
             pinned: false,
+            description: Some("the users and orders API".into()),
+            described: true,
             online: true,
             registered_ms: now,
             started_ms: now,

@@ -107,6 +107,52 @@ pub enum Command {
         keep: bool,
     },
 
+    /// Start the team of a team file: every peer not running, each in its own tmux window
+    ///
+    /// Reads repowire.yaml in the current directory (or -f FILE):
+    ///
+    ///   tmux_session: dev      # for the peers' windows; default: repowire
+    ///   peers:
+    ///     backend:  { path: ~/src/backend, description: "users API" }
+    ///     frontend: { path: ~/src/frontend, agent: codex }
+    ///     infra:    { path: ~/src/infra, agent: gemini, command: "gemini --yolo" }
+    ///
+    /// Each peer not running starts in a window named after it, in a tmux session of your tmux
+    /// server (the one you are in, else the default one), in its directory (relative paths are
+    /// taken from the file's directory), with its agent (claude, codex or gemini; default
+    /// claude), or with `command` instead of the agent's own command line. It is that peer
+    /// whatever its directory is called; `description` is shown in `peer list` and to the
+    /// agents. Then it waits until every one has registered, and says of each that did not
+    /// why: its agent is not installed, its path is missing, `repowire setup` was not run for
+    /// its agent, the agent exited, or it waits on a question in its pane (such as Claude
+    /// Code's "Do you trust the files in this folder?"). Running it again starts only what is
+    /// missing. Messages sent to a peer while it was down are delivered once it is up.
+    ///
+    /// Exit status 0 when every peer runs, 1 otherwise.
+    #[command(verbatim_doc_comment)]
+    Up {
+        /// The team file [default: ./repowire.yaml]
+        #[arg(short = 'f', long = "file", value_name = "FILE")]
+        file: Option<PathBuf>,
+        /// How long to wait for the agents to register
+        #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+        timeout: Duration,
+    },
+
+    /// End the team's agents: those of the team file that run in its tmux session
+    ///
+    /// Closes each one's pane, as closing its terminal would (its agent runs its SessionEnd
+    /// hook), and waits until the agent has ended. Messages sent to them meanwhile wait, and
+    /// are delivered after the next `repowire up`. A peer running elsewhere (a pane you started
+    /// yourself) is left alone and reported.
+    ///
+    /// Exit status 0 when none of them runs any more, 1 otherwise.
+    Down {
+        /// The team file [default: ./repowire.yaml]
+        #[arg(short = 'f', long = "file", value_name = "FILE")]
+        file: Option<PathBuf>,
+    },
+
     /// List, register and message peers
     #[command(subcommand)]
     Peer(PeerCommand),
@@ -182,6 +228,9 @@ pub enum PeerCommand {
     /// With --all, also the peers of the hosts listed under `remotes:` in config.yaml, named
     /// NAME@HOST, asked over ssh all at once; a host that does not answer within 5 seconds is
     /// shown as unreachable, with the reason.
+    ///
+    /// DESCRIPTION is what a person gave the peer (the team file, `peer describe`), else the
+    /// first line of prose of its repository's CLAUDE.md, AGENTS.md or README.md.
     List {
         /// Print JSON instead of a table (with --all, remote peers have a "host"; an
         /// unreachable host is {"host", "status": "unreachable", "error"})
@@ -206,6 +255,50 @@ pub enum PeerCommand {
         /// The agent's working directory
         #[arg(short = 'p', long, value_name = "PATH")]
         path: PathBuf,
+        /// One line on what the peer knows (see `peer describe`)
+        #[arg(short = 'd', long, value_name = "TEXT")]
+        description: Option<String>,
+    },
+
+    /// Start one peer in a new tmux window, as `repowire up` does for a team file's peers
+    ///
+    /// Starts its agent in DIR, in a window named NAME of tmux session `repowire` (or
+    /// --tmux-session) of your tmux server, and waits until it has registered as NAME. Exit
+    /// status 0 when it runs, 1 otherwise.
+    Spawn {
+        /// The peer name: letters, digits, '.', '_' and '-'
+        name: String,
+        /// Its directory
+        #[arg(short = 'p', long, value_name = "DIR")]
+        path: PathBuf,
+        /// Its agent
+        #[arg(long, value_enum, default_value_t)]
+        agent: Agent,
+        /// The command line that starts it, instead of the agent's own (run by the shell)
+        #[arg(long, value_name = "COMMAND")]
+        command: Option<String>,
+        /// One line on what the peer knows
+        #[arg(short = 'd', long, value_name = "TEXT")]
+        description: Option<String>,
+        /// The tmux session to put its window in
+        #[arg(long, value_name = "NAME", default_value = "repowire")]
+        tmux_session: String,
+        /// How long to wait for it to register
+        #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+        timeout: Duration,
+    },
+
+    /// Set the one line that tells the agents what a peer knows
+    ///
+    /// It is shown in `peer list` and by the list_peers tool, and stays across the peer's
+    /// restarts. At most 100 characters, one line. An empty TEXT gives the peer its
+    /// repository's own again: the first line of prose of its CLAUDE.md, AGENTS.md or
+    /// README.md.
+    Describe {
+        /// The peer name
+        name: String,
+        /// The description
+        text: String,
     },
 
     /// Forget a peer (messages already queued for it stay in the spool)
@@ -214,10 +307,17 @@ pub enum PeerCommand {
         name: String,
     },
 
-    /// Ask a peer a question and print its answer
+    /// Ask a peer (or several) a question and print the answer
     ///
     /// The question is typed into the peer's pane when it is idle, after the questions queued
     /// before it. The answer is printed on stdout. On a terminal, progress goes to stderr.
+    ///
+    /// Several names (or --all: every peer not offline, but you) ask each of them at once.
+    /// Each answer is printed as it comes, under a line `==> NAME <==`; a peer that does not
+    /// answer (unknown, offline, deadlock refused, timeout with its query id) is reported on
+    /// stderr and does not hold up the others. Exit status 0 when all answered, 10 when some
+    /// did, and when none did the status of the first named peer's error. With --no-wait,
+    /// each line is NAME QUERY-ID.
     ///
     /// A peer on another host is NAME@HOST, HOST being anything ssh takes (an alias from your
     /// ssh config too): repowire runs `ssh HOST repowire remote` (or $REPOWIRE_SSH instead of
@@ -230,10 +330,13 @@ pub enum PeerCommand {
     /// not be reached or used (ssh failed, authentication failed, no repowire there, the
     /// connection was lost).
     Ask {
-        /// The peer name, or NAME@HOST
-        name: String,
-        /// The question ('-' reads it from stdin)
-        text: OsString,
+        /// The peer's name (NAME@HOST for another host's), several for a fan-out, then the
+        /// question ('-' reads it from stdin)
+        #[arg(value_name = "NAME... QUESTION", required = true, num_args = 1..)]
+        args: Vec<OsString>,
+        /// Ask every peer not offline but you
+        #[arg(long)]
+        all: bool,
         /// How long to wait for the answer (e.g. 90s, 5m) [default: ask_timeout in config.yaml, 120s]
         #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
         timeout: Option<Duration>,

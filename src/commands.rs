@@ -13,11 +13,13 @@ use crate::ask::{self, Progress};
 use crate::cli::{CompletionShell, ConfigCommand, GcArgs, LogArgs, PeerCommand};
 use crate::config::Config;
 use crate::error::Error;
+use crate::fanout;
 use crate::history::{self, Entry};
 use crate::message;
 use crate::peer::{self, Status};
 use crate::remote;
 use crate::spool::{Spool, now_ms};
+use crate::team;
 use crate::time;
 
 pub fn peer(spool: &Spool, cmd: PeerCommand) -> Result<()> {
@@ -27,8 +29,9 @@ pub fn peer(spool: &Spool, cmd: PeerCommand) -> Result<()> {
             name,
             tmux_session,
             path,
+            description,
         } => {
-            let p = peer::register(spool, &name, &tmux_session, &path)?;
+            let p = peer::register(spool, &name, &tmux_session, &path, description.as_deref())?;
             println!(
                 "registered {} (pane {}, {})",
                 p.name,
@@ -43,39 +46,74 @@ pub fn peer(spool: &Spool, cmd: PeerCommand) -> Result<()> {
             Ok(())
         }
         PeerCommand::Ask {
-            name,
-            text,
+            mut args,
+            all,
             timeout,
             no_wait,
         } => {
+            let text = args.pop().expect("clap requires an argument");
+            let names = args
+                .into_iter()
+                .map(|n| {
+                    n.into_string()
+                        .map_err(|n| Error::BadInput(format!("invalid peer name {n:?}")))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            match (names.is_empty(), all) {
+                (true, false) => {
+                    return Err(Error::BadInput(
+                        "name the peer to ask before the question (or several, or --all for every one)".into(),
+                    )
+                    .into());
+                }
+                (false, true) => {
+                    return Err(Error::BadInput(format!(
+                        "--all asks every peer: give only the question, not {}",
+                        names.join(" ")
+                    ))
+                    .into());
+                }
+                _ => {}
+            }
             let text = text_arg(text)?;
             let timeout = timeout.unwrap_or(Config::load(spool)?.ask_timeout);
-            if let Some((peer, host)) = remote::parse_peer(&name)? {
-                let (from, chain) = (remote::sender(spool)?, remote::chain(spool)?);
-                let asker = (from.as_str(), chain.as_slice());
-                if no_wait {
-                    println!(
-                        "{}",
-                        remote::ask_no_wait(host, peer, asker, &text, timeout)?
-                    );
-                    return Ok(());
-                }
-                let answer = wait_printing(&name, |show| {
-                    remote::ask(host, peer, asker, &text, timeout, None, show)
-                })?;
-                return print_answer(&answer);
+            match names.as_slice() {
+                [name] if !all => ask_one(spool, name, &text, timeout, no_wait),
+                _ => ask_many(spool, names, &text, timeout, no_wait),
             }
-            let from = peer::sender_name(spool)?;
-            let (msg, lock) = ask::ask(spool, &from, &name, &text, timeout, &[])?;
-            if no_wait {
-                println!("{}", msg.id);
-                return Ok(());
+        }
+        PeerCommand::Spawn {
+            name,
+            path,
+            agent,
+            command,
+            description,
+            tmux_session,
+            timeout,
+        } => {
+            team::check_session(&tmux_session)?;
+            let member = team::Member::new(
+                &name,
+                &path,
+                Some(agent.as_str()),
+                description.as_deref(),
+                command,
+            )
+            .map_err(|e| Error::BadInput(format!("{e:#}")))?;
+            let team = team::Team {
+                tmux_session,
+                members: vec![member],
+            };
+            team::up(spool, &team, timeout)
+        }
+        PeerCommand::Describe { name, text } => {
+            let p = peer::set_description(spool, &name, &text)?;
+            match (&p.description, p.described) {
+                (Some(d), true) => println!("{name}: {d}"),
+                (Some(d), false) => println!("{name}: {d} (from its repository)"),
+                (None, _) => println!("{name}: no description (its repository has none to give)"),
             }
-            let answer = wait_printing(&name, |show| {
-                ask::wait_answer(spool, &msg.id, timeout, None, show)
-            })?;
-            drop(lock);
-            print_answer(&answer.text)
+            Ok(())
         }
         PeerCommand::Wait { id, timeout } => {
             let timeout = timeout.unwrap_or(Config::load(spool)?.ask_timeout);
@@ -136,6 +174,109 @@ pub fn peer(spool: &Spool, cmd: PeerCommand) -> Result<()> {
             .into())
         }
     }
+}
+
+/// `peer ask NAME`: one peer, the answer alone on stdout.
+fn ask_one(spool: &Spool, name: &str, text: &str, timeout: Duration, no_wait: bool) -> Result<()> {
+    if let Some((peer, host)) = remote::parse_peer(name)? {
+        let (from, chain) = (remote::sender(spool)?, remote::chain(spool)?);
+        let asker = (from.as_str(), chain.as_slice());
+        if no_wait {
+            println!("{}", remote::ask_no_wait(host, peer, asker, text, timeout)?);
+            return Ok(());
+        }
+        let answer = wait_printing(name, |show| {
+            remote::ask(host, peer, asker, text, timeout, None, show)
+        })?;
+        return print_answer(&answer);
+    }
+    let from = peer::sender_name(spool)?;
+    let (msg, lock) = ask::ask(spool, &from, name, text, timeout, &[])?;
+    if no_wait {
+        println!("{}", msg.id);
+        return Ok(());
+    }
+    let answer = wait_printing(name, |show| {
+        ask::wait_answer(spool, &msg.id, timeout, None, show)
+    })?;
+    drop(lock);
+    print_answer(&answer.text)
+}
+
+/// `peer ask A B "Q"` and `--all`: each answer under `==> NAME <==` as it comes.
+fn ask_many(
+    spool: &Spool,
+    names: Vec<String>,
+    text: &str,
+    timeout: Duration,
+    no_wait: bool,
+) -> Result<()> {
+    let from = peer::sender_name(spool)?;
+    let names = if names.is_empty() {
+        let everyone = fanout::everyone(spool, &from)?;
+        if everyone.is_empty() {
+            return Err(Error::BadInput(
+                "no peer to ask: there is none but you, or all are offline; `repowire peer list` shows them".into(),
+            )
+            .into());
+        }
+        everyone
+    } else {
+        names
+    };
+    let mut out = std::io::stdout().lock();
+    if no_wait {
+        let mut replies = Vec::new();
+        for name in &names {
+            let id = match remote::parse_peer(name)? {
+                Some((peer, host)) => {
+                    let (from, chain) = (remote::sender(spool)?, remote::chain(spool)?);
+                    remote::ask_no_wait(host, peer, (&from, &chain), text, timeout)
+                }
+                None => ask::ask(spool, &from, name, text, timeout, &[]).map(|(m, _)| m.id),
+            };
+            if let Ok(id) = &id {
+                writeln!(out, "{name} {id}")?;
+            }
+            replies.push(fanout::Reply {
+                peer: name.clone(),
+                answer: id,
+            });
+        }
+        return fanout::outcome(&names, &replies);
+    }
+    let tty = std::io::stderr().is_terminal();
+    let start = Instant::now();
+    let (mut answered, mut printed) = (0, 0);
+    let mut write_err = None;
+    let replies = fanout::ask(spool, &from, &names, text, timeout, None, &mut |r| {
+        if let Ok(answer) = &r.answer {
+            answered += 1;
+            let sep = if printed > 0 { "\n" } else { "" };
+            printed += 1;
+            if tty {
+                eprint!("\r\x1b[2K");
+            }
+            let nl = if answer.ends_with('\n') { "" } else { "\n" };
+            if let Err(e) = write!(out, "{sep}==> {} <==\n{answer}{nl}", r.peer).and(out.flush()) {
+                write_err.get_or_insert(e);
+            }
+        }
+        if tty {
+            eprint!(
+                "\r\x1b[2K{answered} of {} answered ({}s)",
+                names.len(),
+                start.elapsed().as_secs()
+            );
+        }
+    });
+    if tty {
+        eprint!("\r\x1b[2K");
+    }
+    if let Some(e) = write_err {
+        return Err(e.into());
+    }
+    fanout::outcome(&names, &replies)
 }
 
 /// The text argument, or stdin for `-`. Text that is not UTF-8 is refused, not mangled.
@@ -201,6 +342,7 @@ struct PeerRow<'a> {
     session_id: Option<&'a str>,
     last_activity_ms: u64,
     queued: usize,
+    description: Option<&'a str>,
 }
 
 /// A peer of another host in `peer list --all --json`.
@@ -214,6 +356,7 @@ struct RemoteRow<'a> {
     path: &'a Path,
     last_activity_ms: u64,
     queued: usize,
+    description: Option<&'a str>,
 }
 
 /// A remote host that could not be listed, in `peer list --all --json`.
@@ -240,6 +383,7 @@ fn list(spool: &Spool, json: bool, all: bool) -> Result<()> {
             session_id: p.session_id.as_deref(),
             last_activity_ms: p.last_activity_ms,
             queued: open.iter().filter(|m| m.to == p.name).count(),
+            description: p.description.as_deref(),
         })
         .collect();
     let hosts = if all {
@@ -273,6 +417,7 @@ fn list(spool: &Spool, json: bool, all: bool) -> Result<()> {
                             path: &p.path,
                             last_activity_ms: p.last_activity_ms,
                             queued: p.queued,
+                            description: p.description.as_deref(),
                         })?);
                     }
                 }
@@ -287,8 +432,8 @@ fn list(spool: &Spool, json: bool, all: bool) -> Result<()> {
         writeln!(out)?;
         return Ok(());
     }
-    // name, status, agent, pane, last activity, path
-    let mut lines: Vec<(String, &str, &str, &str, u64, String)> = rows
+    // name, status, agent, pane, last activity, path, description
+    let mut lines: Vec<(String, &str, &str, &str, u64, String, &str)> = rows
         .iter()
         .map(|r| {
             (
@@ -298,6 +443,7 @@ fn list(spool: &Spool, json: bool, all: bool) -> Result<()> {
                 r.pane,
                 r.last_activity_ms,
                 r.path.display().to_string(),
+                r.description.unwrap_or(""),
             )
         })
         .collect();
@@ -312,6 +458,7 @@ fn list(spool: &Spool, json: bool, all: bool) -> Result<()> {
                     p.pane.as_str(),
                     p.last_activity_ms,
                     p.path.display().to_string(),
+                    p.description.as_deref().unwrap_or(""),
                 )
             })),
             Err(e) => unreachable.push(format!("{}: unreachable: {e}", r.host)),
@@ -326,17 +473,27 @@ fn list(spool: &Spool, json: bool, all: bool) -> Result<()> {
     }
     let now = now_ms();
     let w = lines.iter().map(|l| l.0.len()).max().unwrap_or(4).max(4);
+    let pw = lines.iter().map(|l| l.5.len()).max().unwrap_or(4).max(4);
+    let described = lines.iter().any(|l| !l.6.is_empty());
+    let head = format!(
+        "{:w$}  {:7}  {:6}  {:5}  {:13}  {:pw$}  DESCRIPTION",
+        "NAME", "STATUS", "AGENT", "PANE", "LAST ACTIVITY", "PATH"
+    );
     writeln!(
         out,
-        "{:w$}  {:7}  {:6}  {:5}  {:13}  PATH",
-        "NAME", "STATUS", "AGENT", "PANE", "LAST ACTIVITY"
+        "{}",
+        if described {
+            &head
+        } else {
+            head.trim_end_matches("DESCRIPTION").trim_end()
+        }
     )?;
-    for (name, status, agent, pane, last, path) in &lines {
-        writeln!(
-            out,
-            "{name:w$}  {status:7}  {agent:6}  {pane:5}  {:13}  {path}",
+    for (name, status, agent, pane, last, path, description) in &lines {
+        let line = format!(
+            "{name:w$}  {status:7}  {agent:6}  {pane:5}  {:13}  {path:pw$}  {description}",
             time::ago(*last, now),
-        )?;
+        );
+        writeln!(out, "{}", line.trim_end())?;
     }
     for u in &unreachable {
         writeln!(out, "{u}")?;

@@ -51,6 +51,15 @@ pub enum Error {
     #[error("tmux {command} failed: {stderr}")]
     Tmux { command: String, stderr: String },
 
+    /// A fan-out that not every peer answered (see `fanout::outcome` for its code).
+    #[error("{answered} of {asked} peers answered:\n  {why}")]
+    FanOut {
+        code: u8,
+        answered: usize,
+        asked: usize,
+        why: String,
+    },
+
     /// A peer on another host could not be reached or used (exit code 9), or its host
     /// reported one of the errors above (with that error's code).
     #[error("{why}")]
@@ -70,7 +79,7 @@ impl Error {
             Error::Deadlock { .. } => 6,
             Error::Failed { .. } => 7,
             Error::Tmux { .. } => 8,
-            Error::Remote { code, .. } => *code,
+            Error::Remote { code, .. } | Error::FanOut { code, .. } => *code,
         }
     }
 }

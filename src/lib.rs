@@ -8,13 +8,15 @@
 //!
 //! 1. **Primitives**: the spool's files and locks (`spool`), waiting on them (`wait`),
 //!    `time`, `error`, host names (`host`), and the outside world as repowire meets it:
-//!    tmux (`tmux`), the agents' differences (`agent`), their transcripts (`transcript`).
+//!    tmux (`tmux`), the agents' differences (`agent`), their transcripts (`transcript`),
+//!    a repository's own description of itself (`describe`).
 //! 2. **Records** in the spool: `config`, `peer`, `history`, `message`.
 //! 3. **Operations** on them: asking and waiting (`ask`), typing into panes (`deliver`),
-//!    other hosts (`remote`: the calling and the serving side), housekeeping (`gc`).
+//!    other hosts (`remote`: the calling and the serving side), one question to several
+//!    peers (`fanout`), housekeeping (`gc`).
 //! 4. **Front ends**: the command line (`cli`, `commands`), the agents' hooks (`hook`), the
-//!    MCP server (`mcp`), wiring into the agents' files (`setup`), `status`, the live view
-//!    (`top`), `demo`, and the stand-in agent (`standin`).
+//!    MCP server (`mcp`), wiring into the agents' files (`setup`), starting and ending a team
+//!    (`team`), `status`, the live view (`top`), `demo`, and the stand-in agent (`standin`).
 
 pub mod agent;
 pub mod ask;
@@ -23,7 +25,9 @@ mod commands;
 pub mod config;
 pub mod deliver;
 pub mod demo;
+pub mod describe;
 pub mod error;
+pub mod fanout;
 pub mod gc;
 pub mod history;
 pub mod hook;
@@ -36,6 +40,7 @@ pub mod setup;
 pub mod spool;
 pub mod standin;
 pub mod status;
+pub mod team;
 pub mod time;
 pub mod tmux;
 pub mod top;
@@ -92,6 +97,10 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Log(args) => commands::log(&spool, args),
         Command::Gc(args) => commands::gc(&spool, args),
         Command::Top => top::run(&spool),
+        Command::Up { file, timeout } => {
+            team::up(&spool, &team::Team::load(file.as_deref())?, timeout)
+        }
+        Command::Down { file } => team::down(&spool, &team::Team::load(file.as_deref())?),
         Command::Config(cmd) => commands::config(&spool, cmd),
         Command::Mcp { agent } => {
             hook::mcp_started(&spool, agent);

@@ -37,6 +37,7 @@ use tokio_util::sync::CancellationToken;
 use crate::ask::{self, Checked, Progress};
 use crate::config::Config;
 use crate::error::Error;
+use crate::fanout;
 use crate::peer::{self, USER};
 use crate::remote;
 use crate::spool::Spool;
@@ -132,6 +133,16 @@ struct AskArgs {
 }
 
 #[derive(Deserialize, JsonSchema)]
+struct AskManyArgs {
+    /// Names from list_peers
+    peer_names: Vec<String>,
+    /// The question, with the context they need to answer it
+    query: String,
+    /// Give up after this long (default 300)
+    timeout_seconds: Option<u64>,
+}
+
+#[derive(Deserialize, JsonSchema)]
 struct GetAnswerArgs {
     /// The query id from a timed-out ask_peer
     query_id: String,
@@ -157,12 +168,14 @@ struct RegisterArgs {
     tmux_session: String,
     /// Its working directory
     path: String,
+    /// One line on what it knows
+    description: Option<String>,
 }
 
 #[tool_router]
 impl Server {
     #[tool(
-        description = "List the other agent sessions (peers) you can ask: name, status (online/busy/offline), agent, repository path. Marks you."
+        description = "List the other agent sessions (peers) you can ask: name, status (online/busy/offline), agent, repository path, what it knows. Marks you."
     )]
     async fn list_peers(&self) -> Result<String, String> {
         self.blocking(|spool| {
@@ -173,13 +186,17 @@ impl Server {
             for p in &peers {
                 let status = peer::status_of(p, &panes).0.as_str();
                 let you = if p.name == me { " (you)" } else { "" };
-                writeln!(
+                write!(
                     out,
                     "{}: {status}, {}, {}{you}",
                     p.name,
                     p.agent,
                     p.path.display()
                 )?;
+                match &p.description {
+                    Some(d) => writeln!(out, " - {d}")?,
+                    None => writeln!(out)?,
+                }
             }
             let remotes = remote::list(&Config::load(spool)?.remotes);
             for r in &remotes {
@@ -187,7 +204,11 @@ impl Server {
                     Ok(peers) => {
                         for p in peers {
                             let status = p.status.as_str();
-                            writeln!(out, "{}@{}: {status}, {}", p.name, r.host, p.path.display())?;
+                            write!(out, "{}@{}: {status}, {}", p.name, r.host, p.path.display())?;
+                            match &p.description {
+                                Some(d) => writeln!(out, " - {d}")?,
+                                None => writeln!(out)?,
+                            }
                         }
                     }
                     Err(e) => writeln!(out, "{}: unreachable: {e}", r.host)?,
@@ -216,28 +237,35 @@ impl Server {
         Parameters(a): Parameters<AskArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<String, String> {
-        // Progress goes out from a task of its own, in order: the wait must never block on
-        // sending it (rmcp acknowledges a notification only while it still reads stdin).
-        let (stages, mut to_send) = tokio::sync::mpsc::unbounded_channel::<Progress>();
-        let sender = ctx.meta.get_progress_token().map(|token| {
-            let client = ctx.peer.clone();
-            tokio::spawn(async move {
-                let mut step = 0.0;
-                while let Some(p) = to_send.recv().await {
-                    step += 1.0;
-                    let mut note = ProgressNotificationParam::new(token.clone(), step);
-                    note.message = Some(p.to_string());
-                    // A client that is gone is no error: the answer still lands in the spool.
-                    let _ = client.notify_progress(note).await;
-                }
-            })
-        });
+        let (stages, to_send) = tokio::sync::mpsc::unbounded_channel::<Progress>();
+        let sender = progress_sender(&ctx, to_send);
         let ct = ctx.ct.clone();
         let stages = sender.is_some().then_some(stages);
         let res = self
             .blocking(move |spool| ask_and_wait(spool, &a, &|| ct.is_cancelled(), stages))
             .await;
         // Its progress before its result; but after a cancellation nobody reads either.
+        if let Some(sender) = sender.filter(|_| !ctx.ct.is_cancelled()) {
+            let _ = sender.await;
+        }
+        res
+    }
+
+    #[tool(
+        description = "Ask several peers the same question at once; returns each answer labelled with its peer, and why any did not answer."
+    )]
+    async fn ask_peers(
+        &self,
+        Parameters(a): Parameters<AskManyArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<String, String> {
+        let (stages, to_send) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let sender = progress_sender(&ctx, to_send);
+        let ct = ctx.ct.clone();
+        let stages = sender.is_some().then_some(stages);
+        let res = self
+            .blocking(move |spool| ask_many(spool, &a, &|| ct.is_cancelled(), stages))
+            .await;
         if let Some(sender) = sender.filter(|_| !ctx.ct.is_cancelled()) {
             let _ = sender.await;
         }
@@ -293,7 +321,13 @@ impl Server {
         Parameters(a): Parameters<RegisterArgs>,
     ) -> Result<String, String> {
         self.blocking(move |spool| {
-            let p = peer::register(spool, &a.name, &a.tmux_session, Path::new(&a.path))?;
+            let p = peer::register(
+                spool,
+                &a.name,
+                &a.tmux_session,
+                Path::new(&a.path),
+                a.description.as_deref(),
+            )?;
             Ok(format!(
                 "registered {} (pane {}, {})",
                 p.name,
@@ -305,17 +339,86 @@ impl Server {
     }
 }
 
-/// `ask_peer`'s work: asks, waits until the answer, a timeout or `cancelled`, and sends each
-/// new stage to `stages`.
-fn ask_and_wait(
+/// Sends what arrives on `to_send` to the client as progress notifications, from a task of its
+/// own and in order: a wait must never block on sending them (rmcp acknowledges a notification
+/// only while it still reads stdin). `None` when the client asked for no progress.
+fn progress_sender<P: std::fmt::Display + Send + 'static>(
+    ctx: &RequestContext<RoleServer>,
+    mut to_send: tokio::sync::mpsc::UnboundedReceiver<P>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let token = ctx.meta.get_progress_token()?;
+    let client = ctx.peer.clone();
+    Some(tokio::spawn(async move {
+        let mut step = 0.0;
+        while let Some(p) = to_send.recv().await {
+            step += 1.0;
+            let mut note = ProgressNotificationParam::new(token.clone(), step);
+            note.message = Some(p.to_string());
+            // A client that is gone is no error: the answer still lands in the spool.
+            let _ = client.notify_progress(note).await;
+        }
+    }))
+}
+
+/// `ask_peers`'s work: the fan-out, each reply under `==> NAME <==` in the order they came.
+fn ask_many(
     spool: &Spool,
-    a: &AskArgs,
+    a: &AskManyArgs,
     cancelled: &dyn Fn() -> bool,
-    stages: Option<UnboundedSender<Progress>>,
+    stages: Option<UnboundedSender<String>>,
 ) -> Result<String> {
+    if a.peer_names.is_empty() {
+        return Err(Error::BadInput(
+            "peer_names is empty: name the peers to ask (list_peers shows them)".into(),
+        )
+        .into());
+    }
+    let timeout = timeout_of(spool, a.timeout_seconds)?;
+    let from = peer::sender_name(spool)?;
+    let asked = a.peer_names.len();
+    let mut answered = 0;
+    let replies = fanout::ask(
+        spool,
+        &from,
+        &a.peer_names,
+        &a.query,
+        timeout,
+        Some(cancelled),
+        &mut |r| {
+            answered += usize::from(r.answer.is_ok());
+            if let Some(stages) = &stages {
+                let _ = stages.send(format!(
+                    "{answered} of {asked} answered (latest: {})",
+                    r.peer
+                ));
+            }
+        },
+    );
+    if cancelled() {
+        return Err(anyhow!(
+            "cancelled; answers that come later are stored, and get_answer fetches them"
+        ));
+    }
+    let mut out = String::new();
+    for r in replies {
+        match r.answer {
+            Ok(text) => writeln!(out, "==> {} <==\n{}\n", r.peer, text.trim_end())?,
+            Err(e) => writeln!(
+                out,
+                "==> {} (no answer) <==\n{:#}\n",
+                r.peer,
+                for_the_model(e)
+            )?,
+        }
+    }
+    Ok(out)
+}
+
+/// The timeout a call asked for, checked, or config.yaml's `mcp_ask_timeout`.
+fn timeout_of(spool: &Spool, secs: Option<u64>) -> Result<Duration> {
     // Agent turns take minutes, and a question queued behind a busy peer's turn waits for
     // that turn too: the default (config.yaml's mcp_ask_timeout) is generous.
-    let secs = match a.timeout_seconds {
+    let secs = match secs {
         Some(s) => s,
         None => Config::load(spool)?.mcp_ask_timeout.as_secs(),
     };
@@ -325,7 +428,34 @@ fn ask_and_wait(
         ))
         .into());
     }
-    let timeout = Duration::from_secs(secs);
+    Ok(Duration::from_secs(secs))
+}
+
+/// The library's timeout hint is a CLI command; for the model, the tool is the way.
+fn for_the_model(e: anyhow::Error) -> anyhow::Error {
+    match e.downcast_ref::<Error>() {
+        Some(Error::Timeout {
+            peer,
+            secs,
+            id,
+            pending: true,
+            ..
+        }) => anyhow!(
+            "no answer from '{peer}' within {secs}s (query {id}); the peer has the question, and get_answer with this query id returns its answer once it comes"
+        ),
+        _ => e,
+    }
+}
+
+/// `ask_peer`'s work: asks, waits until the answer, a timeout or `cancelled`, and sends each
+/// new stage to `stages`.
+fn ask_and_wait(
+    spool: &Spool,
+    a: &AskArgs,
+    cancelled: &dyn Fn() -> bool,
+    stages: Option<UnboundedSender<Progress>>,
+) -> Result<String> {
+    let timeout = timeout_of(spool, a.timeout_seconds)?;
     let mut last = None;
     let mut report = |p: Progress| {
         // The wait reports its stage at every check; the client hears of changes only.
@@ -356,22 +486,7 @@ fn ask_and_wait(
             ask::wait_answer(spool, &msg.id, timeout, Some(cancelled), report).map(|r| r.text)
         }
     };
-    match res {
-        Ok(text) => Ok(text),
-        // The library's hint is a CLI command; here the tool is the way.
-        Err(e) => match e.downcast_ref::<Error>() {
-            Some(Error::Timeout {
-                peer,
-                secs,
-                id,
-                pending: true,
-                ..
-            }) => Err(anyhow!(
-                "no answer from '{peer}' within {secs}s (query {id}); the peer has the question, and get_answer with this query id returns its answer once it comes"
-            )),
-            _ => Err(e),
-        },
-    }
+    res.map_err(for_the_model)
 }
 
 impl Server {

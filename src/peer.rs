@@ -12,12 +12,16 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Naming;
+use crate::describe;
 use crate::error::{Error, Hint};
 use crate::spool::{Spool, Staged, now_ms};
 use crate::tmux::{self, Pane, Server};
 
 /// The sender name of anything that is not a registered peer (a person at a terminal).
 pub const USER: &str = "user";
+
+/// Held while a name is given to a session, so that two never take the same one.
+pub const NAMING_LOCK: &str = "peers/.naming.lock";
 
 /// Longest accepted peer name, in bytes.
 pub const MAX_NAME: usize = 64;
@@ -46,6 +50,13 @@ pub struct Peer {
     /// The name was chosen with `peer register` and survives re-registration by the hooks.
     #[serde(default)]
     pub pinned: bool,
+    /// One line on what the peer knows (see `describe`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The description was given by a person (`peer describe`, the team file): it stays when
+    /// a session starts, which otherwise takes it from the repository's files again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub described: bool,
     /// False after the agent's SessionEnd: messages wait for its return.
     pub online: bool,
     pub registered_ms: u64,
@@ -435,7 +446,7 @@ pub struct SessionStart<'a> {
 pub fn session_started(spool: &Spool, s: &SessionStart<'_>) -> Result<Peer> {
     // Naming must be decided by one process at a time, or two sessions starting together in
     // the same repository could take the same name.
-    let _naming = spool.lock("peers/.naming.lock")?;
+    let _naming = spool.lock(NAMING_LOCK)?;
     let peers = all(spool)?;
     let now = now_ms();
     // A peer whose session is over comes back under its name when an agent starts in its
@@ -466,6 +477,8 @@ pub fn session_started(spool: &Spool, s: &SessionStart<'_>) -> Result<Peer> {
         agent_command: s.agent_command.clone(),
         agent_process: s.agent_process,
         pinned: false,
+        description: describe::of_repository(s.cwd),
+        described: false,
         online: true,
         registered_ms: now,
         started_ms: now,
@@ -475,6 +488,13 @@ pub fn session_started(spool: &Spool, s: &SessionStart<'_>) -> Result<Peer> {
     };
     let _lock = spool.lock(&lock_name(&name))?;
     let peer = match load(spool, &name)? {
+        Some(old) if old.described => Peer {
+            pinned: old.pinned,
+            registered_ms: old.registered_ms,
+            description: old.description,
+            described: true,
+            ..fresh
+        },
         Some(old) => Peer {
             pinned: old.pinned,
             registered_ms: old.registered_ms,
@@ -498,9 +518,20 @@ fn unique_name(peers: &[Peer], base: &str) -> String {
 }
 
 /// `peer register`: gives the pane at `target` the name `name` (pinned), taking over the
-/// record of whatever peer that pane had.
-pub fn register(spool: &Spool, name: &str, target: &str, path: &Path) -> Result<Peer> {
+/// record of whatever peer that pane had. A `description` replaces the peer's (empty: back to
+/// the repository's own); without one it keeps a given one.
+pub fn register(
+    spool: &Spool,
+    name: &str,
+    target: &str,
+    path: &Path,
+    description: Option<&str>,
+) -> Result<Peer> {
     validate_name(name)?;
+    let description = description
+        .map(describe::check)
+        .transpose()
+        .map_err(Error::BadInput)?;
     let (pane, socket) = Server::from_env().resolve(target).map_err(|e| match e {
         Error::Tmux { stderr, .. } => Error::BadInput(format!(
             "cannot find tmux target '{target}': {stderr}; `tmux list-panes -a` shows the panes"
@@ -509,7 +540,7 @@ pub fn register(spool: &Spool, name: &str, target: &str, path: &Path) -> Result<
     })?;
     let path = std::fs::canonicalize(path)
         .with_context(|| format!("cannot use path {}", path.display()))?;
-    let _naming = spool.lock("peers/.naming.lock")?;
+    let _naming = spool.lock(NAMING_LOCK)?;
     let previous = by_pane(spool, &socket, &pane.id)?.filter(|p| p.name != name);
     let now = now_ms();
     let _lock = spool.lock(&lock_name(name))?;
@@ -519,7 +550,7 @@ pub fn register(spool: &Spool, name: &str, target: &str, path: &Path) -> Result<
         agent: base.as_ref().map_or("claude".into(), |b| b.agent.clone()),
         tmux_socket: socket.clone(),
         pane: pane.id.clone(),
-        path,
+        path: path.clone(),
         session_id: base.as_ref().and_then(|b| b.session_id.clone()),
         agent_command: base
             .as_ref()
@@ -531,6 +562,16 @@ pub fn register(spool: &Spool, name: &str, target: &str, path: &Path) -> Result<
             .filter(|b| b.pane == pane.id && b.tmux_socket == socket)
             .and_then(|b| b.agent_process),
         pinned: true,
+        description: match (&description, &base) {
+            (Some(d), _) if !d.is_empty() => Some(d.clone()),
+            (None, Some(b)) if b.described => b.description.clone(),
+            _ => describe::of_repository(&path),
+        },
+        described: match (&description, &base) {
+            (Some(d), _) => !d.is_empty(),
+            (None, Some(b)) => b.described,
+            (None, None) => false,
+        },
         online: !pane.dead,
         registered_ms: base.as_ref().map_or(now, |b| b.registered_ms),
         started_ms: base.as_ref().map_or(0, |b| b.started_ms),
@@ -544,6 +585,29 @@ pub fn register(spool: &Spool, name: &str, target: &str, path: &Path) -> Result<
         remove_record(spool, &prev.name)?;
     }
     Ok(peer)
+}
+
+/// `peer describe`: gives the peer `text` as its description; empty text gives it its
+/// repository's own again.
+pub fn set_description(spool: &Spool, name: &str, text: &str) -> Result<Peer> {
+    let text = describe::check(text).map_err(Error::BadInput)?;
+    require(spool, name)?;
+    let p = update(spool, name, |p| {
+        p.described = !text.is_empty();
+        p.description = if p.described {
+            Some(text.clone())
+        } else {
+            describe::of_repository(&p.path)
+        };
+        true
+    })?;
+    p.ok_or_else(|| {
+        Error::UnknownPeer {
+            name: name.into(),
+            hint: Hint(None),
+        }
+        .into()
+    })
 }
 
 /// `peer unregister`.
@@ -578,6 +642,10 @@ pub fn live_panes(peers: &[Peer]) -> HashMap<PathBuf, Vec<Pane>> {
 /// A peer's status from its record and its server's panes, with the reason when offline.
 pub fn status_of(peer: &Peer, panes: &HashMap<PathBuf, Vec<Pane>>) -> (Status, &'static str) {
     if !peer.online {
+        // `repowire up` gave it its pane; its agent has not registered yet.
+        if peer.started_ms == 0 && peer.pinned {
+            return (Status::Offline, "its agent has not started yet");
+        }
         return (Status::Offline, "its session ended");
     }
     if let Some(agent) = &peer.agent_process {
@@ -682,6 +750,8 @@ mod tests {
             agent_command: None,
             agent_process: None,
             pinned: false,
+            description: None,
+            described: false,
             online: true,
             registered_ms: 0,
             started_ms: 0,

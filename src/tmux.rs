@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use tmux_interface::{
-    CapturePane, DisplayMessage, ListPanes, PasteBuffer, SendKeys, Tmux, TmuxCommand,
+    CapturePane, DisplayMessage, HasSession, KillPane, ListPanes, NewSession, NewWindow,
+    PasteBuffer, RespawnPane, SendKeys, Tmux, TmuxCommand,
 };
 
 use crate::error::Error;
@@ -190,6 +191,75 @@ impl Server {
                 .target_pane(pane),
         )
         .map(drop)
+    }
+
+    /// Runs `command` (a shell command line) in `dir`, with the environment variable `env`, in
+    /// a new window `window` of session `session` (created, and the server with it, if there
+    /// is none). Returns the new pane's id and the server's socket. tmux before 3.2 cannot set a new session's
+    /// environment, so a new session's first pane starts empty and is respawned.
+    pub fn start(
+        &self,
+        session: &str,
+        window: &str,
+        dir: &Path,
+        env: (&str, &str),
+        command: &str,
+    ) -> Result<(String, PathBuf), Error> {
+        let dir = dir.to_string_lossy();
+        let env = format!("{}={}", env.0, env.1);
+        // `=NAME` matches the session named exactly so, not one whose name starts with it.
+        let exact = format!("={session}");
+        let exists = self.run(HasSession::new().target_session(&exact)).is_ok();
+        let pane = if exists {
+            self.run(
+                NewWindow::new()
+                    .detached()
+                    .print()
+                    .format("#{pane_id}\t#{socket_path}")
+                    .target_window(format!("{exact}:"))
+                    .window_name(window)
+                    .start_directory(&*dir)
+                    .environment(&env)
+                    .shell_command(command),
+            )?
+        } else {
+            let pane = self.run(
+                NewSession::new()
+                    .detached()
+                    .print()
+                    .format("#{pane_id}\t#{socket_path}")
+                    .session_name(session)
+                    .window_name(window)
+                    .start_directory(&*dir)
+                    .shell_command("exec sleep 600"),
+            )?;
+            let id = pane.split('\t').next().unwrap_or_default();
+            let respawned = self.run(
+                RespawnPane::new()
+                    .kill()
+                    .target_pane(id)
+                    .start_directory(&*dir)
+                    .environment(&env)
+                    .shell_command(command),
+            );
+            if let Err(e) = respawned {
+                let _ = self.kill_pane(id);
+                return Err(e);
+            }
+            pane
+        };
+        match pane.trim().split_once('\t') {
+            Some((id, socket)) if id.starts_with('%') => Ok((id.to_string(), socket.into())),
+            _ => Err(Error::Tmux {
+                command: "new-window".into(),
+                stderr: format!("unexpected reply {:?}", pane.trim()),
+            }),
+        }
+    }
+
+    /// Ends `pane` and what runs in it (tmux sends it SIGHUP, as a closed terminal does).
+    pub fn kill_pane(&self, pane: &str) -> Result<(), Error> {
+        self.run(KillPane::new().target_pane(pane)).map(drop)
     }
 
     /// One pane by id; `None` if it (or the server) is gone.

@@ -273,3 +273,185 @@ fn claude_code_answer_of_a_killed_stop_hook_comes_from_the_transcript_at_the_nex
     assert_eq!(cc.event_names(&id), ["sent", "delivered", "answered"]);
     cc.assert_online("beta");
 }
+
+/// A fan-out from a terminal to both real sessions returns both answers, each under its
+/// peer's name; then alpha's model calls `ask_peers` for beta and a peer that does not exist,
+/// and its tool result holds beta's answer and that peer's error.
+#[test]
+fn claude_code_sessions_answer_a_fan_out_and_ask_peers() {
+    let Some(claude) = need_claude(PINNED) else {
+        return;
+    };
+    let cc = Claude::start(
+        &claude,
+        json!({"permissions": {"allow": ["mcp__repowire"]}}),
+        json!({"repowire": crate::claude_code::repowire_mcp()}),
+    );
+    let t = Instant::now();
+    let out = cc.person.rw(&[
+        "peer",
+        "ask",
+        "alpha",
+        "beta",
+        "REPLY here, and now",
+        "--timeout",
+        "60s",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!(
+        "claude: fan-out to alpha and beta answered in {:.2?}",
+        t.elapsed()
+    );
+    let mut blocks: Vec<&str> = stdout.trim_end().split("\n\n").collect();
+    blocks.sort_unstable();
+    assert_eq!(
+        blocks,
+        [
+            "==> alpha <==\nhere, and now",
+            "==> beta <==\nhere, and now"
+        ],
+        "{stdout}"
+    );
+
+    let call = format!(
+        "CALL_TOOL mcp__repowire__ask_peers {}",
+        json!({"peer_names": ["beta", "nobody"], "query": "REPLY beta's part"})
+    );
+    let t = Instant::now();
+    let reply = cc.turn("alpha", &call);
+    eprintln!(
+        "claude: alpha's turn calling ask_peers(beta, nobody) took {:.2?}",
+        t.elapsed()
+    );
+    // In the order they came: the unknown peer's error at once, beta's answer after its turn.
+    assert!(
+        reply.starts_with("TOOL_RESULT: ==> nobody (no answer) <==\nunknown peer 'nobody'"),
+        "{reply}"
+    );
+    assert!(reply.contains("\n==> beta <==\nbeta's part\n"), "{reply}");
+    let sent: Vec<_> = cc
+        .history()
+        .into_iter()
+        .filter(|e| e["event"] == "sent" && e["text"] == "REPLY beta's part")
+        .collect();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(
+        (&sent[0]["from"], &sent[0]["to"]),
+        (&json!("alpha"), &json!("beta"))
+    );
+}
+
+/// `repowire up` starts real Claude Code sessions from a team file, in the default tmux server
+/// of a private TMUX_TMPDIR: each registers under its name in the file (not its directory's)
+/// and answers; `down` ends them, through their SessionEnd hook.
+#[test]
+fn claude_code_team_comes_up_answers_and_goes_down() {
+    let Some(claude) = need_claude(PINNED) else {
+        return;
+    };
+    let cc = Claude::prepare(&claude, json!({"hooks": repowire_hooks()}), json!({}));
+    let tmux_tmpdir = cc.root.join("tt");
+    std::fs::create_dir_all(&tmux_tmpdir).unwrap();
+    // Ends the team's tmux server whatever happens.
+    struct Server(std::path::PathBuf);
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("tmux")
+                .env("TMUX_TMPDIR", &self.0)
+                .arg("kill-server")
+                .output();
+        }
+    }
+    let _server = Server(tmux_tmpdir.clone());
+    let command = |name: &str| {
+        [
+            format!("RW_TEST_SESSION={name}"),
+            format!("HOME={}", cc.home.dir.display()),
+            format!("ANTHROPIC_BASE_URL={}", cc.model.url()),
+            "ANTHROPIC_AUTH_TOKEN=fake".into(),
+            "DISABLE_TELEMETRY=1".into(),
+            "DISABLE_AUTOUPDATER=1".into(),
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1".into(),
+            format!("exec {} --permission-mode default", claude.bin.display()),
+        ]
+        .join(" ")
+    };
+    let file = cc.root.join("repowire.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "tmux_session: team\npeers:\n  api: {{ path: alpha, command: \"{}\" }}\n  web: {{ path: beta, command: \"{}\", description: \"the shop's web front end\" }}\n",
+            command("api"),
+            command("web")
+        ),
+    )
+    .unwrap();
+    let rw = |args: &[&str]| {
+        std::process::Command::new(crate::util::bin())
+            .args(args)
+            .env("HOME", &cc.home.dir)
+            .env("TMUX_TMPDIR", &tmux_tmpdir)
+            .env("REPOWIRE_HOME", &cc.spool)
+            .env_remove("TMUX")
+            .env_remove("TMUX_PANE")
+            .env_remove("CLAUDE_CONFIG_DIR")
+            .output()
+            .unwrap()
+    };
+    let t = Instant::now();
+    let up = rw(&["up", "-f", file.to_str().unwrap(), "--timeout", "60s"]);
+    let said = String::from_utf8_lossy(&up.stdout).into_owned();
+    assert!(
+        up.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    eprintln!(
+        "claude: `repowire up` of two sessions took {:.2?}:\n{said}",
+        t.elapsed()
+    );
+    for name in ["api", "web"] {
+        let p = cc.peer(name);
+        assert_eq!(
+            (&p["status"], &p["agent"]),
+            (&json!("online"), &json!("claude")),
+            "{p}"
+        );
+    }
+    assert_eq!(cc.peer("web")["description"], "the shop's web front end");
+    assert!(
+        !cc.peers()
+            .iter()
+            .any(|p| p["name"] == "alpha" || p["name"] == "beta"),
+        "{:?}",
+        cc.peers()
+    );
+    let (answer, took) = cc.ask("api", "REPLY api here");
+    eprintln!("claude: ask to a session `up` started: {took:.2?}");
+    assert_eq!(answer, "api here");
+
+    let down = rw(&["down", "-f", file.to_str().unwrap()]);
+    let said = String::from_utf8_lossy(&down.stdout).into_owned();
+    assert!(
+        down.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
+    for name in ["api", "web"] {
+        assert_eq!(cc.peer(name)["status"], "offline");
+        assert!(said.contains(&format!("{name}  stopped")), "{said}");
+        let ended = eventually(Duration::from_secs(10), || {
+            !cc.home.hooks(name, "SessionEnd").is_empty()
+        });
+        assert!(
+            ended,
+            "{name} ran no SessionEnd hook: {}",
+            cc.home.hook_lines()
+        );
+    }
+}

@@ -19,5 +19,6 @@ mod mesh;
 mod remote;
 mod setup;
 mod structure;
+mod team;
 mod top;
 mod versions;

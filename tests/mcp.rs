@@ -326,6 +326,7 @@ fn mcp_speaks_the_protocol_claude_code_uses_and_its_tool_list_is_small() {
         names,
         [
             "ask_peer",
+            "ask_peers",
             "broadcast",
             "get_answer",
             "list_peers",
@@ -412,6 +413,59 @@ fn mcp_lists_peers_marking_the_caller_and_asks_with_progress() {
         list.ends_with("your messages are sent as 'user')\n"),
         "{list}"
     );
+}
+
+/// `ask_peers`: every answer under its peer's name, the progress counting them as they come;
+/// an unknown peer and the caller itself are reported for themselves, not failing the call.
+/// `list_peers` shows each peer's description.
+#[test]
+fn mcp_ask_peers_labels_each_answer_and_each_failure() {
+    need_tmux!();
+    let m = Mesh::new();
+    let _a = m.agent("alpha", &[]);
+    let b = m.agent("beta", &[]);
+    let _c = m.agent("gamma", &[]);
+    m.ok(["peer", "describe", "beta", "the billing service"]);
+    let mut mcp = Mcp::start(&m, m.cmd_in(&m.pane("alpha")));
+    let list = mcp.ok("list_peers", json!({}));
+    let path = b.work.canonicalize().unwrap();
+    assert!(
+        list.contains(&format!(
+            "beta: online, claude, {} - the billing service\n",
+            path.display()
+        )),
+        "{list}"
+    );
+    let id = mcp.call_start(
+        "ask_peers",
+        json!({"peer_names": ["beta", "gamma", "nobody"], "query": "SLEEP 0.5\nyour schema?"}),
+    );
+    let (answer, error) = mcp.result(id);
+    assert!(!error, "{answer}");
+    for name in ["beta", "gamma"] {
+        let block = answer
+            .split(&format!("==> {name} <==\n"))
+            .nth(1)
+            .unwrap_or_else(|| panic!("no answer of {name}: {answer}"));
+        assert!(
+            block.starts_with("ECHO: [repowire] Question from alpha"),
+            "{answer}"
+        );
+    }
+    assert!(
+        answer.contains("==> nobody (no answer) <==\nunknown peer 'nobody'"),
+        "{answer}"
+    );
+    let progress = mcp.progress(id);
+    assert_eq!(progress.len(), 3, "{progress:?}");
+    assert!(
+        progress[0].starts_with("0 of 3 answered (latest: nobody)"),
+        "{progress:?}"
+    );
+    assert!(progress[2].starts_with("2 of 3 answered"), "{progress:?}");
+    let bad = mcp.call_start("ask_peers", json!({"peer_names": [], "query": "x"}));
+    let (why, error) = mcp.result(bad);
+    assert!(error && why.contains("peer_names is empty"), "{why}");
 }
 
 #[test]
@@ -833,6 +887,7 @@ fn mcp_python_sdk_client_lists_and_calls_the_tools() {
         v["tools"],
         json!([
             "ask_peer",
+            "ask_peers",
             "broadcast",
             "get_answer",
             "list_peers",

@@ -10,6 +10,7 @@ use std::path::Path;
 const LAYERS: [&[&str]; 4] = [
     &[
         "agent",
+        "describe",
         "error",
         "host",
         "spool",
@@ -19,9 +20,9 @@ const LAYERS: [&[&str]; 4] = [
         "wait",
     ],
     &["config", "history", "message", "peer"],
-    &["ask", "deliver", "gc", "remote"],
+    &["ask", "deliver", "fanout", "gc", "remote"],
     &[
-        "cli", "commands", "demo", "hook", "mcp", "setup", "standin", "status", "top",
+        "cli", "commands", "demo", "hook", "mcp", "setup", "standin", "status", "team", "top",
     ],
 ];
 const MAX_LINES: usize = 800;

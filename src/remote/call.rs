@@ -182,7 +182,16 @@ pub fn list(hosts: &[String]) -> Vec<HostPeers> {
         .into_iter()
         .map(|(host, reply)| {
             let peers = match reply {
-                Ok(Reply::Peers(p)) => Ok(p),
+                // Shown to agents: what another host calls a description must be one.
+                Ok(Reply::Peers(mut p)) => {
+                    for peer in &mut p {
+                        peer.description = peer
+                            .description
+                            .take()
+                            .and_then(|d| crate::describe::check(&d).ok());
+                    }
+                    Ok(p)
+                }
                 Ok(other) => Err(format!("{:#}", unexpected_reply(&host, &other))),
                 Err(e) => Err(format!("{e:#}")),
             };

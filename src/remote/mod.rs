@@ -141,6 +141,9 @@ pub struct PeerInfo {
     pub path: PathBuf,
     pub last_activity_ms: u64,
     pub queued: usize,
+    /// Not sent by a repowire from before descriptions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
 }
 
 /// The peers of one remote host, or why they could not be listed.

@@ -198,6 +198,7 @@ fn peers(spool: &Spool) -> Result<Vec<PeerInfo>> {
             path: p.path.clone(),
             last_activity_ms: p.last_activity_ms,
             queued: open.iter().filter(|m| m.to == p.name).count(),
+            description: p.description.clone(),
         })
         .collect())
 }

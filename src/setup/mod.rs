@@ -271,6 +271,38 @@ pub(crate) fn agent_problems(agent: Agent, ours: &Ours) -> Result<(Vec<String>, 
     Ok((problems, files))
 }
 
+/// Why a session of `agent` started now would not become a peer: repowire's hooks (or, for
+/// Codex and Gemini CLI, its MCP server) are not as `repowire setup` leaves them. `None` when
+/// they are.
+pub(crate) fn not_ready(agent: Agent) -> Option<String> {
+    let ours = match Ours::current() {
+        Ok(o) => o,
+        Err(e) => return Some(format!("{e:#}")),
+    };
+    let problems = match agent {
+        Agent::Claude => ClaudeFiles::locate().and_then(|files| {
+            let settings = read_object(&files.settings)?;
+            let ok = hook_states(&settings, &ours, agent)
+                .iter()
+                .all(|(_, f)| *f == Found::Ours);
+            Ok(if ok {
+                Vec::new()
+            } else {
+                vec![format!(
+                    "repowire's hooks in {} are missing or run another binary",
+                    files.settings.display()
+                )]
+            })
+        }),
+        _ => agent_problems(agent, &ours).map(|(p, _)| p),
+    };
+    match problems {
+        Ok(p) if p.is_empty() => None,
+        Ok(p) => Some(p.join("; ")),
+        Err(e) => Some(format!("{e:#}")),
+    }
+}
+
 /// Whether `agent` looks installed here (see `setup`).
 pub(crate) fn agent_installed(agent: Agent) -> bool {
     installed(agent)

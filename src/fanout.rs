@@ -1,0 +1,165 @@
+//! One question to several peers at once (`peer ask A B "Q"`, `--all`, the `ask_peers` tool):
+//! each is an ordinary ask, with its own deadlock check, waiter lock and timeout; the answers
+//! are handed over as they arrive, and one peer's failure is that peer's alone.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use anyhow::Result;
+
+use crate::ask;
+use crate::error::Error;
+use crate::peer::{self, Status};
+use crate::remote;
+use crate::spool::Spool;
+
+/// How soon a cancelled fan-out tells its waits to stop.
+const CANCEL_TICK: Duration = Duration::from_millis(100);
+
+/// One peer's outcome.
+pub struct Reply {
+    pub peer: String,
+    pub answer: Result<String>,
+}
+
+/// The peers `--all` asks: every one not offline, but the asker.
+pub fn everyone(spool: &Spool, from: &str) -> Result<Vec<String>> {
+    let peers = peer::all(spool)?;
+    let panes = peer::live_panes(&peers);
+    Ok(peers
+        .iter()
+        .filter(|p| p.name != from && peer::status_of(p, &panes).0 != Status::Offline)
+        .map(|p| p.name.clone())
+        .collect())
+}
+
+/// Asks each of `names` (a name once, however often given; `NAME@HOST` for another host)
+/// `text` from `from`, and waits up to `timeout` for all of them. Each reply goes to `got` as
+/// it comes; the replies are returned in that order. When `cancelled` turns true, every wait
+/// ends as a cancelled `ask_peer` does.
+pub fn ask(
+    spool: &Spool,
+    from: &str,
+    names: &[String],
+    text: &str,
+    timeout: Duration,
+    cancelled: Option<&dyn Fn() -> bool>,
+    got: &mut dyn FnMut(&Reply),
+) -> Vec<Reply> {
+    let mut unique: Vec<&str> = Vec::new();
+    for n in names {
+        if !unique.contains(&n.as_str()) {
+            unique.push(n);
+        }
+    }
+    let stop = AtomicBool::new(false);
+    let stopped = || stop.load(Ordering::Relaxed);
+    let (tx, rx) = mpsc::channel::<Reply>();
+    let mut replies = Vec::new();
+    std::thread::scope(|s| {
+        for &name in &unique {
+            let tx = tx.clone();
+            let stopped = &stopped;
+            // Every question is queued before any wait starts: so every one of them is in the
+            // spool, and seen by the deadlock check, while the others wait.
+            let queued = queue(spool, from, name, text, timeout);
+            s.spawn(move || {
+                let answer = queued.and_then(|q| match q {
+                    Queued::Here(id, _waiter) => {
+                        ask::wait_answer(spool, &id, timeout, Some(stopped), None).map(|r| r.text)
+                    }
+                    Queued::There { peer, host } => {
+                        let (from, chain) = (remote::sender(spool)?, remote::chain(spool)?);
+                        remote::ask(
+                            host,
+                            peer,
+                            (&from, &chain),
+                            text,
+                            timeout,
+                            Some(stopped),
+                            None,
+                        )
+                    }
+                });
+                let _ = tx.send(Reply {
+                    peer: name.to_string(),
+                    answer,
+                });
+            });
+        }
+        drop(tx);
+        loop {
+            match rx.recv_timeout(CANCEL_TICK) {
+                Ok(r) => {
+                    got(&r);
+                    replies.push(r);
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if cancelled.is_some_and(|c| c()) {
+                        stop.store(true, Ordering::Relaxed);
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        }
+    });
+    replies
+}
+
+/// A question on its way.
+enum Queued<'a> {
+    /// In this spool: its id, and the waiter lock held while it is waited for.
+    Here(String, crate::spool::Lock),
+    /// For another host, asked when its wait starts.
+    There { peer: &'a str, host: &'a str },
+}
+
+fn queue<'a>(
+    spool: &Spool,
+    from: &str,
+    name: &'a str,
+    text: &str,
+    timeout: Duration,
+) -> Result<Queued<'a>> {
+    if let Some((peer, host)) = remote::parse_peer(name)? {
+        return Ok(Queued::There { peer, host });
+    }
+    let (msg, waiter) = ask::ask(spool, from, name, text, timeout, &[])?;
+    Ok(Queued::Here(msg.id, waiter))
+}
+
+/// The error of a fan-out that not every peer answered, with every failure in it. Its exit
+/// code is [`PARTLY_ANSWERED`] when some peers answered, else the code of the first given
+/// peer's error (so a fan-out that reached nobody fails as an ask to that peer would).
+pub fn outcome(names: &[String], replies: &[Reply]) -> Result<()> {
+    // In the order given, not the order they failed in.
+    let failed: Vec<(&str, &anyhow::Error)> = names
+        .iter()
+        .filter_map(|n| replies.iter().find(|r| r.peer == *n))
+        .filter_map(|r| r.answer.as_ref().err().map(|e| (r.peer.as_str(), e)))
+        .collect();
+    let Some(first) = failed.first() else {
+        return Ok(());
+    };
+    let answered = replies.len() - failed.len();
+    let code = if answered > 0 {
+        PARTLY_ANSWERED
+    } else {
+        first.1.downcast_ref::<Error>().map_or(1, Error::exit_code)
+    };
+    Err(Error::FanOut {
+        code,
+        answered,
+        asked: replies.len(),
+        why: failed
+            .iter()
+            .map(|(p, e)| format!("{p}: {e:#}"))
+            .collect::<Vec<_>>()
+            .join("\n  "),
+    }
+    .into())
+}
+
+/// The exit code of a fan-out that some peers answered and some did not.
+pub const PARTLY_ANSWERED: u8 = 10;
