@@ -4,8 +4,9 @@
 //! Everything runs the release binary for real: hooks with Claude Code's payloads on stdin,
 //! `repowire mcp` over pipes, `peer list` and `peer ask` against stand-in agents in a private
 //! tmux server (a socket in a temporary directory, never the user's server), on a temporary
-//! spool. `cargo bench --bench figures -- quick` takes fewer samples and skips the 500 MB
-//! transcript.
+//! spool; and forks of a Claude Code session against the fake model API (see `fork`).
+//! `cargo bench --bench figures -- quick` takes fewer samples and skips the 500 MB
+//! transcript; naming groups (`hooks`, `mcp`, `mesh`, `fork`) runs only those.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -13,9 +14,13 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use repowire::message::{self, Draft, Kind, Message, State};
-use repowire::peer::{self, Peer, Process, Turn};
+use repowire::peer::{self, Peer, Turn};
+use repowire::process::Process;
 use repowire::spool::{Spool, now_ms};
 use serde_json::{Value, json};
+
+#[path = "figures/fork.rs"]
+mod fork;
 
 fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_repowire"))
@@ -375,6 +380,7 @@ fn pending_question(w: &World, pane: &str, i: usize) -> (Message, String) {
             text: &format!("question {i}"),
             deadline_ms: None,
             chain: &[],
+            fork: false,
         },
     )
     .unwrap();
@@ -714,6 +720,7 @@ fn fill_history(w: &World, n: usize) {
             finished_ms: Some(base + i as u64),
             error: None,
             chain: Vec::new(),
+            fork: false,
         };
         std::fs::write(
             root.join("done").join(format!("{id}.json")),
@@ -915,6 +922,9 @@ fn main() {
     }
     if want("mesh") {
         mesh_figures(&mut b, &cpu);
+    }
+    if want("fork") {
+        fork::fork_figures(&mut b);
     }
     let size = std::fs::metadata(bin()).unwrap().len();
     b.row(

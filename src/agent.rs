@@ -99,6 +99,67 @@ impl Agent {
         }
     }
 
+    /// The command line that answers `prompt` from a read-only fork of session `session_id`,
+    /// run in the session's directory; its stdout is read by [`Agent::fork_answer`]. The fork
+    /// leaves the session as it was and no session of its own behind, can use no tool that
+    /// changes anything and no MCP server (so none of repowire's tools), and sees the user's
+    /// settings and hooks (repowire's own hooks do nothing in it: see `REPOWIRE_FORK`).
+    /// `Err` says why the agent cannot.
+    ///
+    /// Claude Code (2.0.77 to 2.1.332): `-p --resume ID --fork-session` answers in a new
+    /// session from a copy of the conversation, `--no-session-persistence` writes none,
+    /// `--tools` allows only the built-in read tools and plan mode refuses edits.
+    pub fn fork_command(self, session_id: &str, prompt: &str) -> Result<Vec<String>, String> {
+        match self {
+            Agent::Claude => Ok([
+                "claude",
+                "-p",
+                "--resume",
+                session_id,
+                "--fork-session",
+                "--no-session-persistence",
+                "--permission-mode",
+                "plan",
+                "--tools",
+                "Read,Grep,Glob",
+                "--strict-mcp-config",
+                "--mcp-config",
+                r#"{"mcpServers":{}}"#,
+                "--output-format",
+                "json",
+                "--",
+                prompt,
+            ]
+            .map(String::from)
+            .to_vec()),
+            // Measured with 0.169.0 and 0.171.0: `codex exec fork ID PROMPT --ephemeral` forks
+            // without a session file, but its sandbox (`-c sandbox_mode="read-only"`), hooks and
+            // MCP servers are not yet proven read-only here.
+            Agent::Codex => Err(
+                "Codex peers cannot answer by fork yet (repowire has not proven `codex exec fork` read-only); ask without --fork".into(),
+            ),
+            // 0.61.0: `--resume` continues the session itself; there is no fork.
+            Agent::Gemini => Err(
+                "Gemini CLI cannot answer by fork: it can only resume a session in place, which would change the peer's own session; ask without --fork".into(),
+            ),
+        }
+    }
+
+    /// The answer in the stdout of a [`Agent::fork_command`], or what went wrong.
+    pub fn fork_answer(self, stdout: &str) -> Result<String, String> {
+        // Claude Code's `--output-format json`: one object, `result` its reply.
+        let v: Value = serde_json::from_str(stdout.trim())
+            .map_err(|_| format!("the fork printed no result: {:?}", cut(stdout, 300)))?;
+        let result = v.get("result").and_then(Value::as_str).unwrap_or_default();
+        if v.get("is_error").and_then(Value::as_bool) == Some(true) {
+            return Err(format!("the fork failed: {}", cut(result, 300)));
+        }
+        if result.trim().is_empty() {
+            return Err("the fork's turn ended without a text reply".into());
+        }
+        Ok(result.to_string())
+    }
+
     /// The id of the turn a prompt or stop payload belongs to: Claude Code's `prompt_id`,
     /// Codex's `turn_id`; Gemini gives none.
     pub fn turn_id(self, payload: &Value) -> Option<&str> {
@@ -272,6 +333,11 @@ pub fn strip_escapes(text: &str) -> String {
         }
     }
     out
+}
+
+/// At most `n` characters of `s`, for an error message.
+fn cut(s: &str, n: usize) -> String {
+    s.chars().take(n).collect()
 }
 
 #[cfg(test)]

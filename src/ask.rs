@@ -11,8 +11,10 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
+use crate::config::{Config, Policy};
 use crate::deliver;
 use crate::error::Error;
+use crate::fork;
 use crate::history;
 use crate::message::{self, Draft, Kind, Message, Response, State};
 use crate::peer::{self, Peer, Status};
@@ -29,6 +31,8 @@ pub enum Progress {
     Delivered,
     /// The peer's turn is working on it.
     Answering,
+    /// A fork of the peer's session is answering it.
+    Forking,
 }
 
 impl std::fmt::Display for Progress {
@@ -38,6 +42,7 @@ impl std::fmt::Display for Progress {
             Progress::Queued { ahead } => write!(f, "queued behind {ahead}"),
             Progress::Delivered => write!(f, "delivered"),
             Progress::Answering => write!(f, "answering"),
+            Progress::Forking => write!(f, "answering in a fork of its session"),
         }
     }
 }
@@ -51,6 +56,10 @@ const CANCEL_TICK: Duration = Duration::from_millis(100);
 /// question that would deadlock (here, or across hosts: `chain` holds the askers on other
 /// hosts that wait on `from`, empty for a local asker). Returns the queued message and the
 /// waiter lock to hold.
+///
+/// The question goes to a read-only fork of the peer's session (see `fork`) when `fork` asks
+/// for it, when the peer runs outside tmux, or when config.yaml's `when_busy` or
+/// `when_offline` say so for a peer in that state and its agent can fork.
 pub fn ask(
     spool: &Spool,
     from: &str,
@@ -58,10 +67,23 @@ pub fn ask(
     text: &str,
     timeout: Duration,
     chain: &[String],
+    fork: bool,
 ) -> Result<(Message, Lock)> {
     let peer = peer::require(spool, to)?;
     let (status, why) = peer::status(&peer);
-    if status == Status::Offline {
+    let fork = if fork || peer.fork_only() {
+        fork::check(&peer)?;
+        true
+    } else {
+        let config = Config::load(spool)?;
+        let policy = match status {
+            Status::Busy => config.when_busy,
+            Status::Offline => config.when_offline,
+            Status::Online => Policy::Wait,
+        };
+        policy == Policy::Fork && fork::check(&peer).is_ok()
+    };
+    if status == Status::Offline && !fork {
         return Err(Error::PeerOffline {
             name: to.to_string(),
             why: why.to_string(),
@@ -77,9 +99,14 @@ pub fn ask(
             text,
             deadline_ms: Some(now_ms() + timeout.as_millis() as u64),
             chain,
+            fork,
         },
     )?;
-    deliver::kick(spool, to)?;
+    if fork {
+        fork::kick(spool, &msg.id)?;
+    } else {
+        deliver::kick(spool, to)?;
+    }
     Ok((msg, lock.expect("an ask has a waiter lock")))
 }
 
@@ -139,6 +166,23 @@ pub fn wait_answer(
         if cancelled.is_some_and(|c| c()) {
             return Err(cancel(spool, &m)?.into());
         }
+        let liveness_due = Instant::now() >= next_liveness;
+        if m.fork {
+            // A fork answers whatever its peer does; its runner may have been lost.
+            if liveness_due {
+                next_liveness = Instant::now() + LIVENESS_EVERY;
+                if m.state == State::Queued {
+                    fork::kick(spool, id)?;
+                }
+            }
+            if let Some(report) = progress.as_mut() {
+                report(match m.state {
+                    State::Queued => Progress::Queued { ahead: 0 },
+                    _ => Progress::Forking,
+                });
+            }
+            return Ok(None);
+        }
         let Some(p) = peer::load(spool, &m.to)? else {
             message::finish(
                 spool,
@@ -154,7 +198,6 @@ pub fn wait_answer(
             }
             .into());
         };
-        let liveness_due = Instant::now() >= next_liveness;
         if !p.online || liveness_due {
             next_liveness = Instant::now() + LIVENESS_EVERY;
             let (status, why) = peer::status(&p);
@@ -187,10 +230,19 @@ pub fn wait_answer(
         message::mark_read(spool, id);
         return Ok(r);
     }
-    // Timed out. Withdraw it if it was never typed; keep it if the peer has it.
+    // Timed out. Withdraw it if it was never typed; keep it if the peer has it. A fork is
+    // ended: nobody would fetch what it says later.
     let m = message::load(spool, id)?;
     let to = m.as_ref().map(|m| m.to.clone()).unwrap_or_default();
     let after = match &m {
+        Some(m) if m.fork => message::finish(
+            spool,
+            &to,
+            id,
+            None,
+            State::Expired,
+            Some("the fork did not answer before its asker stopped waiting, and was ended".into()),
+        )?,
         Some(m) if m.state == State::Queued => message::finish(
             spool,
             &to,
@@ -206,8 +258,9 @@ pub fn wait_answer(
         return Ok(r);
     }
     let pending = after.as_ref().is_some_and(|m| m.state.is_open());
-    let what = match after.map(|m| m.state) {
-        Some(State::Expired) => {
+    let what = match after.as_ref().map(|m| (m.state, m.fork)) {
+        Some((State::Expired, true)) => "the fork that was answering it has been ended".to_string(),
+        Some((State::Expired, false)) => {
             "it was never delivered (the peer stayed busy) and has been withdrawn".to_string()
         }
         _ => format!(
@@ -254,6 +307,12 @@ pub fn check(spool: &Spool, id: &str) -> Result<Checked> {
 
 /// Where open question `m` to peer `p` stands.
 pub fn progress(spool: &Spool, m: &Message, p: &Peer) -> Result<Progress> {
+    if m.fork {
+        return Ok(match m.state {
+            State::Queued => Progress::Queued { ahead: 0 },
+            _ => Progress::Forking,
+        });
+    }
     Ok(match m.state {
         State::Queued => {
             let inbox = message::inbox(spool, &m.to)?;
@@ -278,11 +337,19 @@ fn cancel(spool: &Spool, m: &Message) -> Result<Error> {
         spool,
         &m.to,
         &m.id,
-        Some(State::Queued),
+        // A fork is ended whatever it is doing.
+        (!m.fork).then_some(State::Queued),
         State::Cancelled,
-        Some("its asker withdrew it before it was delivered".into()),
+        Some(if m.fork {
+            "its asker withdrew it; its fork was ended".into()
+        } else {
+            "its asker withdrew it before it was delivered".into()
+        }),
     )?;
     let what = match after {
+        Some(a) if a.state == State::Cancelled && a.fork => {
+            "it was withdrawn and the fork answering it ended"
+        }
         Some(a) if a.state == State::Cancelled => "it was withdrawn before the peer got it",
         Some(a) if a.state == State::Delivered => {
             let noted = Message {
@@ -327,6 +394,12 @@ impl std::fmt::Display for Notified {
 /// offline one when it comes back.
 pub fn notify(spool: &Spool, from: &str, to: &str, text: &str) -> Result<Notified> {
     let p = peer::require(spool, to)?;
+    if p.fork_only() {
+        return Err(Error::BadInput(format!(
+            "'{to}' runs outside tmux, so nothing can be typed into it: it can only be asked, and answers from a fork of its session (`repowire peer ask {to} --fork`)"
+        ))
+        .into());
+    }
     let msg = send_unanswered(spool, Kind::Notify, from, &p.name, text)?;
     Ok(Notified {
         id: msg.id,
@@ -344,6 +417,7 @@ fn send_unanswered(spool: &Spool, kind: Kind, from: &str, to: &str, text: &str) 
         text,
         deadline_ms: None,
         chain: &[],
+        fork: false,
     };
     let (msg, _) = message::send(spool, &draft)?;
     deliver::kick(spool, to)?;
@@ -385,7 +459,7 @@ pub fn broadcast(spool: &Spool, from: &str, text: &str) -> Result<Broadcast> {
     };
     for p in &peers {
         let (status, _) = peer::status_of(p, &panes);
-        if p.name == from || status == Status::Offline {
+        if p.name == from || status == Status::Offline || p.fork_only() {
             continue;
         }
         send_unanswered(spool, Kind::Broadcast, from, &p.name, text)?;

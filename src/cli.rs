@@ -204,6 +204,14 @@ pub enum Command {
         name: String,
     },
 
+    /// Answer a question from a read-only fork of its peer's session (started in the
+    /// background by repowire itself)
+    #[command(hide = true)]
+    Fork {
+        /// The query id
+        id: String,
+    },
+
     /// Serve one request from another host's repowire: a JSON line on stdin, JSON lines on
     /// stdout (run through ssh by repowire itself)
     #[command(hide = true)]
@@ -337,6 +345,12 @@ pub enum PeerCommand {
         /// Ask every peer not offline but you
         #[arg(long)]
         all: bool,
+        /// Answer at once from a read-only fork of the peer's session, whatever the peer is
+        /// doing (busy, offline: its last session). Nothing is typed into its pane; the fork
+        /// can read files but not change them or run commands, and leaves no session behind.
+        /// It re-reads the whole session, which costs tokens. Claude Code peers only.
+        #[arg(long)]
+        fork: bool,
         /// How long to wait for the answer (e.g. 90s, 5m) [default: ask_timeout in config.yaml, 120s]
         #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
         timeout: Option<Duration>,

@@ -48,6 +48,7 @@ pub fn peer(spool: &Spool, cmd: PeerCommand) -> Result<()> {
         PeerCommand::Ask {
             mut args,
             all,
+            fork,
             timeout,
             no_wait,
         } => {
@@ -77,9 +78,10 @@ pub fn peer(spool: &Spool, cmd: PeerCommand) -> Result<()> {
             }
             let text = text_arg(text)?;
             let timeout = timeout.unwrap_or(Config::load(spool)?.ask_timeout);
+            let how = (timeout, fork);
             match names.as_slice() {
-                [name] if !all => ask_one(spool, name, &text, timeout, no_wait),
-                _ => ask_many(spool, names, &text, timeout, no_wait),
+                [name] if !all => ask_one(spool, name, &text, how, no_wait),
+                _ => ask_many(spool, names, &text, how, no_wait),
             }
         }
         PeerCommand::Spawn {
@@ -177,8 +179,15 @@ pub fn peer(spool: &Spool, cmd: PeerCommand) -> Result<()> {
 }
 
 /// `peer ask NAME`: one peer, the answer alone on stdout.
-fn ask_one(spool: &Spool, name: &str, text: &str, timeout: Duration, no_wait: bool) -> Result<()> {
+fn ask_one(
+    spool: &Spool,
+    name: &str,
+    text: &str,
+    (timeout, fork): (Duration, bool),
+    no_wait: bool,
+) -> Result<()> {
     if let Some((peer, host)) = remote::parse_peer(name)? {
+        remote::no_fork(fork)?;
         let (from, chain) = (remote::sender(spool)?, remote::chain(spool)?);
         let asker = (from.as_str(), chain.as_slice());
         if no_wait {
@@ -191,7 +200,7 @@ fn ask_one(spool: &Spool, name: &str, text: &str, timeout: Duration, no_wait: bo
         return print_answer(&answer);
     }
     let from = peer::sender_name(spool)?;
-    let (msg, lock) = ask::ask(spool, &from, name, text, timeout, &[])?;
+    let (msg, lock) = ask::ask(spool, &from, name, text, timeout, &[], fork)?;
     if no_wait {
         println!("{}", msg.id);
         return Ok(());
@@ -208,7 +217,7 @@ fn ask_many(
     spool: &Spool,
     names: Vec<String>,
     text: &str,
-    timeout: Duration,
+    (timeout, fork): (Duration, bool),
     no_wait: bool,
 ) -> Result<()> {
     let from = peer::sender_name(spool)?;
@@ -230,10 +239,14 @@ fn ask_many(
         for name in &names {
             let id = match remote::parse_peer(name)? {
                 Some((peer, host)) => {
-                    let (from, chain) = (remote::sender(spool)?, remote::chain(spool)?);
-                    remote::ask_no_wait(host, peer, (&from, &chain), text, timeout)
+                    remote::no_fork(fork)
+                        .map_err(anyhow::Error::from)
+                        .and_then(|()| {
+                            let (from, chain) = (remote::sender(spool)?, remote::chain(spool)?);
+                            remote::ask_no_wait(host, peer, (&from, &chain), text, timeout)
+                        })
                 }
-                None => ask::ask(spool, &from, name, text, timeout, &[]).map(|(m, _)| m.id),
+                None => ask::ask(spool, &from, name, text, timeout, &[], fork).map(|(m, _)| m.id),
             };
             if let Ok(id) = &id {
                 writeln!(out, "{name} {id}")?;
@@ -249,27 +262,37 @@ fn ask_many(
     let start = Instant::now();
     let (mut answered, mut printed) = (0, 0);
     let mut write_err = None;
-    let replies = fanout::ask(spool, &from, &names, text, timeout, None, &mut |r| {
-        if let Ok(answer) = &r.answer {
-            answered += 1;
-            let sep = if printed > 0 { "\n" } else { "" };
-            printed += 1;
+    let replies = fanout::ask(
+        spool,
+        &from,
+        &names,
+        text,
+        (timeout, fork),
+        None,
+        &mut |r| {
+            if let Ok(answer) = &r.answer {
+                answered += 1;
+                let sep = if printed > 0 { "\n" } else { "" };
+                printed += 1;
+                if tty {
+                    eprint!("\r\x1b[2K");
+                }
+                let nl = if answer.ends_with('\n') { "" } else { "\n" };
+                if let Err(e) =
+                    write!(out, "{sep}==> {} <==\n{answer}{nl}", r.peer).and(out.flush())
+                {
+                    write_err.get_or_insert(e);
+                }
+            }
             if tty {
-                eprint!("\r\x1b[2K");
+                eprint!(
+                    "\r\x1b[2K{answered} of {} answered ({}s)",
+                    names.len(),
+                    start.elapsed().as_secs()
+                );
             }
-            let nl = if answer.ends_with('\n') { "" } else { "\n" };
-            if let Err(e) = write!(out, "{sep}==> {} <==\n{answer}{nl}", r.peer).and(out.flush()) {
-                write_err.get_or_insert(e);
-            }
-        }
-        if tty {
-            eprint!(
-                "\r\x1b[2K{answered} of {} answered ({}s)",
-                names.len(),
-                start.elapsed().as_secs()
-            );
-        }
-    });
+        },
+    );
     if tty {
         eprint!("\r\x1b[2K");
     }
@@ -343,6 +366,9 @@ struct PeerRow<'a> {
     last_activity_ms: u64,
     queued: usize,
     description: Option<&'a str>,
+    /// Outside tmux: asked by fork only.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    fork_only: bool,
 }
 
 /// A peer of another host in `peer list --all --json`.
@@ -384,6 +410,7 @@ fn list(spool: &Spool, json: bool, all: bool) -> Result<()> {
             last_activity_ms: p.last_activity_ms,
             queued: open.iter().filter(|m| m.to == p.name).count(),
             description: p.description.as_deref(),
+            fork_only: p.fork_only(),
         })
         .collect();
     let hosts = if all {
@@ -440,7 +467,7 @@ fn list(spool: &Spool, json: bool, all: bool) -> Result<()> {
                 r.name.to_string(),
                 r.status.as_str(),
                 r.agent,
-                r.pane,
+                if r.fork_only { "-" } else { r.pane },
                 r.last_activity_ms,
                 r.path.display().to_string(),
                 r.description.unwrap_or(""),

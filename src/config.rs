@@ -30,6 +30,28 @@ pub struct Config {
     /// housekeeping removes them; zero keeps everything.
     #[serde(deserialize_with = "keep")]
     pub keep: Duration,
+    /// What a question to a busy peer does: wait for its turn to end, or answer from a fork of
+    /// its session at once.
+    pub when_busy: Policy,
+    /// What a question to an offline peer does: fail (`wait` for it to come back, by asking
+    /// again), or answer from a fork of its last session.
+    pub when_offline: Policy,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Policy {
+    Wait,
+    Fork,
+}
+
+impl Policy {
+    fn as_str(self) -> &'static str {
+        match self {
+            Policy::Wait => "wait",
+            Policy::Fork => "fork",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -47,6 +69,8 @@ impl Default for Config {
             naming: Naming::Repository,
             remotes: Vec::new(),
             keep: Duration::from_secs(30 * 86_400),
+            when_busy: Policy::Wait,
+            when_offline: Policy::Wait,
         }
     }
 }
@@ -145,6 +169,18 @@ impl Config {
                 "keep",
                 show_age(self.keep),
                 show_age(d.keep),
+            ),
+            (
+                "A question to a busy peer: wait until its turn ends, or fork (answered at once by a\n# read-only fork of its session; costs the tokens of re-reading the session).",
+                "when_busy",
+                self.when_busy.as_str().to_string(),
+                d.when_busy.as_str().to_string(),
+            ),
+            (
+                "A question to an offline peer: wait (refused until it is back), or fork (answered by a\n# read-only fork of its last session).",
+                "when_offline",
+                self.when_offline.as_str().to_string(),
+                d.when_offline.as_str().to_string(),
             ),
         ];
         let mut out = String::new();

@@ -192,7 +192,15 @@ impl Demo {
         self.say(&format!("{ASKER} asks {ANSWERER}:"));
         self.show(QUESTION);
         // The waiter lock, held while waiting as `peer ask` does, so the deadlock check sees it.
-        let (msg, _waiting) = ask::ask(&self.spool, ASKER, ANSWERER, QUESTION, STEP_TIMEOUT, &[])?;
+        let (msg, _waiting) = ask::ask(
+            &self.spool,
+            ASKER,
+            ANSWERER,
+            QUESTION,
+            STEP_TIMEOUT,
+            &[],
+            false,
+        )?;
         let mut shown = None;
         let answer = ask::wait_answer(
             &self.spool,

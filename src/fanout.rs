@@ -35,7 +35,8 @@ pub fn everyone(spool: &Spool, from: &str) -> Result<Vec<String>> {
 }
 
 /// Asks each of `names` (a name once, however often given; `NAME@HOST` for another host)
-/// `text` from `from`, and waits up to `timeout` for all of them. Each reply goes to `got` as
+/// `text` from `from` (of forks of their sessions with `fork`), and waits up to `timeout` for
+/// all of them. Each reply goes to `got` as
 /// it comes; the replies are returned in that order. When `cancelled` turns true, every wait
 /// ends as a cancelled `ask_peer` does.
 pub fn ask(
@@ -43,7 +44,7 @@ pub fn ask(
     from: &str,
     names: &[String],
     text: &str,
-    timeout: Duration,
+    (timeout, fork): (Duration, bool),
     cancelled: Option<&dyn Fn() -> bool>,
     got: &mut dyn FnMut(&Reply),
 ) -> Vec<Reply> {
@@ -63,7 +64,7 @@ pub fn ask(
             let stopped = &stopped;
             // Every question is queued before any wait starts: so every one of them is in the
             // spool, and seen by the deadlock check, while the others wait.
-            let queued = queue(spool, from, name, text, timeout);
+            let queued = queue(spool, from, name, text, (timeout, fork));
             s.spawn(move || {
                 let answer = queued.and_then(|q| match q {
                     Queued::Here(id, _waiter) => {
@@ -120,12 +121,13 @@ fn queue<'a>(
     from: &str,
     name: &'a str,
     text: &str,
-    timeout: Duration,
+    (timeout, fork): (Duration, bool),
 ) -> Result<Queued<'a>> {
     if let Some((peer, host)) = remote::parse_peer(name)? {
+        remote::no_fork(fork)?;
         return Ok(Queued::There { peer, host });
     }
-    let (msg, waiter) = ask::ask(spool, from, name, text, timeout, &[])?;
+    let (msg, waiter) = ask::ask(spool, from, name, text, timeout, &[], fork)?;
     Ok(Queued::Here(msg.id, waiter))
 }
 

@@ -25,6 +25,8 @@ pub enum Kind {
 pub enum Event {
     Sent,
     Delivered,
+    /// A fork of the peer's session started answering it (where `delivered` would be).
+    Forked,
     Answered,
     Received,
     Expired,

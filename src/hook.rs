@@ -30,6 +30,7 @@ use crate::deliver;
 use crate::gc;
 use crate::message::{self, Kind, State};
 use crate::peer::{self, Peer, Turn};
+use crate::process;
 use crate::spool::{Spool, now_ms};
 use crate::tmux::Server;
 use crate::transcript;
@@ -59,6 +60,10 @@ pub enum Event {
 
 /// Runs a hook. Always succeeds: errors are printed on stderr and swallowed.
 pub fn run(home: &Path, event: Event, agent: Agent) {
+    // A fork answering a question (see `fork`) is no peer: it must change nothing.
+    if std::env::var_os(crate::fork::ENV).is_some() {
+        return;
+    }
     arm_watchdog();
     let payload = read_payload();
     if let Err(e) = handle(home, event, agent, &payload) {
@@ -218,7 +223,7 @@ pub fn mcp_started(spool: &Spool, agent: Agent) {
             && old.online
             && old.agent == agent.as_str()
             && old.agent_process.is_some()
-            && old.agent_process == peer::agent_process(live.pid)
+            && old.agent_process == crate::process::agent_process(live.pid)
         {
             return Ok(());
         }
@@ -240,7 +245,28 @@ fn register_pane(
     transcript: Option<&Path>,
 ) -> Result<()> {
     let Some((socket, pane)) = peer::own_pane() else {
-        return Ok(()); // outside tmux nobody could type to it
+        // Nothing can be typed into a session outside tmux; Claude Code's can answer by fork.
+        if agent == Agent::Claude
+            && let (Some(cwd), Some(agent_process)) = (cwd, process::hook_agent())
+            && session_id.is_some()
+            && !process::is_print_mode(agent_process.pid)
+        {
+            let config = Config::load(spool)?;
+            peer::session_started(
+                spool,
+                &peer::SessionStart {
+                    socket: Path::new(""),
+                    pane: "",
+                    cwd: &cwd,
+                    session_id,
+                    agent: agent.as_str(),
+                    agent_process: Some(agent_process),
+                    agent_command: None,
+                    naming: config.naming,
+                },
+            )?;
+        }
+        return Ok(());
     };
     // `$TMUX_PANE` of a process that does not descend from that pane's agent, or that a
     // shared Codex daemon runs, may be another session's: registering it would route to the
@@ -281,7 +307,7 @@ fn register_pane(
             cwd: &cwd,
             session_id,
             agent: agent.as_str(),
-            agent_process: peer::agent_process(live.pid),
+            agent_process: crate::process::agent_process(live.pid),
             agent_command: Some(live.command),
             naming: config.naming,
         },

@@ -8,12 +8,14 @@
 //!
 //! 1. **Primitives**: the spool's files and locks (`spool`), waiting on them (`wait`),
 //!    `time`, `error`, host names (`host`), and the outside world as repowire meets it:
+//!    processes (`process`),
 //!    tmux (`tmux`), the agents' differences (`agent`), their transcripts (`transcript`),
 //!    a repository's own description of itself (`describe`).
 //! 2. **Records** in the spool: `config`, `peer`, `history`, `message`.
 //! 3. **Operations** on them: asking and waiting (`ask`), typing into panes (`deliver`),
 //!    other hosts (`remote`: the calling and the serving side), one question to several
-//!    peers (`fanout`), housekeeping (`gc`).
+//!    peers (`fanout`), answers from a read-only fork of a peer's session (`fork`),
+//!    housekeeping (`gc`).
 //! 4. **Front ends**: the command line (`cli`, `commands`), the agents' hooks (`hook`), the
 //!    MCP server (`mcp`), wiring into the agents' files (`setup`), starting and ending a team
 //!    (`team`), `status`, the live view (`top`), `demo`, and the stand-in agent (`standin`).
@@ -28,6 +30,7 @@ pub mod demo;
 pub mod describe;
 pub mod error;
 pub mod fanout;
+pub mod fork;
 pub mod gc;
 pub mod history;
 pub mod hook;
@@ -35,6 +38,7 @@ pub mod host;
 pub mod mcp;
 pub mod message;
 pub mod peer;
+pub mod process;
 pub mod remote;
 pub mod setup;
 pub mod spool;
@@ -107,6 +111,7 @@ pub fn run(cli: Cli) -> Result<()> {
             mcp::run(spool)
         }
         Command::Deliver { name } => deliver::pump(&spool, &name),
+        Command::Fork { id } => fork::run(&spool, &id),
         _ => unreachable!("handled above"),
     }
 }

@@ -130,6 +130,11 @@ struct AskArgs {
     query: String,
     /// Give up after this long (default 300)
     timeout_seconds: Option<u64>,
+    /// Answer at once from a read-only copy of the peer's session; it re-reads the session,
+    /// costing tokens. For a busy or offline peer and a question on what it knows, not a
+    /// request to act
+    #[serde(default)]
+    fork: bool,
 }
 
 #[derive(Deserialize, JsonSchema)]
@@ -185,7 +190,11 @@ impl Server {
             let mut out = String::new();
             for p in &peers {
                 let status = peer::status_of(p, &panes).0.as_str();
-                let you = if p.name == me { " (you)" } else { "" };
+                let you = match (p.name == me, p.fork_only()) {
+                    (true, _) => " (you)",
+                    (_, true) => " (outside tmux: answers by fork only)",
+                    _ => "",
+                };
                 write!(
                     out,
                     "{}: {status}, {}, {}{you}",
@@ -230,14 +239,14 @@ impl Server {
     }
 
     #[tool(
-        description = "Ask another agent session a question; blocks until it answers. Use for context from another repository."
+        description = "Ask another agent session a question; blocks until it answers. Use for context from another repository. Busy or offline peer: see fork."
     )]
     async fn ask_peer(
         &self,
         Parameters(a): Parameters<AskArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<String, String> {
-        let (stages, to_send) = tokio::sync::mpsc::unbounded_channel::<Progress>();
+        let (stages, to_send) = tokio::sync::mpsc::unbounded_channel::<String>();
         let sender = progress_sender(&ctx, to_send);
         let ct = ctx.ct.clone();
         let stages = sender.is_some().then_some(stages);
@@ -382,7 +391,7 @@ fn ask_many(
         &from,
         &a.peer_names,
         &a.query,
-        timeout,
+        (timeout, false),
         Some(cancelled),
         &mut |r| {
             answered += usize::from(r.answer.is_ok());
@@ -453,7 +462,7 @@ fn ask_and_wait(
     spool: &Spool,
     a: &AskArgs,
     cancelled: &dyn Fn() -> bool,
-    stages: Option<UnboundedSender<Progress>>,
+    stages: Option<UnboundedSender<String>>,
 ) -> Result<String> {
     let timeout = timeout_of(spool, a.timeout_seconds)?;
     let mut last = None;
@@ -462,13 +471,19 @@ fn ask_and_wait(
         if last != Some(p) {
             last = Some(p);
             if let Some(stages) = &stages {
-                let _ = stages.send(p);
+                let _ = stages.send(match p {
+                    Progress::Forking => {
+                        format!("answering in a fork of {}'s session", a.peer_name)
+                    }
+                    p => p.to_string(),
+                });
             }
         }
     };
     let report = stages.is_some().then_some(&mut report as _);
     let res = match remote::parse_peer(&a.peer_name)? {
         Some((name, host)) => {
+            remote::no_fork(a.fork)?;
             let (from, chain) = (remote::sender(spool)?, remote::chain(spool)?);
             remote::ask(
                 host,
@@ -482,7 +497,8 @@ fn ask_and_wait(
         }
         None => {
             let from = peer::sender_name(spool)?;
-            let (msg, _waiting) = ask::ask(spool, &from, &a.peer_name, &a.query, timeout, &[])?;
+            let (msg, _waiting) =
+                ask::ask(spool, &from, &a.peer_name, &a.query, timeout, &[], a.fork)?;
             ask::wait_answer(spool, &msg.id, timeout, Some(cancelled), report).map(|r| r.text)
         }
     };

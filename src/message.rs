@@ -113,6 +113,10 @@ pub struct Message {
     /// that host sent them; part of the waits the deadlock check follows.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub chain: Vec<String>,
+    /// Answered by a read-only fork of the peer's session (see `fork`), never typed into its
+    /// pane: not in its inbox, and no wait on the peer itself.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fork: bool,
 }
 
 /// The answer to an ask, `responses/ID.json`.
@@ -208,11 +212,11 @@ pub fn open_messages(spool: &Spool) -> Result<Vec<Message>> {
     Ok(out)
 }
 
-/// Open messages to `to`, oldest first.
+/// Open messages to be typed into `to`'s pane, oldest first (questions to its forks are not).
 pub fn inbox(spool: &Spool, to: &str) -> Result<Vec<Message>> {
     Ok(open_messages(spool)?
         .into_iter()
-        .filter(|m| m.to == to)
+        .filter(|m| m.to == to && !m.fork)
         .collect())
 }
 
@@ -246,16 +250,20 @@ pub struct Draft<'a> {
     pub deadline_ms: Option<u64>,
     /// See [`Message::chain`].
     pub chain: &'a [String],
+    /// See [`Message::fork`].
+    pub fork: bool,
 }
 
 /// Publishes a message into `to`'s queue. For an ask, refuses one that would close a cycle of
-/// peers waiting on each other. The returned guard (asks only) is the asker's waiter lock:
+/// peers waiting on each other (a fork waits on nobody, and nobody on it, so never one to a
+/// fork). The returned guard (asks only) is the asker's waiter lock:
 /// hold it while waiting.
 pub fn send(spool: &Spool, d: &Draft<'_>) -> Result<(Message, Option<crate::spool::Lock>)> {
     validate_text(d.text)?;
     let _send = spool.lock("queue/.send.lock")?;
     if d.kind == Kind::Ask
         && d.from != USER
+        && !d.fork
         && let Some(cycle) = find_cycle(spool, d.from, d.to, d.chain)?
     {
         return Err(Error::Deadlock {
@@ -283,6 +291,7 @@ pub fn send(spool: &Spool, d: &Draft<'_>) -> Result<(Message, Option<crate::spoo
         finished_ms: None,
         error: None,
         chain: d.chain.to_vec(),
+        fork: d.fork,
     };
     spool.write_json(&queue_path(spool, &id), &msg)?;
     log(spool, Event::Sent, &msg, None);
@@ -308,7 +317,9 @@ fn next_id(spool: &Spool) -> Result<String> {
 fn waits(spool: &Spool) -> Result<Vec<Message>> {
     Ok(open_messages(spool)?
         .into_iter()
-        .filter(|m| m.kind == Kind::Ask && m.from != USER && spool.is_locked(&waiter_lock(&m.id)))
+        .filter(|m| {
+            m.kind == Kind::Ask && !m.fork && m.from != USER && spool.is_locked(&waiter_lock(&m.id))
+        })
         .collect())
 }
 
@@ -638,6 +649,7 @@ mod tests {
             finished_ms: None,
             error: None,
             chain: Vec::new(),
+            fork: false,
         };
         let p = prompt_text(&m);
         assert_eq!(parse_header(&p), Some("01JABCDEFGHJKMNPQRSTVWXYZ0"));

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::Naming;
 use crate::describe;
 use crate::error::{Error, Hint};
+use crate::process::{self, Process};
 use crate::spool::{Spool, Staged, now_ms};
 use crate::tmux::{self, Pane, Server};
 
@@ -72,6 +73,13 @@ pub struct Peer {
     pub queued_turns: Vec<Option<String>>,
 }
 
+impl Peer {
+    /// A session outside tmux: nothing can be typed into it, it answers by fork only.
+    pub fn fork_only(&self) -> bool {
+        self.pane.is_empty()
+    }
+}
+
 /// The agent's turn, from its UserPromptSubmit and Stop hooks.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Turn {
@@ -84,71 +92,6 @@ pub struct Turn {
     pub message: Option<String>,
     #[serde(default)]
     pub since_ms: u64,
-}
-
-/// A process, told apart from a later one with the same pid by its start time.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Process {
-    pub pid: u32,
-    /// Clock ticks after boot (`/proc/PID/stat`, field 22).
-    pub start: u64,
-}
-
-impl Process {
-    /// Whether this very process still runs (not exited, not a zombie).
-    pub fn alive(&self) -> bool {
-        Stat::read(self.pid).is_some_and(|s| s.start == self.start && !s.dead)
-    }
-}
-
-/// The few fields of `/proc/PID/stat` repowire reads.
-struct Stat {
-    dead: bool,
-    ppid: u32,
-    pgrp: i64,
-    session: i64,
-    /// The foreground process group of the process's terminal, or -1.
-    tpgid: i64,
-    start: u64,
-}
-
-impl Stat {
-    fn read(pid: u32) -> Option<Stat> {
-        let raw = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        // The command name may hold spaces and parentheses: fields start after the last ')'.
-        let f: Vec<&str> = raw[raw.rfind(')')? + 1..].split_whitespace().collect();
-        Some(Stat {
-            dead: matches!(*f.first()?, "Z" | "X" | "x"),
-            ppid: f.get(1)?.parse().ok()?,
-            pgrp: f.get(2)?.parse().ok()?,
-            session: f.get(3)?.parse().ok()?,
-            tpgid: f.get(5)?.parse().ok()?,
-            start: f.get(19)?.parse().ok()?,
-        })
-    }
-}
-
-/// The agent a hook runs for: of the hook's ancestors, the first that leads the foreground
-/// job of the pane whose first process is `pane_pid` (every process in a pane is in that
-/// session). Agents run hooks in a session of their own (Claude Code) or in theirs (the
-/// stand-in); either way this finds the agent, or the job that wraps it, which ends with it.
-/// `None` when the hook does not descend from that pane's foreground job.
-pub fn agent_process(pane_pid: u32) -> Option<Process> {
-    let mut pid = Stat::read(std::process::id())?.ppid;
-    for _ in 0..64 {
-        let s = Stat::read(pid)?;
-        if s.session == i64::from(pane_pid) && i64::from(pid) == s.pgrp && s.pgrp == s.tpgid {
-            return (!s.dead).then_some(Process {
-                pid,
-                start: s.start,
-            });
-        }
-        if s.ppid <= 1 {
-            return None;
-        }
-        pid = s.ppid;
-    }
-    None
 }
 
 /// A peer's status, derived when asked.
@@ -367,6 +310,9 @@ fn pane_index(socket: &Path, pane: &str) -> String {
 /// Saves a peer that just took a pane, and indexes it by that pane.
 pub fn save_with_pane(spool: &Spool, peer: &Peer) -> Result<()> {
     save(spool, peer)?;
+    if peer.fork_only() {
+        return Ok(());
+    }
     spool.write_json(
         &spool.path(&pane_index(&peer.tmux_socket, &peer.pane)),
         &peer.name,
@@ -383,37 +329,15 @@ pub fn own_pane() -> Option<(PathBuf, String)> {
 }
 
 /// Whether this process runs for the Codex session in `pane`: it descends from the pane's
-/// foreground job (see [`agent_process`]) and not through a Codex app-server daemon, which
+/// foreground job (see [`process::agent_process`]) and not through a Codex app-server daemon, which
 /// serves every Codex TUI with the environment of the one that started it (and is that one's
 /// child while it runs). Where that cannot be checked (no `/proc`), true.
 pub fn codex_pane_is_ours(socket: &Path, pane: &str) -> bool {
     if !Path::new("/proc/self/stat").exists() {
         return true;
     }
-    let ours =
-        matches!(Server::at(socket).pane(pane), Ok(Some(p)) if agent_process(p.pid).is_some());
-    ours && !under_codex_daemon()
-}
-
-/// Whether an ancestor of this process is a `codex app-server` (the shared daemon).
-fn under_codex_daemon() -> bool {
-    let mut pid = std::process::id();
-    for _ in 0..64 {
-        let Some(s) = Stat::read(pid) else {
-            return false;
-        };
-        if s.ppid <= 1 {
-            return false;
-        }
-        pid = s.ppid;
-        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        let mut args = cmdline.split(|&b| b == 0);
-        let program = args.next().unwrap_or_default();
-        if program.ends_with(b"codex") && args.any(|a| a == b"app-server") {
-            return true;
-        }
-    }
-    false
+    let ours = matches!(Server::at(socket).pane(pane), Ok(Some(p)) if process::agent_process(p.pid).is_some());
+    ours && !process::under_codex_daemon()
 }
 
 /// The name messages from this process are sent as: the peer of the pane it runs in, else
@@ -454,7 +378,7 @@ pub fn session_started(spool: &Spool, s: &SessionStart<'_>) -> Result<Peer> {
     let gone = |p: &&Peer| p.path == s.cwd && status(p).0 == Status::Offline;
     let existing = peers
         .iter()
-        .find(|p| p.pane == s.pane && p.tmux_socket == s.socket)
+        .find(|p| !s.pane.is_empty() && p.pane == s.pane && p.tmux_socket == s.socket)
         .or_else(|| peers.iter().filter(|p| p.pinned).find(gone))
         .or_else(|| peers.iter().find(gone));
     let name = match existing {
@@ -631,7 +555,11 @@ fn remove_record(spool: &Spool, name: &str) -> Result<()> {
 pub fn live_panes(peers: &[Peer]) -> HashMap<PathBuf, Vec<Pane>> {
     let mut out: HashMap<PathBuf, Vec<Pane>> = HashMap::new();
     for p in peers {
-        if p.online && p.agent_process.is_none() && !out.contains_key(&p.tmux_socket) {
+        if p.online
+            && p.agent_process.is_none()
+            && !p.fork_only()
+            && !out.contains_key(&p.tmux_socket)
+        {
             let panes = Server::at(&p.tmux_socket).panes().unwrap_or_default();
             out.insert(p.tmux_socket.clone(), panes);
         }
@@ -657,6 +585,10 @@ pub fn status_of(peer: &Peer, panes: &HashMap<PathBuf, Vec<Pane>>) -> (Status, &
         } else {
             (Status::Online, "")
         };
+    }
+    if peer.fork_only() {
+        // Outside tmux, the session's end (SessionEnd) is all there is to go by.
+        return (Status::Online, "");
     }
     let pane = panes
         .get(&peer.tmux_socket)

@@ -508,6 +508,7 @@ mod tests {
                 state: crate::message::State::Queued, delivered_ms: None, finished_ms: None,
                 error: None,
                     chain: Vec::new(),
+                    fork: false,
             };
             let p = s.path(&format!("queue/{}.json", m.id));
             s.write_json(&p, &m).unwrap();

@@ -330,6 +330,8 @@ pub struct Claude {
     pub tmux: Tmux,
     pub model: FakeModel,
     pub sessions: Vec<Session>,
+    /// More `NAME=VALUE` for the sessions' environment (set between `prepare` and `launch`).
+    pub env: Vec<String>,
     /// Dropped last, after the teardown.
     _one_at_a_time: std::sync::MutexGuard<'static, ()>,
 }
@@ -370,6 +372,7 @@ impl Claude {
             person: Person::new(&root.join("spool"), ASK_TIMEOUT),
             claude: claude.clone(),
             sessions: Vec::new(),
+            env: Vec::new(),
             dir: Some(dir),
             root,
             _one_at_a_time: guard,
@@ -386,7 +389,7 @@ impl Claude {
                 &self.model,
                 &self.spool,
                 (name, &self.root.join(name)),
-                &[],
+                &self.env,
             );
             self.sessions.push(session);
         }

@@ -615,3 +615,37 @@ fn claude_code_2_0_stop_hook_before_its_reply_is_in_the_transcript() {
         assert_eq!(a.peer()["status"], "online");
     }
 }
+
+/// In a fork answering a question (REPOWIRE_FORK set), repowire's hooks do nothing at all:
+/// a SessionStart registers no peer, a prompt marks none busy.
+#[test]
+fn hooks_in_a_fork_do_nothing() {
+    need_tmux!();
+    let m = Mesh::new();
+    let a = FakeAgent::start(&m, "forked");
+    let payload = json!({"session_id": "s9", "source": "startup", "cwd": a.cwd}).to_string();
+    let mut cmd = m.cmd_in(&a.pane);
+    cmd.env("REPOWIRE_FORK", "1");
+    let (out, _) = hook(&mut cmd, "session-start", payload.as_bytes());
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(m.peers().is_empty(), "{:?}", m.peers());
+    // Without it, the same call registers the pane.
+    a.hook(
+        "session-start",
+        json!({"session_id": "s9", "source": "startup"}),
+    );
+    assert_eq!(a.peer()["status"], "online");
+    let mut cmd = m.cmd_in(&a.pane);
+    cmd.env("REPOWIRE_FORK", "1");
+    let prompt = json!({"session_id": "s9", "prompt": "x", "cwd": a.cwd}).to_string();
+    hook(&mut cmd, "prompt", prompt.as_bytes());
+    assert_eq!(
+        a.peer()["status"],
+        "online",
+        "a fork's prompt marked the peer busy"
+    );
+}

@@ -10,6 +10,7 @@ mod claude_code;
 mod cli;
 mod demo;
 mod faults;
+mod fork;
 mod hooks;
 mod hostile;
 mod load;

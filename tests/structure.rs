@@ -13,6 +13,7 @@ const LAYERS: [&[&str]; 4] = [
         "describe",
         "error",
         "host",
+        "process",
         "spool",
         "time",
         "tmux",
@@ -20,7 +21,7 @@ const LAYERS: [&[&str]; 4] = [
         "wait",
     ],
     &["config", "history", "message", "peer"],
-    &["ask", "deliver", "fanout", "gc", "remote"],
+    &["ask", "deliver", "fanout", "fork", "gc", "remote"],
     &[
         "cli", "commands", "demo", "hook", "mcp", "setup", "standin", "status", "team", "top",
     ],

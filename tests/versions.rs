@@ -1,6 +1,6 @@
 //! The client-version matrix. The whole suite runs against the pinned releases (Claude Code
 //! `claude_code::PINNED`, Codex `agents::CODEX_PINNED`, Gemini CLI `agents::GEMINI_PINNED`);
-//! here the core flows (ask, notify, the MCP ask, setup) run against the oldest and the newest
+//! here the core flows (ask, notify, the MCP ask, setup, fork answers) run against the oldest and the newest
 //! release that `repowire status` names as tested (`Agent::tested`), so that claim is checked
 //! on every run. Each release is installed from the npm registry on first use.
 
@@ -21,6 +21,7 @@ fn claude_core_flows(claude: &ClaudeCode) {
     crate::claude::answers_asks_and_gets_notifications(claude);
     crate::mcp::asks_a_peer_through_the_mcp_tool(claude);
     crate::setup::needs_nothing_but_repowire_setup(claude);
+    crate::fork::forks_answer_and_change_nothing(claude);
     eprintln!(
         "versions: Claude Code {}'s core flows took {:.1?}",
         claude.version,

@@ -162,6 +162,16 @@ pub fn parse_peer(s: &str) -> Result<Option<(&str, &str)>, Error> {
     Ok(Some((name, host)))
 }
 
+/// Refuses `--fork` for a peer on another host.
+pub fn no_fork(fork: bool) -> Result<(), Error> {
+    if fork {
+        return Err(Error::BadInput(
+            "a peer on another host cannot be asked by fork yet; ask it without --fork (or run the ask on that host)".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// `ID@HOST` (a query id from another host) as (ID, HOST), both checked; `None` for a local id.
 pub fn parse_id(s: &str) -> Result<Option<(&str, &str)>, Error> {
     let Some((id, host)) = s.split_once('@') else {

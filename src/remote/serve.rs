@@ -85,7 +85,7 @@ fn serve_request(home: &Path) -> Result<()> {
                 validate_from(who)?;
             }
             let timeout = requested_wait(timeout_secs)?;
-            let (msg, lock) = ask::ask(&spool, &from, &to, &text, timeout, &chain)?;
+            let (msg, lock) = ask::ask(&spool, &from, &to, &text, timeout, &chain, false)?;
             reply(&Reply::Id(msg.id.clone()));
             if wait {
                 let answer = wait_replying(&spool, &msg.id, timeout, progress)?;

@@ -1,0 +1,124 @@
+//! The processes repowire looks at, through `/proc`: an agent's own process (a session lasts
+//! as long as it runs) and the ancestry of the process asking.
+
+use serde::{Deserialize, Serialize};
+
+/// A process, told apart from a later one with the same pid by its start time.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Process {
+    pub pid: u32,
+    /// Clock ticks after boot (`/proc/PID/stat`, field 22).
+    pub start: u64,
+}
+
+impl Process {
+    /// Whether this very process still runs (not exited, not a zombie).
+    pub fn alive(&self) -> bool {
+        Stat::read(self.pid).is_some_and(|s| s.start == self.start && !s.dead)
+    }
+}
+
+/// The few fields of `/proc/PID/stat` repowire reads.
+struct Stat {
+    dead: bool,
+    ppid: u32,
+    pgrp: i64,
+    session: i64,
+    /// The foreground process group of the process's terminal, or -1.
+    tpgid: i64,
+    start: u64,
+}
+
+impl Stat {
+    fn read(pid: u32) -> Option<Stat> {
+        let raw = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // The command name may hold spaces and parentheses: fields start after the last ')'.
+        let f: Vec<&str> = raw[raw.rfind(')')? + 1..].split_whitespace().collect();
+        Some(Stat {
+            dead: matches!(*f.first()?, "Z" | "X" | "x"),
+            ppid: f.get(1)?.parse().ok()?,
+            pgrp: f.get(2)?.parse().ok()?,
+            session: f.get(3)?.parse().ok()?,
+            tpgid: f.get(5)?.parse().ok()?,
+            start: f.get(19)?.parse().ok()?,
+        })
+    }
+}
+
+/// The agent a hook runs for: of the hook's ancestors, the first that leads the foreground
+/// job of the pane whose first process is `pane_pid` (every process in a pane is in that
+/// session). Agents run hooks in a session of their own (Claude Code) or in theirs (the
+/// stand-in); either way this finds the agent, or the job that wraps it, which ends with it.
+/// `None` when the hook does not descend from that pane's foreground job.
+pub fn agent_process(pane_pid: u32) -> Option<Process> {
+    let mut pid = Stat::read(std::process::id())?.ppid;
+    for _ in 0..64 {
+        let s = Stat::read(pid)?;
+        if s.session == i64::from(pane_pid) && i64::from(pid) == s.pgrp && s.pgrp == s.tpgid {
+            return (!s.dead).then_some(Process {
+                pid,
+                start: s.start,
+            });
+        }
+        if s.ppid <= 1 {
+            return None;
+        }
+        pid = s.ppid;
+    }
+    None
+}
+
+/// Whether an ancestor of this process is a `codex app-server` (the shared daemon).
+pub fn under_codex_daemon() -> bool {
+    let mut pid = std::process::id();
+    for _ in 0..64 {
+        let Some(s) = Stat::read(pid) else {
+            return false;
+        };
+        if s.ppid <= 1 {
+            return false;
+        }
+        pid = s.ppid;
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let mut args = cmdline.split(|&b| b == 0);
+        let program = args.next().unwrap_or_default();
+        if program.ends_with(b"codex") && args.any(|a| a == b"app-server") {
+            return true;
+        }
+    }
+    false
+}
+
+/// The agent a hook runs for when it has no pane to go by: the nearest ancestor that is not a
+/// shell (agents run a hook's command line through `sh -c`).
+pub fn hook_agent() -> Option<Process> {
+    let mut pid = Stat::read(std::process::id())?.ppid;
+    for _ in 0..16 {
+        let s = Stat::read(pid)?;
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+        if !matches!(
+            comm.trim(),
+            "sh" | "bash" | "dash" | "zsh" | "fish" | "ksh" | "env"
+        ) {
+            return (!s.dead).then_some(Process {
+                pid,
+                start: s.start,
+            });
+        }
+        if s.ppid <= 1 {
+            return None;
+        }
+        pid = s.ppid;
+    }
+    None
+}
+
+/// Whether process `pid` is an agent run for one prompt (`claude -p`, `--print`): a script's
+/// run, no session anyone would ask.
+pub fn is_print_mode(pid: u32) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .unwrap_or_default()
+        .split(|&b| b == 0)
+        .skip(1)
+        .any(|a| a == b"-p" || a == b"--print")
+}
