@@ -6,7 +6,7 @@
 //! tmux server (a socket in a temporary directory, never the user's server), on a temporary
 //! spool; and forks of a Claude Code session against the fake model API (see `fork`).
 //! `cargo bench --bench figures -- quick` takes fewer samples and skips the 500 MB
-//! transcript; naming groups (`hooks`, `mcp`, `mesh`, `fork`) runs only those.
+//! transcript; naming groups (`hooks`, `mcp`, `mesh`, `claude`, `fork`) runs only those.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -19,8 +19,17 @@ use repowire::process::Process;
 use repowire::spool::{Spool, now_ms};
 use serde_json::{Value, json};
 
+// The tests' own Claude Code driver and harness, for the real-client rows.
+#[path = "../tests/claude_code.rs"]
+#[allow(dead_code)]
+mod claude_code;
 #[path = "figures/fork.rs"]
 mod fork;
+#[path = "figures/claude.rs"]
+mod real_claude;
+#[path = "../tests/util.rs"]
+#[allow(dead_code)]
+mod util;
 
 fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_repowire"))
@@ -922,6 +931,9 @@ fn main() {
     }
     if want("mesh") {
         mesh_figures(&mut b, &cpu);
+    }
+    if want("claude") {
+        real_claude::claude_figures(&mut b);
     }
     if want("fork") {
         fork::fork_figures(&mut b);
