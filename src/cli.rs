@@ -142,7 +142,8 @@ pub enum Command {
     /// End the team's agents: those of the team file that run in its tmux session
     ///
     /// Closes each one's pane, as closing its terminal would (its agent runs its SessionEnd
-    /// hook), and waits until the agent has ended. Messages sent to them meanwhile wait, and
+    /// hook), and waits until the agent has ended; one still running 3 seconds later is sent
+    /// SIGTERM. Messages sent to them meanwhile wait, and
     /// are delivered after the next `repowire up`. A peer running elsewhere (a pane you started
     /// yourself) is left alone and reported.
     ///
@@ -226,6 +227,9 @@ pub enum Command {
         /// Leave last_assistant_message out of the Stop payload
         #[arg(long)]
         no_last_message: bool,
+        /// Keep running after the terminal hangs up, until SIGTERM
+        #[arg(long)]
+        outlive_pane: bool,
     },
 }
 

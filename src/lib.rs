@@ -79,10 +79,12 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Standin {
             events,
             no_last_message,
+            outlive_pane,
         } => {
             return standin::run(&standin::Options {
                 events,
                 no_last_message,
+                outlive_pane,
             });
         }
         Command::Setup(args) => return setup::setup(&home, &args),

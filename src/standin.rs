@@ -51,6 +51,8 @@ use ulid::Ulid;
 pub struct Options {
     pub events: Option<PathBuf>,
     pub no_last_message: bool,
+    /// Keep running when the terminal hangs up, until SIGTERM (as Gemini CLI can).
+    pub outlive_pane: bool,
 }
 
 /// Claude Code takes any single read at least this long for a paste.
@@ -71,6 +73,8 @@ const EXIT_OTHER: &str = "other";
 
 /// Set from the SIGHUP/SIGTERM handler; the poll loop ends the session.
 static HANGUP: AtomicBool = AtomicBool::new(false);
+/// Set on SIGTERM alone: the end of a stand-in that outlives its pane.
+static TERMINATED: AtomicBool = AtomicBool::new(false);
 
 pub fn run(opts: &Options) -> Result<()> {
     let mut agent = Agent::new(opts)?;
@@ -96,6 +100,7 @@ struct Agent {
     pane: String,
     events: Option<File>,
     no_last_message: bool,
+    outlive_pane: bool,
     input: Vec<u8>,
     /// Inside `ESC[200~ … ESC[201~`, which may span reads.
     bracketed: bool,
@@ -139,6 +144,7 @@ impl Agent {
             pane: std::env::var("TMUX_PANE").unwrap_or_else(|_| "?".to_owned()),
             events,
             no_last_message: opts.no_last_message,
+            outlive_pane: opts.outlive_pane,
             input: Vec::new(),
             bracketed: false,
             carry: Vec::new(),
@@ -176,11 +182,16 @@ impl Agent {
             if self.quit {
                 return Ok(EXIT_BY_PROMPT);
             }
-            if HANGUP.load(Ordering::SeqCst) {
+            if TERMINATED.load(Ordering::SeqCst)
+                || HANGUP.load(Ordering::SeqCst) && !self.outlive_pane
+            {
                 return Ok(EXIT_OTHER);
             }
             self.finish_due_turns()?;
             match read_input(&mut buf).context("reading the terminal")? {
+                Some(0) if self.outlive_pane => {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
                 Some(0) => return Ok(EXIT_OTHER),
                 Some(n) => self.feed(&buf[..n])?,
                 None => {}
@@ -661,7 +672,10 @@ impl Drop for Terminal {
     }
 }
 
-extern "C" fn on_hangup(_: libc::c_int) {
+extern "C" fn on_hangup(signal: libc::c_int) {
+    if signal == libc::SIGTERM {
+        TERMINATED.store(true, Ordering::SeqCst);
+    }
     HANGUP.store(true, Ordering::SeqCst);
 }
 

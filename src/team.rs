@@ -25,7 +25,9 @@ use crate::wait::Watch;
 pub const FILE: &str = "repowire.yaml";
 /// The tmux session the peers' windows go to when the team file names none.
 pub const DEFAULT_SESSION: &str = "repowire";
-/// How long `down` waits for an agent to end (its SessionEnd hook runs first).
+/// How long `down` waits for an agent to end after its pane closed, before it sends SIGTERM.
+const HANGUP_PATIENCE: Duration = Duration::from_secs(3);
+/// How long `down` then waits for it to end (its SessionEnd hook runs first).
 const STOP_PATIENCE: Duration = Duration::from_secs(15);
 
 /// A team: the tmux session for its windows and its peers, in the file's order.
@@ -421,9 +423,22 @@ fn program(command: &str) -> Option<&str> {
     if command.contains(['|', '&', ';', '(', ')', '$', '`', '<', '>', '\'', '"', '\\']) {
         return None;
     }
-    command
-        .split_whitespace()
-        .find(|w| !w.contains('=') && *w != "exec" && *w != "env")
+    let mut words = command.split_whitespace().peekable();
+    while let Some(w) = words.next() {
+        match w {
+            "exec" | "env" => {
+                // env's own options (`-i`, `-u NAME`) come before the program.
+                while let Some(o) = words.next_if(|o| o.starts_with('-')) {
+                    if matches!(o, "-u" | "--unset" | "-C" | "--chdir" | "-S") {
+                        words.next();
+                    }
+                }
+            }
+            w if w.contains('=') => {}
+            w => return Some(w),
+        }
+    }
+    None
 }
 
 fn on_path(program: &str) -> bool {
@@ -466,22 +481,34 @@ pub fn down(spool: &Spool, team: &Team) -> Result<()> {
         };
         results.push((m.name.clone(), outcome));
     }
-    let deadline = Instant::now() + STOP_PATIENCE;
+    let ended = |p: &Peer| p.agent_process.is_none_or(|a| !a.alive());
+    let all_ended = |stopping: &[(usize, Peer)], until: Instant| {
+        crate::wait::until_every(&[], Some(until), Duration::from_millis(50), || {
+            Ok::<_, anyhow::Error>(stopping.iter().all(|(_, p)| ended(p)).then_some(()))
+        })
+    };
+    // An agent that ignores the hangup (Gemini CLI 0.61.0 outlives its pane) is asked to
+    // end with SIGTERM, as a shutdown would: its job's process group.
+    if all_ended(&stopping, Instant::now() + HANGUP_PATIENCE)?.is_none() {
+        for (_, p) in &stopping {
+            if let Some(a) = p.agent_process.filter(|a| a.alive()) {
+                // SAFETY: kill only sends a signal; the group is the agent's own job.
+                unsafe {
+                    libc::kill(-(a.pid as i32), libc::SIGTERM);
+                }
+            }
+        }
+        all_ended(&stopping, Instant::now() + STOP_PATIENCE)?;
+    }
     for (i, p) in stopping {
-        let rec = peer::record_path(spool, &p.name);
-        let ended = crate::wait::until_file_changes(
-            &[rec],
-            Some(deadline),
-            Duration::from_millis(50),
-            || Ok::<_, anyhow::Error>(p.agent_process.is_none_or(|a| !a.alive()).then_some(())),
-        )?;
-        results[i].1 = match ended {
-            Some(()) => Outcome::Done(format!("stopped (pane {})", p.pane)),
-            None => Outcome::Failed(format!(
-                "its agent (pid {}) still runs {}s after its pane was closed",
+        results[i].1 = if ended(&p) {
+            Outcome::Done(format!("stopped (pane {})", p.pane))
+        } else {
+            Outcome::Failed(format!(
+                "its agent (pid {}) still runs {}s after its pane was closed and it was sent SIGTERM",
                 p.agent_process.map_or(0, |a| a.pid),
                 STOP_PATIENCE.as_secs()
-            )),
+            ))
         };
     }
     report(results)
@@ -546,6 +573,7 @@ mod tests {
         assert_eq!(program("claude"), Some("claude"));
         assert_eq!(program("X=1 exec gemini --yolo"), Some("gemini"));
         assert_eq!(program("cd sub && claude"), None);
+        assert_eq!(program("env -i -u CI HOME=/h codex --yolo"), Some("codex"));
         assert!(on_path("sh"));
         assert!(!on_path("surely-not-a-program-here"));
     }

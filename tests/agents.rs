@@ -42,6 +42,16 @@ pub fn need_agents(
     ))
 }
 
+/// The CI variables set here: Gemini CLI will not start interactively where `CI`,
+/// `CONTINUOUS_INTEGRATION` or a `CI_*` variable is set (its is-in-ci check), as on a CI
+/// machine; a person's terminal has none of them.
+fn ci_variables() -> Vec<String> {
+    std::env::vars_os()
+        .map(|(k, _)| k.to_string_lossy().into_owned())
+        .filter(|k| k == "CI" || k == "CONTINUOUS_INTEGRATION" || k.starts_with("CI_"))
+        .collect()
+}
+
 /// A Claude Code, a Codex and a Gemini CLI session, in directories `claude`, `codex` and
 /// `gemini` (so those are their peer names), in one tmux server, sharing a spool. Dropping it
 /// stops everything it started (the directory is kept when the test failed).
@@ -63,24 +73,7 @@ impl std::ops::Deref for Team {
 
 impl Team {
     pub fn start(claude: &ClaudeCode, codex: &Path, gemini: &Path) -> Team {
-        let guard = util::one_at_a_time();
-        let dir = tempfile::Builder::new().prefix("rwag").tempdir().unwrap();
-        let root = dir.path().to_path_buf();
-        for name in NAMES {
-            std::fs::create_dir_all(root.join(name)).unwrap();
-        }
-        let team = Team {
-            person: Person::new(&root.join("spool"), ASK_TIMEOUT),
-            tmux: Tmux {
-                socket: root.join("tmux.sock"),
-            },
-            model: FakeModel::start(&root),
-            dir: Some(dir),
-            root,
-            _one_at_a_time: guard,
-        };
-        team.write_codex_home();
-        team.write_gemini_home();
+        let team = Team::prepare();
         let t = Instant::now();
         team.start_claude(claude);
         let spool = team.spool.display().to_string();
@@ -100,15 +93,9 @@ impl Team {
                 "--dangerously-bypass-hook-trust".into(),
             ],
         );
-        // Gemini CLI will not start interactively where `CI`, `CONTINUOUS_INTEGRATION` or a
-        // `CI_*` variable is set (its is-in-ci check), as on a CI machine; a person's terminal
-        // has none of them.
         let mut gemini_argv: Vec<String> = vec!["env".into()];
-        for (k, _) in std::env::vars_os() {
-            let k = k.to_string_lossy();
-            if k == "CI" || k == "CONTINUOUS_INTEGRATION" || k.starts_with("CI_") {
-                gemini_argv.extend(["-u".into(), k.into_owned()]);
-            }
+        for k in ci_variables() {
+            gemini_argv.extend(["-u".into(), k]);
         }
         gemini_argv.extend([
             format!("HOME={}", team.root.join("gm").display()),
@@ -130,6 +117,30 @@ impl Team {
         });
         assert!(online, "the three sessions did not all become online peers");
         eprintln!("agents: all three online peers after {:.2?}", t.elapsed());
+        team
+    }
+
+    /// The directories, the fake API, and Codex's and Gemini CLI's homes after `repowire
+    /// setup`, with no session started.
+    fn prepare() -> Team {
+        let guard = util::one_at_a_time();
+        let dir = tempfile::Builder::new().prefix("rwag").tempdir().unwrap();
+        let root = dir.path().to_path_buf();
+        for name in NAMES {
+            std::fs::create_dir_all(root.join(name)).unwrap();
+        }
+        let team = Team {
+            person: Person::new(&root.join("spool"), ASK_TIMEOUT),
+            tmux: Tmux {
+                socket: root.join("tmux.sock"),
+            },
+            model: FakeModel::start(&root),
+            dir: Some(dir),
+            root,
+            _one_at_a_time: guard,
+        };
+        team.write_codex_home();
+        team.write_gemini_home();
         team
     }
 
@@ -463,5 +474,122 @@ pub(crate) fn core_flows(team: &Team) {
         let id = team.last_sent("user", name);
         assert_eq!(team.event_names(&id), ["sent", "delivered", "failed"]);
         team.assert_online(name);
+    }
+}
+
+/// `repowire up` starts a Codex and a Gemini CLI session from a team file (each named by the
+/// file, not by its directory), both answer, and `repowire down` ends their processes.
+#[test]
+fn codex_and_gemini_come_up_from_a_team_file_and_go_down() {
+    let (Some(codex), Some(gemini)) = (
+        need_agent("codex", CODEX_PINNED),
+        need_agent("gemini", GEMINI_PINNED),
+    ) else {
+        return;
+    };
+    let team = Team::prepare();
+    let tmux_tmpdir = team.root.join("tt");
+    std::fs::create_dir_all(&tmux_tmpdir).unwrap();
+    struct Server(PathBuf);
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let uid = unsafe { libc::getuid() };
+            let tmux = Tmux {
+                socket: self.0.join(format!("tmux-{uid}/default")),
+            };
+            tmux.shut_down(Duration::from_secs(20));
+        }
+    }
+    let _server = Server(tmux_tmpdir.clone());
+    let (cx, gm) = (team.root.join("cx"), team.root.join("gm"));
+    let unset: String = ci_variables()
+        .iter()
+        .map(|k| format!("unset {k}; "))
+        .collect();
+    let file = team.root.join("repowire.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "tmux_session: team\npeers:\n  web: {{ path: codex, agent: codex, command: \"HOME={} CODEX_HOME={} FAKE_API_KEY=fake exec {} --dangerously-bypass-hook-trust\" }}\n  ops: {{ path: gemini, agent: gemini, command: \"{unset}HOME={} GEMINI_API_KEY=fake GOOGLE_GEMINI_BASE_URL={} exec {} --approval-mode=yolo\" }}\n",
+            cx.display(),
+            cx.join(".codex").display(),
+            codex.display(),
+            gm.display(),
+            team.model.url(),
+            gemini.display(),
+        ),
+    )
+    .unwrap();
+    let rw = |args: &[&str]| {
+        let mut c = Command::new(util::bin());
+        c.args(args)
+            // Where `up` looks for each agent's setup: Gemini CLI's in HOME, Codex's in
+            // CODEX_HOME.
+            .env("HOME", &gm)
+            .env("CODEX_HOME", cx.join(".codex"))
+            .env("TMUX_TMPDIR", &tmux_tmpdir)
+            .env("REPOWIRE_HOME", &team.spool)
+            .env_remove("TMUX")
+            .env_remove("TMUX_PANE");
+        run_for(c, Duration::from_secs(150))
+    };
+    let t = Instant::now();
+    let up = rw(&["up", "-f", file.to_str().unwrap(), "--timeout", "120s"]);
+    let said = text(&up.stdout);
+    assert!(up.status.success(), "{said}{}", text(&up.stderr));
+    eprintln!(
+        "agents: `repowire up` of Codex and Gemini CLI took {:.2?}:\n{said}",
+        t.elapsed()
+    );
+    for (name, agent) in [("web", "codex"), ("ops", "gemini")] {
+        let p = team.peer(name);
+        assert_eq!(
+            (&p["status"], &p["agent"]),
+            (&json!("online"), &json!(agent)),
+            "{p}"
+        );
+    }
+    assert!(
+        !team
+            .peers()
+            .iter()
+            .any(|p| p["name"] == "codex" || p["name"] == "gemini")
+    );
+    let (answer, took) = team.ask("web", "REPLY codex, up from a team file");
+    eprintln!("agents: ask to web (Codex) {took:.2?}");
+    assert_eq!(answer, "codex, up from a team file");
+    let (answer, took) = team.ask("ops", "REPLY gemini, up from a team file");
+    eprintln!("agents: ask to ops (Gemini CLI) {took:.2?}");
+    assert_eq!(answer, "gemini, up from a team file");
+
+    // Their agents' processes, which `down` must end.
+    let pids: Vec<u64> = ["web", "ops"]
+        .iter()
+        .map(|n| {
+            let record: serde_json::Value = serde_json::from_slice(
+                &std::fs::read(team.spool.join(format!("peers/{n}.json"))).unwrap(),
+            )
+            .unwrap();
+            record["agent_process"]["pid"]
+                .as_u64()
+                .unwrap_or_else(|| panic!("{n}: no agent process recorded: {record}"))
+        })
+        .collect();
+    let t = Instant::now();
+    let down = rw(&["down", "-f", file.to_str().unwrap()]);
+    let said = text(&down.stdout);
+    assert!(down.status.success(), "{said}{}", text(&down.stderr));
+    eprintln!("agents: `repowire down` took {:.2?}:\n{said}", t.elapsed());
+    for name in ["web", "ops"] {
+        assert!(said.contains(&format!("{name}  stopped")), "{said}");
+        assert_eq!(team.peer(name)["status"], "offline");
+    }
+    for pid in pids {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let state = stat.rsplit(')').next().unwrap_or("").trim_start();
+        assert!(
+            stat.is_empty() || state.starts_with('Z'),
+            "agent {pid} still runs: {stat}"
+        );
     }
 }

@@ -470,3 +470,42 @@ fn a_fan_out_refuses_only_the_edge_that_would_deadlock() {
     assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
     assert!(waiting.wait().unwrap().success());
 }
+
+/// An agent that keeps running when its pane closes (Gemini CLI can) is sent SIGTERM by
+/// `down`, and its session ends cleanly (its SessionEnd hook runs).
+#[test]
+fn down_ends_an_agent_that_outlives_its_pane() {
+    need_tmux!();
+    let w = World::new();
+    w.repo("stubborn", None);
+    let file = w.team_file(&format!(
+        "peers:\n  stubborn: {{ path: stubborn, command: \"{} --outlive-pane\" }}\n",
+        w.standin("stubborn")
+    ));
+    let f = file.to_str().unwrap();
+    w.ok(&["up", "-f", f, "--timeout", "30s"]);
+    let record: Value =
+        serde_json::from_slice(&std::fs::read(w.mesh.home.join("peers/stubborn.json")).unwrap())
+            .unwrap();
+    let pid = record["agent_process"]["pid"]
+        .as_u64()
+        .expect("its agent process");
+    let t = std::time::Instant::now();
+    let down = w.ok(&["down", "-f", f]);
+    assert!(down.contains("stubborn  stopped"), "{down}");
+    // It was still there after the hangup, until SIGTERM.
+    assert!(t.elapsed() >= Duration::from_secs(3), "{:?}", t.elapsed());
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists() || {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            stat.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        }
+    );
+    let events = util::read_jsonl(&w.events("stubborn"));
+    assert!(events.iter().any(|e| e["type"] == "exit"), "{events:?}");
+    assert_eq!(w.peer("stubborn")["status"], "offline");
+}
