@@ -70,6 +70,25 @@ pub fn home(dir: Option<PathBuf>) -> Result<PathBuf> {
 /// Runs one parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
     let home = home(cli.home)?;
+    // Output to a person (a table, a report) into a pipe whose reader is gone ends the command
+    // quietly, as for any Unix tool. The processes that talk to programs keep Rust's default
+    // (the write fails): a hook must exit 0, and the MCP server, the remote server, the
+    // deliverer and a fork runner must finish what they are doing.
+    let machine = matches!(
+        cli.command,
+        Command::Hook { .. }
+            | Command::Mcp { .. }
+            | Command::Remote
+            | Command::Deliver { .. }
+            | Command::Fork { .. }
+            | Command::Standin { .. }
+    );
+    if !machine {
+        // SAFETY: restoring a signal's default disposition has no preconditions.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     // Commands that must work whatever state the spool is in (or create it themselves).
     match cli.command {
         Command::Hook { event, agent } => {

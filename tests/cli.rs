@@ -272,3 +272,42 @@ fn peer_ask_with_a_broken_config_says_which_file_is_wrong() {
     let queued = std::fs::read_dir(m.home.join("queue")).map_or(0, |d| d.count());
     assert_eq!(queued, 0);
 }
+
+/// Output into a pipe whose reader is gone (`repowire status | head -1` after head exited)
+/// ends the command quietly, as for any Unix tool: no panic message, no exit status 101.
+#[test]
+fn a_closed_pipe_ends_a_command_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let m = Mesh::new();
+    let home = m.dir.path().join("home");
+    std::fs::create_dir_all(home.join(".claude")).unwrap();
+    for args in [
+        &["setup", "--agent", "claude", "--dry-run"][..],
+        &["status"],
+        &["config", "show"],
+        &["gc"],
+        &["peer", "list"],
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = m
+            .cmd()
+            .args(args)
+            .env("HOME", &home)
+            .stdout(writer)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(
+            out.status.code() != Some(101),
+            "{args:?}: {:?} {stderr}",
+            out.status
+        );
+        assert!(
+            out.status.success() || out.status.signal() == Some(libc::SIGPIPE),
+            "{args:?}: {:?}",
+            out.status
+        );
+    }
+}
