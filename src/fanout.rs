@@ -136,8 +136,14 @@ fn queue<'a>(
 /// peer's error (so a fan-out that reached nobody fails as an ask to that peer would).
 pub fn outcome(names: &[String], replies: &[Reply]) -> Result<()> {
     // In the order given, not the order they failed in.
+    let mut seen = Vec::new();
     let failed: Vec<(&str, &anyhow::Error)> = names
         .iter()
+        .filter(|n| {
+            let first = !seen.contains(n);
+            seen.push(*n);
+            first
+        })
         .filter_map(|n| replies.iter().find(|r| r.peer == *n))
         .filter_map(|r| r.answer.as_ref().err().map(|e| (r.peer.as_str(), e)))
         .collect();
@@ -165,3 +171,56 @@ pub fn outcome(names: &[String], replies: &[Reply]) -> Result<()> {
 
 /// The exit code of a fan-out that some peers answered and some did not.
 pub const PARTLY_ANSWERED: u8 = 10;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(peer: &str, answer: Result<&str, Error>) -> Reply {
+        Reply {
+            peer: peer.into(),
+            answer: answer.map(str::to_string).map_err(Into::into),
+        }
+    }
+
+    fn offline(name: &str) -> Error {
+        Error::PeerOffline {
+            name: name.into(),
+            why: "gone".into(),
+        }
+    }
+
+    #[test]
+    fn the_exit_status_of_a_fan_out() {
+        let names: Vec<String> = ["a", "b", "a"].map(String::from).to_vec();
+        assert!(outcome(&names, &[reply("a", Ok("x")), reply("b", Ok("y"))]).is_ok());
+        let code = |r: Result<()>| {
+            r.unwrap_err()
+                .downcast_ref::<Error>()
+                .map(Error::exit_code)
+                .unwrap()
+        };
+        let partly = outcome(
+            &names,
+            &[reply("b", Err(offline("b"))), reply("a", Ok("x"))],
+        );
+        let e = format!("{:#}", partly.as_ref().unwrap_err());
+        assert!(
+            e.starts_with("1 of 2 peers answered:\n  b: peer 'b' is offline"),
+            "{e}"
+        );
+        assert_eq!(code(partly), PARTLY_ANSWERED);
+        // None answered: the first named peer's code, each failure once, in the given order.
+        let none = outcome(
+            &names,
+            &[
+                reply("b", Err(Error::BadInput("bad".into()))),
+                reply("a", Err(offline("a"))),
+            ],
+        );
+        let e = format!("{:#}", none.as_ref().unwrap_err());
+        assert_eq!(e.matches("a: ").count(), 1, "{e}");
+        assert!(e.find("a: ").unwrap() < e.find("b: ").unwrap(), "{e}");
+        assert_eq!(code(none), 4);
+    }
+}
