@@ -109,7 +109,19 @@ impl Agent {
     /// Claude Code (2.0.77 to 2.1.332): `-p --resume ID --fork-session` answers in a new
     /// session from a copy of the conversation, `--no-session-persistence` writes none,
     /// `--tools` allows only the built-in read tools and plan mode refuses edits.
-    pub fn fork_command(self, session_id: &str, prompt: &str) -> Result<Vec<String>, String> {
+    ///
+    /// Codex (0.169.0 to 0.171.0): `codex exec fork ID` answers from a copy, `--ephemeral`
+    /// writes no session file, its read-only sandbox makes the file system read-only for
+    /// every command it runs (measured: `touch` fails with "Read-only file system"), and
+    /// each MCP server of its configuration (`$CODEX_HOME` and the directory's
+    /// `.codex/config.toml`) is disabled by name: `-c mcp_servers={}` does not remove them.
+    /// `dir` is the session's directory.
+    pub fn fork_command(
+        self,
+        session_id: &str,
+        prompt: &str,
+        dir: &std::path::Path,
+    ) -> Result<Vec<String>, String> {
         match self {
             Agent::Claude => Ok([
                 "claude",
@@ -132,12 +144,32 @@ impl Agent {
             ]
             .map(String::from)
             .to_vec()),
-            // Measured with 0.169.0 and 0.171.0: `codex exec fork ID PROMPT --ephemeral` forks
-            // without a session file, but its sandbox (`-c sandbox_mode="read-only"`), hooks and
-            // MCP servers are not yet proven read-only here.
-            Agent::Codex => Err(
-                "Codex peers cannot answer by fork yet (repowire has not proven `codex exec fork` read-only); ask without --fork".into(),
-            ),
+            Agent::Codex => {
+                let mut argv: Vec<String> = [
+                    "codex",
+                    "exec",
+                    "fork",
+                    "--ephemeral",
+                    "--skip-git-repo-check",
+                    "-c",
+                    r#"sandbox_mode="read-only""#,
+                    "-c",
+                    r#"approval_policy="never""#,
+                ]
+                .map(String::from)
+                .to_vec();
+                let home = std::env::var_os("CODEX_HOME")
+                    .filter(|d| !d.is_empty())
+                    .map(std::path::PathBuf::from)
+                    .or_else(|| {
+                        std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".codex"))
+                    });
+                for name in codex_mcp_servers(home.as_deref(), dir) {
+                    argv.extend(["-c".into(), format!("mcp_servers.{name}.enabled=false")]);
+                }
+                argv.extend(["--".into(), session_id.into(), prompt.into()]);
+                Ok(argv)
+            }
             // 0.61.0: `--resume` continues the session itself; there is no fork.
             Agent::Gemini => Err(
                 "Gemini CLI cannot answer by fork: it can only resume a session in place, which would change the peer's own session; ask without --fork".into(),
@@ -147,6 +179,13 @@ impl Agent {
 
     /// The answer in the stdout of a [`Agent::fork_command`], or what went wrong.
     pub fn fork_answer(self, stdout: &str) -> Result<String, String> {
+        if self == Agent::Codex {
+            // `codex exec` prints the last message alone on stdout.
+            return match stdout.trim() {
+                "" => Err("the fork's turn ended without a text reply".into()),
+                text => Ok(text.to_string()),
+            };
+        }
         // Claude Code's `--output-format json`: one object, `result` its reply.
         let v: Value = serde_json::from_str(stdout.trim())
             .map_err(|_| format!("the fork printed no result: {:?}", cut(stdout, 300)))?;
@@ -335,6 +374,42 @@ pub fn strip_escapes(text: &str) -> String {
     out
 }
 
+/// The names of the MCP servers Codex would start for a session in `dir`: those of
+/// `home/config.toml` (Codex's home) and of `dir/.codex/config.toml`. A name that cannot be
+/// written as a bare TOML key is quoted.
+fn codex_mcp_servers(home: Option<&std::path::Path>, dir: &std::path::Path) -> Vec<String> {
+    let files = home
+        .map(std::path::Path::to_path_buf)
+        .into_iter()
+        .chain([dir.join(".codex")]);
+    let mut names: Vec<String> = Vec::new();
+    for f in files {
+        let Ok(text) = std::fs::read_to_string(f.join("config.toml")) else {
+            continue;
+        };
+        let Ok(doc) = text.parse::<toml_edit::DocumentMut>() else {
+            continue;
+        };
+        if let Some(servers) = doc.get("mcp_servers").and_then(|s| s.as_table_like()) {
+            for (name, _) in servers.iter() {
+                let bare = !name.is_empty()
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+                let key = if bare {
+                    name.to_string()
+                } else {
+                    serde_json::to_string(name).expect("a string serializes")
+                };
+                if !names.contains(&key) {
+                    names.push(key);
+                }
+            }
+        }
+    }
+    names
+}
+
 /// At most `n` characters of `s`, for an error message.
 fn cut(s: &str, n: usize) -> String {
     s.chars().take(n).collect()
@@ -342,6 +417,29 @@ fn cut(s: &str, n: usize) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn every_mcp_server_of_codex_is_found_to_be_disabled_in_a_fork() {
+        let t = tempfile::tempdir().unwrap();
+        let (home, dir) = (t.path().join("h"), t.path().join("w"));
+        std::fs::create_dir_all(&home).unwrap();
+        std::fs::create_dir_all(dir.join(".codex")).unwrap();
+        std::fs::write(
+            home.join("config.toml"),
+            "model = \"x\"\n[mcp_servers.repowire]\ncommand = \"r\"\n[mcp_servers.\"my files\"]\ncommand = \"f\"\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join(".codex/config.toml"),
+            "[mcp_servers.repowire]\ncommand = \"r\"\n[mcp_servers.db]\ncommand = \"d\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            codex_mcp_servers(Some(&home), &dir),
+            ["repowire", "\"my files\"", "db"]
+        );
+        assert!(codex_mcp_servers(None, t.path()).is_empty());
+    }
+
     use super::*;
 
     const RULE: &str = "────────────────────────────────────────";

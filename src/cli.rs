@@ -352,7 +352,7 @@ pub enum PeerCommand {
         /// Answer at once from a read-only fork of the peer's session, whatever the peer is
         /// doing (busy, offline: its last session). Nothing is typed into its pane; the fork
         /// can read files but not change them or run commands, and leaves no session behind.
-        /// It re-reads the whole session, which costs tokens. Claude Code peers only.
+        /// It re-reads the whole session, which costs tokens. Claude Code and Codex peers.
         #[arg(long)]
         fork: bool,
         /// How long to wait for the answer (e.g. 90s, 5m) [default: ask_timeout in config.yaml, 120s]

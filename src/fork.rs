@@ -40,7 +40,7 @@ pub fn check(peer: &Peer) -> Result<(), Error> {
         )));
     }
     agent
-        .fork_command("", "")
+        .fork_command("", "", &peer.path)
         .map(drop)
         .map_err(Error::BadInput)
 }
@@ -86,7 +86,7 @@ pub fn run(spool: &Spool, id: &str) -> Result<()> {
         .session_id
         .as_deref()
         .ok_or_else(|| "the peer has no session to fork".to_string())
-        .and_then(|sid| agent.fork_command(sid, &prompt(&m)))
+        .and_then(|sid| agent.fork_command(sid, &prompt(&m), &peer.path))
     {
         Ok(a) => a,
         Err(why) => {

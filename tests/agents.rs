@@ -76,23 +76,8 @@ impl Team {
         let team = Team::prepare();
         let t = Instant::now();
         team.start_claude(claude);
+        team.start_codex(codex, &[]);
         let spool = team.spool.display().to_string();
-        let codex_home = team.root.join("cx");
-        team.tmux.new_session(
-            "codex",
-            &team.root.join("codex"),
-            &[
-                "env".into(),
-                format!("HOME={}", codex_home.display()),
-                format!("CODEX_HOME={}", codex_home.join(".codex").display()),
-                format!("REPOWIRE_HOME={spool}"),
-                "FAKE_API_KEY=fake".into(),
-                codex.display().to_string(),
-                // Stands in for the user approving repowire's hooks in Codex's review dialog
-                // (setup never writes Codex's trust records).
-                "--dangerously-bypass-hook-trust".into(),
-            ],
-        );
         let mut gemini_argv: Vec<String> = vec!["env".into()];
         for k in ci_variables() {
             gemini_argv.extend(["-u".into(), k]);
@@ -208,6 +193,28 @@ screen_reader_detection_done = true
         });
         std::fs::write(dir.join("settings.json"), settings.to_string()).unwrap();
         self.setup("gemini", &self.root.join("gm"));
+    }
+
+    /// Codex in session `codex` of this team's tmux server, `env` (`NAME=VALUE`) added to its
+    /// environment.
+    fn start_codex(&self, codex: &Path, env: &[String]) {
+        let codex_home = self.root.join("cx");
+        let mut argv: Vec<String> = vec![
+            "env".into(),
+            format!("HOME={}", codex_home.display()),
+            format!("CODEX_HOME={}", codex_home.join(".codex").display()),
+            format!("REPOWIRE_HOME={}", self.spool.display()),
+            "FAKE_API_KEY=fake".into(),
+        ];
+        argv.extend(env.iter().cloned());
+        argv.extend([
+            codex.display().to_string(),
+            // Stands in for the user approving repowire's hooks in Codex's review dialog
+            // (setup never writes Codex's trust records).
+            "--dangerously-bypass-hook-trust".into(),
+        ]);
+        self.tmux
+            .new_session("codex", &self.root.join("codex"), &argv);
     }
 
     /// Claude Code through the project's driver, on this team's tmux server.
@@ -592,4 +599,124 @@ fn codex_and_gemini_come_up_from_a_team_file_and_go_down() {
             "agent {pid} still runs: {stat}"
         );
     }
+}
+
+/// A fork of a busy Codex session answers at once from what the session was told (the fake
+/// API sees it in the fork's request), types nothing into the session, cannot write a file
+/// (its sandbox makes the file system read-only), has none of the MCP servers of Codex's
+/// configuration (repowire's among them), and leaves no session file and no new peer.
+#[test]
+fn codex_fork_answers_while_busy_and_changes_nothing() {
+    let Some(codex) = need_agent("codex", CODEX_PINNED) else {
+        return;
+    };
+    codex_fork_flow(&codex);
+}
+
+pub(crate) fn codex_fork_flow(codex: &Path) {
+    let team = Team::prepare();
+    team.start_codex(codex, &[]);
+    assert!(eventually(START_TIMEOUT, || team
+        .peers()
+        .iter()
+        .any(|p| p["name"] == "codex" && p["status"] == "online")));
+    let fact = "The vault code is 8086.";
+    let (answer, _) = team.ask("codex", &format!("{fact}\nREPLY noted"));
+    assert_eq!(answer, "noted");
+    let mut long = Command::new(util::bin());
+    long.args([
+        "peer",
+        "ask",
+        "codex",
+        "SLEEP 30\nREPLY the long turn is over",
+    ])
+    .env("REPOWIRE_HOME", &team.spool)
+    .env_remove("TMUX")
+    .env_remove("TMUX_PANE")
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
+    let mut long = long.spawn().unwrap();
+    assert!(eventually(
+        Duration::from_secs(20),
+        || team.peer("codex")["status"] == "busy"
+    ));
+    let sessions = || {
+        let mut n = 0;
+        let mut dirs = vec![team.root.join("cx/.codex/sessions")];
+        while let Some(d) = dirs.pop() {
+            for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                if e.path().is_dir() {
+                    dirs.push(e.path());
+                } else {
+                    n += 1;
+                }
+            }
+        }
+        n
+    };
+    let before = sessions();
+    let cx = team.root.join("cx");
+    let path = format!(
+        "{}:{}",
+        codex.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let fork = |question: &str| {
+        let mut c = Command::new(util::bin());
+        c.args(["peer", "ask", "codex", "--fork", question])
+            .env("REPOWIRE_HOME", &team.spool)
+            .env("HOME", &cx)
+            .env("CODEX_HOME", cx.join(".codex"))
+            .env("FAKE_API_KEY", "fake")
+            .env("PATH", &path)
+            .env_remove("TMUX")
+            .env_remove("TMUX_PANE");
+        run_for(c, Duration::from_secs(90))
+    };
+    let t = Instant::now();
+    let out = fork("REPLY it is 8086");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "it is 8086\n");
+    eprintln!(
+        "agents: a fork of busy Codex answered in {:.2?}",
+        t.elapsed()
+    );
+    let requests: Vec<serde_json::Value> = util::read_jsonl(&team.model.log)
+        .into_iter()
+        .filter(|e| e["body"].to_string().contains("read-only fork"))
+        .collect();
+    assert!(
+        requests
+            .iter()
+            .any(|e| e["body"].to_string().contains(fact)),
+        "no fork request carried the session"
+    );
+    // None of Codex's MCP servers in the fork: repowire's tools are not offered.
+    for r in &requests {
+        assert!(
+            !r["body"]["tools"].to_string().contains("ask_peer"),
+            "repowire's tools in a fork"
+        );
+    }
+    let target = team.root.join("codex/written-by-a-fork.txt");
+    let call = format!(
+        "CALL_TOOL exec_command {}",
+        json!({"cmd": format!("touch {} && echo made", target.display())})
+    );
+    let out = fork(&call);
+    eprintln!(
+        "agents: Codex fork told to touch a file: {}",
+        text(&out.stdout).trim()
+    );
+    assert!(!target.exists(), "a fork wrote a file");
+    assert_eq!(
+        team.peer("codex")["status"],
+        "busy",
+        "the fork disturbed the session"
+    );
+    assert_eq!(sessions(), before, "a fork left a session file");
+    assert_eq!(team.peers().len(), 1, "{:?}", team.peers());
+    let _ = long.kill();
+    let _ = long.wait();
 }

@@ -97,6 +97,8 @@ fn codex_newest_tested_release_passes_the_core_flows() {
     let t = Instant::now();
     let team = Team::start(&claude, &codex, &gemini);
     agents::core_flows(&team);
+    drop(team);
+    agents::codex_fork_flow(&codex);
     eprintln!(
         "versions: Codex {newest}'s core flows took {:.1?}",
         t.elapsed()
