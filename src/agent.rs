@@ -3,7 +3,8 @@
 //! box looks on screen. The rest of repowire (one peer model, one delivery, one spool) is the
 //! same for all of them.
 //!
-//! Measured with Claude Code 2.1.330, Codex CLI 0.169.0 and Gemini CLI 0.61.0.
+//! Measured with Claude Code 2.1.330, Codex CLI 0.169.0, Gemini CLI 0.61.0 and OpenCode
+//! 1.18.33.
 
 use std::time::Duration;
 
@@ -18,6 +19,9 @@ pub enum Agent {
     Codex,
     /// Google's Gemini CLI
     Gemini,
+    /// OpenCode (npm `opencode-ai`)
+    #[value(name = "opencode")]
+    OpenCode,
 }
 
 /// How text reaches an agent's prompt box.
@@ -36,7 +40,7 @@ pub enum Typing {
 }
 
 impl Agent {
-    pub const ALL: [Agent; 3] = [Agent::Claude, Agent::Codex, Agent::Gemini];
+    pub const ALL: [Agent; 4] = [Agent::Claude, Agent::Codex, Agent::Gemini, Agent::OpenCode];
 
     /// The name in peer records, `--agent` and listings.
     pub fn as_str(self) -> &'static str {
@@ -44,6 +48,7 @@ impl Agent {
             Agent::Claude => "claude",
             Agent::Codex => "codex",
             Agent::Gemini => "gemini",
+            Agent::OpenCode => "opencode",
         }
     }
 
@@ -61,6 +66,7 @@ impl Agent {
             Agent::Claude => "Claude Code",
             Agent::Codex => "Codex",
             Agent::Gemini => "Gemini CLI",
+            Agent::OpenCode => "OpenCode",
         }
     }
 
@@ -72,6 +78,7 @@ impl Agent {
             Agent::Claude => ("2.0.77", "2.1.332"),
             Agent::Codex => ("0.169.0", "0.171.0"),
             Agent::Gemini => ("0.61.0", "0.61.0"),
+            Agent::OpenCode => ("1.18.33", "1.18.33"),
         }
     }
 
@@ -81,6 +88,7 @@ impl Agent {
             Agent::Claude => "@anthropic-ai/claude-code",
             Agent::Codex => "@openai/codex",
             Agent::Gemini => "@google/gemini-cli",
+            Agent::OpenCode => "opencode-ai",
         }
     }
 
@@ -95,6 +103,12 @@ impl Agent {
             },
             Agent::Gemini => Typing::Paste {
                 gap: Duration::from_millis(250),
+            },
+            // OpenCode handles every key on its own (measured: 3,000 characters typed as keys
+            // kept it busy for over 20 s, at 1.3 GB); a paste shows as "[Pasted ~N lines]" and
+            // is taken whole, and an Enter right after it submits (5 of 5).
+            Agent::OpenCode => Typing::Paste {
+                gap: Duration::from_millis(50),
             },
         }
     }
@@ -174,6 +188,11 @@ impl Agent {
             Agent::Gemini => Err(
                 "Gemini CLI cannot answer by fork: it can only resume a session in place, which would change the peer's own session; ask without --fork".into(),
             ),
+            // 1.18.33: `opencode run --session ID --fork` answers from a copy, but the copy is
+            // a new session kept in OpenCode's database, and nothing turns that off.
+            Agent::OpenCode => Err(
+                "OpenCode cannot answer by fork: its forks are sessions kept in its database, so a fork would leave a session behind; ask without --fork".into(),
+            ),
         }
     }
 
@@ -200,20 +219,21 @@ impl Agent {
     }
 
     /// The id of the turn a prompt or stop payload belongs to: Claude Code's `prompt_id`,
-    /// Codex's `turn_id`; Gemini gives none.
+    /// Codex's `turn_id`; Gemini CLI and OpenCode give none.
     pub fn turn_id(self, payload: &Value) -> Option<&str> {
         let key = match self {
             Agent::Claude => "prompt_id",
             Agent::Codex => "turn_id",
-            Agent::Gemini => return None,
+            Agent::Gemini | Agent::OpenCode => return None,
         };
         payload.get(key).and_then(Value::as_str)
     }
 
-    /// The turn's reply in a stop payload (Stop, resp. Gemini's AfterAgent), if it has one.
+    /// The turn's reply in a stop payload (Stop, Gemini's AfterAgent, the session.idle of
+    /// repowire's OpenCode plugin), if it has one.
     pub fn reply(self, payload: &Value) -> Option<&str> {
         let key = match self {
-            Agent::Claude | Agent::Codex => "last_assistant_message",
+            Agent::Claude | Agent::Codex | Agent::OpenCode => "last_assistant_message",
             Agent::Gemini => "prompt_response",
         };
         let text = payload.get(key).and_then(Value::as_str)?;
@@ -229,6 +249,21 @@ impl Agent {
             Agent::Claude => claude_box(&strip_escapes(screen)),
             Agent::Codex => codex_box(screen),
             Agent::Gemini => gemini_box(&strip_escapes(screen)),
+            Agent::OpenCode => opencode_box(&strip_escapes(screen)),
+        }
+    }
+
+    /// Whether the agent process whose arguments (after the program) are `args` runs no
+    /// interactive session a person could see, so none to register as a peer: Claude Code's
+    /// `-p`, `codex exec`, Gemini CLI's `-p`, OpenCode's `run`, `serve`, `web` and `acp` (they
+    /// load its plugins too).
+    pub fn headless(self, args: &[&str]) -> bool {
+        let command = || args.iter().find(|a| !a.starts_with('-')).copied();
+        match self {
+            Agent::Claude => args.iter().any(|a| *a == "-p" || *a == "--print"),
+            Agent::Codex => matches!(command(), Some("exec" | "e")),
+            Agent::Gemini => args.iter().any(|a| *a == "-p" || *a == "--prompt"),
+            Agent::OpenCode => matches!(command(), Some("run" | "serve" | "web" | "acp")),
         }
     }
 }
@@ -330,6 +365,29 @@ fn gemini_box(screen: &str) -> Option<String> {
         .take_while(|l| l.starts_with("   ") && !l.trim().is_empty())
         .copied();
     Some(join_trimmed(std::iter::once(first).chain(body)))
+}
+
+/// OpenCode: the run of lines starting with `┃` that ends in the status line (`┃  Build ·
+/// MODEL`) just above the box's bottom edge (`╹▀▀…`); what is between the run's first line
+/// and the status line is the text. Its placeholder (`Ask anything… "…"`) means empty.
+fn opencode_box(screen: &str) -> Option<String> {
+    let lines = lines(screen);
+    let bottom = lines
+        .iter()
+        .rposition(|l| l.trim_start().starts_with("╹▀"))?;
+    let bar = |l: &str| l.trim_start().strip_prefix('┃').map(str::to_string);
+    let status = bottom.checked_sub(1)?;
+    bar(lines[status])?;
+    let mut top = status;
+    while top > 0 && bar(lines[top - 1]).is_some() {
+        top -= 1;
+    }
+    let body: Vec<String> = lines[top..status].iter().filter_map(|l| bar(l)).collect();
+    let text = join_trimmed(body.iter().map(String::as_str));
+    if text.starts_with("Ask anything… \"") && text.ends_with('"') && !text.contains('\n') {
+        return Some(String::new());
+    }
+    Some(text)
 }
 
 fn join_trimmed<'a>(lines: impl Iterator<Item = &'a str>) -> String {
@@ -500,6 +558,52 @@ mod tests {
         assert_eq!(g.prompt_box(&yolo).as_deref(), Some(""));
         let shell = format!("{RULE}\n shell mode enabled\n ! ls{foot}");
         assert_eq!(g.prompt_box(&shell), None);
+    }
+
+    // Screens of OpenCode 1.18.33 as `capture-pane -p` shows them (escapes are stripped first).
+    #[test]
+    fn reads_opencodes_prompt_box() {
+        let o = Agent::OpenCode;
+        let edge = format!("╹{}", "▀".repeat(60));
+        let start = format!(
+            "   █▀▀█ █▀▀█\n\n             \x1b[38;5;75m┃\x1b[38;5;15m\x1b[48;5;234m     \n             ┃  \x1b[38;5;8mAsk anything… \"Fix a TODO in the codebase\"\n             ┃\n             ┃  Build · GPT-5 OpenAI\n             {edge}\n      tab agents  ctrl+p commands\n\n  /w  ⊙ 1 MCP /status   1.18.33\n"
+        );
+        assert_eq!(o.prompt_box(&start).as_deref(), Some(""));
+        // In a session: the chat's own `┃` blocks are above, apart from the box.
+        let chat = format!(
+            "  ┃\n  ┃  SLEEP 10\n  ┃\n\n     ▣  Build · GPT-5 · interrupted\n  ┃\n  ┃  REPLY hello\n  ┃  second line\n  ┃\n  ┃  Build · GPT-5 OpenAI\n  {edge}\n   /w      15 (0%) · $0.00  ctrl+p commands\n"
+        );
+        assert_eq!(
+            o.prompt_box(&chat).as_deref(),
+            Some("REPLY hello\nsecond line")
+        );
+        let pasted =
+            format!("  ┃\n  ┃  [Pasted ~2 lines]\n  ┃\n  ┃  Build · GPT-5 OpenAI\n  {edge}\n");
+        assert_eq!(o.prompt_box(&pasted).as_deref(), Some("[Pasted ~2 lines]"));
+        // A box whose text imitates the placeholder over two lines is text.
+        let typed =
+            format!("┃\n┃  Ask anything… \"a\n┃  b\"\n┃\n┃  Build · GPT-5 OpenAI\n{edge}\n");
+        assert_eq!(
+            o.prompt_box(&typed).as_deref(),
+            Some("Ask anything… \"a\nb\"")
+        );
+        assert_eq!(o.prompt_box("$ ls\nfile\n"), None);
+        assert_eq!(o.prompt_box(&format!("text\n{edge}\n")), None);
+    }
+
+    #[test]
+    fn runs_without_a_session_to_ask() {
+        assert!(Agent::Claude.headless(&["-p", "hi"]));
+        assert!(!Agent::Claude.headless(&["--resume", "x"]));
+        assert!(Agent::OpenCode.headless(&["--print-logs", "run", "hi"]));
+        assert!(Agent::OpenCode.headless(&["serve"]));
+        assert!(!Agent::OpenCode.headless(&[]));
+        assert!(!Agent::OpenCode.headless(&["--model", "x/y"]));
+        assert!(!Agent::OpenCode.headless(&["/src/run"]));
+        assert!(Agent::Codex.headless(&["exec", "hi"]));
+        assert!(!Agent::Codex.headless(&["--no-daemon"]));
+        assert!(Agent::Gemini.headless(&["--prompt", "hi"]));
+        assert!(!Agent::Gemini.headless(&["--approval-mode=yolo"]));
     }
 
     #[test]

@@ -34,7 +34,7 @@ pub struct Cli {
 pub enum Command {
     /// Set up the agents for repowire: the spool, their hooks, the MCP server
     ///
-    /// Creates the spool and configures each agent (--agent claude|codex|gemini; default
+    /// Creates the spool and configures each agent (--agent claude|codex|gemini|opencode; default
     /// every one found), running this binary by its absolute path. Claude Code: the four
     /// hooks in ~/.claude/settings.json and the MCP server at user scope in ~/.claude.json, as
     /// `claude mcp add -s user` would (with CLAUDE_CONFIG_DIR set, both in that directory).
@@ -42,7 +42,9 @@ pub enum Command {
     /// server, forwarding TMUX, TMUX_PANE and REPOWIRE_HOME, and
     /// features.daemon_auto_start = false. Codex then asks you to review the new hooks: trust
     /// them there; repowire never does it for you. Gemini CLI: the four hooks and the MCP
-    /// server in ~/.gemini/settings.json. Your own entries, the order of every key and TOML
+    /// server in ~/.gemini/settings.json. OpenCode ($XDG_CONFIG_HOME/opencode, else
+    /// ~/.config/opencode): the plugin plugin/repowire.js, which runs the hooks on OpenCode's
+    /// events, and the MCP server in opencode.json. Your own entries, the order of every key and TOML
     /// comments stay. Running it again changes nothing; hooks of another repowire binary are
     /// pointed at this one. The first change to a file keeps the original as
     /// FILE.repowire-backup. A file that is not valid JSON or TOML is refused, naming the
@@ -52,7 +54,8 @@ pub enum Command {
     /// Remove everything setup added, leaving your own settings as they were
     ///
     /// Removes repowire's hooks, its MCP server, its tool permission and the Codex setting it
-    /// added, from the files of Claude Code, Codex and Gemini CLI. A file that is then as it
+    /// added, from the files of Claude Code, Codex, Gemini CLI and OpenCode (its plugin is
+    /// deleted). A file that is then as it
     /// was before setup first changed it gets its original bytes back (from
     /// FILE.repowire-backup, which goes). The spool stays unless --purge.
     Uninstall {
@@ -119,7 +122,7 @@ pub enum Command {
     ///
     /// Each peer not running starts in a window named after it, in a tmux session of your tmux
     /// server (the one you are in, else the default one), in its directory (relative paths are
-    /// taken from the file's directory), with its agent (claude, codex or gemini; default
+    /// taken from the file's directory), with its agent (claude, codex, gemini or opencode; default
     /// claude), or with `command` instead of the agent's own command line. It is that peer
     /// whatever its directory is called; `description` is shown in `peer list` and to the
     /// agents. Then it waits until every one has registered, and says of each that did not

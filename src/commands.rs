@@ -494,7 +494,7 @@ fn list(spool: &Spool, json: bool, all: bool) -> Result<()> {
     if lines.is_empty() && unreachable.is_empty() {
         writeln!(
             out,
-            "no peers yet: start Claude Code, Codex or Gemini CLI in a tmux pane (after `repowire setup`), or use `repowire peer register`"
+            "no peers yet: start Claude Code, Codex, Gemini CLI or OpenCode in a tmux pane (after `repowire setup`), or use `repowire peer register`"
         )?;
         return Ok(());
     }
@@ -503,7 +503,7 @@ fn list(spool: &Spool, json: bool, all: bool) -> Result<()> {
     let pw = lines.iter().map(|l| l.5.len()).max().unwrap_or(4).max(4);
     let described = lines.iter().any(|l| !l.6.is_empty());
     let head = format!(
-        "{:w$}  {:7}  {:6}  {:5}  {:13}  {:pw$}  DESCRIPTION",
+        "{:w$}  {:7}  {:8}  {:5}  {:13}  {:pw$}  DESCRIPTION",
         "NAME", "STATUS", "AGENT", "PANE", "LAST ACTIVITY", "PATH"
     );
     writeln!(
@@ -517,7 +517,7 @@ fn list(spool: &Spool, json: bool, all: bool) -> Result<()> {
     )?;
     for (name, status, agent, pane, last, path, description) in &lines {
         let line = format!(
-            "{name:w$}  {status:7}  {agent:6}  {pane:5}  {:13}  {path:pw$}  {description}",
+            "{name:w$}  {status:7}  {agent:8}  {pane:5}  {:13}  {path:pw$}  {description}",
             time::ago(*last, now),
         );
         writeln!(out, "{}", line.trim_end())?;

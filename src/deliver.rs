@@ -31,6 +31,11 @@ const ECHO_POLL: Duration = Duration::from_millis(5);
 /// How long Codex or Gemini CLI may take to draw its prompt box before a message is typed
 /// anyway.
 const BOX_APPEARS: Duration = Duration::from_secs(5);
+/// The same for a session with no session id yet that registered less than this long ago:
+/// OpenCode registers when its plugin loads and draws its box later (measured with 1.18.33 on
+/// a 2-core machine: 7 s, and about 20 s on its very first start, while it sets up its
+/// database); Codex registers when its MCP server starts.
+const STARTING: Duration = Duration::from_secs(60);
 /// How long a paste may take to show in the prompt box.
 const TEXT_SHOWS: Duration = Duration::from_secs(3);
 const BOX_POLL: Duration = Duration::from_millis(100);
@@ -175,9 +180,12 @@ fn deliver_one(spool: &Spool, peer: &Peer, msg: Message) -> Result<bool> {
     // Never type after someone else's text: a person's draft, or a prompt the agent did not
     // take. The draft's own turn ends with a Stop hook, which delivers again.
     let agent = Agent::of_peer(&peer.agent);
-    // Codex or Gemini CLI still starting (or showing a dialog) draws no prompt box yet: give
-    // it a moment.
+    // Codex, Gemini CLI or OpenCode still starting (or showing a dialog) draws no prompt box
+    // yet: give it a moment.
+    let starting =
+        peer.session_id.is_none() && now_ms() < peer.started_ms + STARTING.as_millis() as u64;
     let limit = match agent.typing() {
+        Typing::Paste { .. } if starting => STARTING,
         Typing::Paste { .. } => BOX_APPEARS,
         Typing::Keys { .. } => Duration::ZERO,
     };

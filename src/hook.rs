@@ -1,17 +1,19 @@
 //! `repowire hook EVENT --agent AGENT`: what the agents run on their session and turn events.
 //!
-//! | event         | Claude Code      | Codex            | Gemini CLI   |
-//! |---------------|------------------|------------------|--------------|
-//! | session-start | SessionStart     | SessionStart     | SessionStart |
-//! | prompt        | UserPromptSubmit | UserPromptSubmit | BeforeAgent  |
-//! | stop          | Stop             | Stop             | AfterAgent   |
-//! | interrupt     | –                | Interrupt        | –            |
-//! | session-end   | SessionEnd       | SessionEnd       | SessionEnd   |
+//! | event         | Claude Code      | Codex            | Gemini CLI   | OpenCode (plugin) |
+//! |---------------|------------------|------------------|--------------|-------------------|
+//! | session-start | SessionStart     | SessionStart     | SessionStart | load, created     |
+//! | prompt        | UserPromptSubmit | UserPromptSubmit | BeforeAgent  | chat.message      |
+//! | stop          | Stop             | Stop             | AfterAgent   | session.idle      |
+//! | interrupt     | –                | Interrupt        | –            | session.error     |
+//! | session-end   | SessionEnd       | SessionEnd       | SessionEnd   | session.deleted   |
 //!
 //! The payloads differ in a few field names ([`Agent`] knows them); all map onto one peer
-//! model. A turn cut short with Esc is never taken for an answer: Codex reports it with its
-//! Interrupt event, Gemini CLI with an AfterAgent without a reply after a "Request cancelled."
-//! in its chat file; the asker is told the turn was interrupted.
+//! model. OpenCode runs no hooks: repowire's plugin for it (`setup/opencode.js`) runs these
+//! with payloads in Claude Code's field names. A turn cut short with Esc is never taken for
+//! an answer: Codex reports it with its Interrupt event, Gemini CLI with an AfterAgent without
+//! a reply after a "Request cancelled." in its chat file, OpenCode with a session.error; the
+//! asker is told the turn was interrupted.
 //!
 //! A hook must never hang and never break the agent: whatever arrives on stdin, it exits 0,
 //! prints nothing on stdout (Claude Code would read it as context or a decision), reports
@@ -153,6 +155,11 @@ fn handle(home: &Path, event: Event, agent: Agent, p: &Value) -> Result<()> {
     if !p.is_object() {
         return Ok(());
     }
+    // `claude -p` or `opencode run` (run by a script, or as a tool inside a peer's pane) is
+    // no peer, and its turns are not the pane's peer's.
+    if process::hook_agent().is_some_and(|a| headless(agent, a.pid)) {
+        return Ok(());
+    }
     let spool = Spool::open(home)?;
     if event == Event::SessionStart {
         return session_start(&spool, agent, p);
@@ -216,6 +223,10 @@ pub fn mcp_started(spool: &Spool, agent: Agent) {
     if agent != Agent::Codex {
         return; // the others run SessionStart when they start
     }
+    // `codex exec` starts MCP servers too, and is no peer.
+    if process::hook_agent().is_some_and(|a| headless(agent, a.pid)) {
+        return;
+    }
     let res = (|| {
         if let Some((socket, pane)) = peer::own_pane()
             && let Some(old) = peer::by_pane(spool, &socket, &pane)?
@@ -249,7 +260,6 @@ fn register_pane(
         if agent == Agent::Claude
             && let (Some(cwd), Some(agent_process)) = (cwd, process::hook_agent())
             && session_id.is_some()
-            && !process::is_print_mode(agent_process.pid)
         {
             let config = Config::load(spool)?;
             peer::session_started(
@@ -285,6 +295,7 @@ fn register_pane(
     let Some(live) = Server::at(&socket).pane(&pane)?.filter(|pn| !pn.dead) else {
         return Ok(());
     };
+    let agent_process = crate::process::agent_process(live.pid);
     // A Codex session registered by its MCP server has no session id yet; its SessionStart
     // comes with the first prompt, which may be a question just typed: the same session,
     // whose delivered question must not be failed.
@@ -307,7 +318,7 @@ fn register_pane(
             cwd: &cwd,
             session_id,
             agent: agent.as_str(),
-            agent_process: crate::process::agent_process(live.pid),
+            agent_process,
             agent_command: Some(live.command),
             naming: config.naming,
         },
@@ -327,6 +338,13 @@ fn register_pane(
         eprintln!("repowire: housekeeping did not start: {e:#}");
     }
     deliver::kick(spool, &peer.name)
+}
+
+/// Whether the agent process `pid` runs no session a person could see (`claude -p`,
+/// `opencode run`): a script's run, not a peer.
+fn headless(agent: Agent, pid: u32) -> bool {
+    let args = process::args(pid);
+    agent.headless(&args.iter().map(String::as_str).collect::<Vec<_>>())
 }
 
 fn prompt(spool: &Spool, peer: &Peer, agent: Agent, p: &Value) -> Result<()> {
@@ -409,7 +427,7 @@ fn end_of_turn(agent: Agent, p: &Value) -> TurnEnd {
         Agent::Claude => {
             transcript.and_then(|t| transcript::reply_of_turn(Path::new(t), TRANSCRIPT_PATIENCE))
         }
-        Agent::Codex | Agent::Gemini => None,
+        Agent::Codex | Agent::Gemini | Agent::OpenCode => None,
     });
     if let Some(text) = reply {
         return TurnEnd::Answer(text);

@@ -113,12 +113,16 @@ pub fn hook_agent() -> Option<Process> {
     None
 }
 
-/// Whether process `pid` is an agent run for one prompt (`claude -p`, `--print`): a script's
-/// run, no session anyone would ask.
-pub fn is_print_mode(pid: u32) -> bool {
-    std::fs::read(format!("/proc/{pid}/cmdline"))
-        .unwrap_or_default()
+/// The arguments of process `pid` after its program (empty when it cannot be read).
+pub fn args(pid: u32) -> Vec<String> {
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let mut args: Vec<String> = cmdline
         .split(|&b| b == 0)
         .skip(1)
-        .any(|a| a == b"-p" || a == b"--print")
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    if args.last().is_some_and(String::is_empty) {
+        args.pop();
+    }
+    args
 }

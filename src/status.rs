@@ -107,7 +107,7 @@ pub fn run(home: &Path, json: bool) -> Result<()> {
     let (spool_check, spool) = check_spool(home);
     let mut checks = vec![spool_check];
     // Claude Code is checked unless only another agent is here.
-    let others: Vec<Agent> = [Agent::Codex, Agent::Gemini]
+    let others: Vec<Agent> = [Agent::Codex, Agent::Gemini, Agent::OpenCode]
         .into_iter()
         .filter(|a| setup::agent_installed(*a))
         .collect();

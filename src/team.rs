@@ -138,7 +138,7 @@ impl Member {
         let agent = match agent {
             None => Agent::Claude,
             Some(a) => <Agent as clap::ValueEnum>::from_str(a, true).map_err(|_| {
-                anyhow!("peer {name}: unknown agent '{a}'; use claude, codex or gemini")
+                anyhow!("peer {name}: unknown agent '{a}'; use claude, codex, gemini or opencode")
             })?,
         };
         let description = description

@@ -356,7 +356,7 @@ impl Ui {
             rows,
             [
                 Constraint::Length(14),
-                Constraint::Length(7),
+                Constraint::Length(8),
                 Constraint::Length(8),
                 Constraint::Length(6),
                 Constraint::Length(7),

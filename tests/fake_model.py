@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""A scripted fake model API for Claude Code, the Codex CLI and the Gemini CLI.
+"""A scripted fake model API for Claude Code, the Codex CLI, the Gemini CLI and OpenCode.
 
 Python standard library only; listens on 127.0.0.1. It speaks:
   * Anthropic Messages, streamed or not: POST /v1/messages, /v1/messages/count_tokens,
              GET /v1/models, HEAD /api/hello                   (Claude Code, ANTHROPIC_BASE_URL)
-  * OpenAI Responses, streamed:  POST /v1/responses            (Codex, wire_api = "responses")
+  * OpenAI Responses, streamed:  POST /v1/responses            (Codex, wire_api = "responses";
+                                 OpenCode, its openai provider with a local baseURL)
   * Gemini:  POST /v1beta/models/M:streamGenerateContent?alt=sse, :generateContent,
              :countTokens, GET .../models                      (Gemini CLI, GOOGLE_GEMINI_BASE_URL)
 
@@ -45,8 +46,10 @@ def log(entry):
 
 
 def script(user_text):
-    """What the model does for a user text: ("text", str) or ("call", name, args)."""
-    text = user_text or ""
+    """What the model does for a user text: ("text", str) or ("call", name, args). Spaces at
+    its end do not count: OpenCode adds one after a long paste it showed as "[Pasted ~N
+    lines]"."""
+    text = (user_text or "").rstrip(" ")
     m = re.search(r"^SLEEP\s+([0-9.]+)\s*$", text, re.M)
     if m:
         time.sleep(min(float(m.group(1)), 300))

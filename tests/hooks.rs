@@ -367,6 +367,72 @@ fn a_codex_hook_from_another_panes_environment_neither_registers_nor_misroutes()
     );
 }
 
+/// The payloads of repowire's OpenCode plugin: the plugin's load registers the pane before
+/// there is a session, session.created adds the session's id, chat.message starts the turn, session.idle's reply is the answer, and a
+/// MessageAbortedError (Esc) fails the question as interrupted.
+#[test]
+fn opencode_plugin_payloads_answer_and_an_interrupted_turn_is_no_answer() {
+    need_tmux!();
+    let m = Mesh::new();
+    let a = FakeAgent::start(&m, "svc");
+    let opencode = |event: &str, payload: Value| {
+        let (out, _) = hook(
+            &mut m.cmd_in(&a.pane),
+            &format!("{event} --agent opencode"),
+            payload.to_string().as_bytes(),
+        );
+        assert!(
+            out.status.success() && out.stderr.is_empty(),
+            "{}",
+            text(&out.stderr)
+        );
+    };
+    opencode("session-start", json!({"cwd": a.cwd}));
+    let p = a.peer();
+    assert_eq!(
+        (&p["agent"], &p["status"]),
+        (&json!("opencode"), &json!("online")),
+        "{p}"
+    );
+    // OpenCode creates the session with the first prompt.
+    opencode(
+        "session-start",
+        json!({"session_id": "ses_1", "cwd": a.cwd}),
+    );
+    std::thread::sleep(Duration::from_millis(1600)); // the startup grace
+    let id = ask_delivered(&m, "svc", "the question");
+    opencode(
+        "prompt",
+        json!({"session_id": "ses_1", "cwd": a.cwd, "prompt": header(&id)}),
+    );
+    assert_eq!(a.peer()["status"], "busy");
+    assert_eq!(a.peer()["session_id"], "ses_1");
+    opencode(
+        "stop",
+        json!({"session_id": "ses_1", "last_assistant_message": "opencode's answer"}),
+    );
+    assert_eq!(
+        m.ok(["peer", "wait", &id, "--timeout", "5s"]),
+        "opencode's answer\n"
+    );
+    assert_eq!(a.peer()["status"], "online");
+
+    let id = ask_delivered(&m, "svc", "SLEEP 60");
+    opencode(
+        "prompt",
+        json!({"session_id": "ses_1", "cwd": a.cwd, "prompt": header(&id)}),
+    );
+    opencode("interrupt", json!({"session_id": "ses_1"}));
+    let out = m.run(["peer", "wait", &id, "--timeout", "5s"]);
+    assert_eq!(out.status.code(), Some(7));
+    assert!(
+        text(&out.stderr).contains("interrupted (Esc)"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(a.peer()["status"], "online");
+}
+
 /// Gemini CLI's payloads: BeforeAgent starts the turn, AfterAgent's `prompt_response` is the
 /// answer; an AfterAgent without a reply after "Request cancelled." in its chat file (Esc)
 /// fails the question as interrupted, as Codex's Interrupt event does.

@@ -136,6 +136,7 @@ impl Home {
             .env("PATH", path_without_agents())
             .env_remove("CLAUDE_CONFIG_DIR")
             .env_remove("CODEX_HOME")
+            .env_remove("XDG_CONFIG_HOME")
             .env_remove("REPOWIRE_HOME")
             .env_remove("TMUX")
             .env_remove("TMUX_PANE")
@@ -203,12 +204,12 @@ impl Home {
     }
 }
 
-/// `$PATH` without the directories that hold claude, codex or gemini: `setup` without
+/// `$PATH` without the directories that hold claude, codex, gemini or opencode: `setup` without
 /// `--agent` sets up every agent it finds, and the tests decide which ones are there.
 fn path_without_agents() -> std::ffi::OsString {
     let path = std::env::var_os("PATH").unwrap_or_default();
     let dirs = std::env::split_paths(&path).filter(|d| {
-        !["claude", "codex", "gemini"]
+        !["claude", "codex", "gemini", "opencode"]
             .iter()
             .any(|a| d.join(a).exists())
     });
@@ -898,4 +899,134 @@ fn an_unparsable_codex_config_is_refused_and_nothing_changes() {
     assert!(err.contains("config.toml:2: not valid TOML"), "{err}");
     assert!(err.contains("nothing was changed"), "{err}");
     assert_eq!(h.snapshot(), before);
+}
+
+/// A user's `opencode.json`, formatted by hand, with an MCP server and keys of their own.
+const OPENCODE_CONFIG: &str = r#"{
+    "$schema": "https://opencode.ai/config.json",
+    "theme": "tokyonight",
+    "mcp": {
+        "docs": { "type": "remote", "url": "https://docs.example.com/mcp" }
+    },
+    "model": "anthropic/claude-sonnet-4-5",
+    "autoupdate": false
+}
+"#;
+
+#[test]
+fn opencode_setup_writes_its_plugin_and_server_and_uninstall_gives_the_files_back() {
+    let h = Home::new();
+    let dir = h.home.join(".config/opencode");
+    std::fs::create_dir_all(dir.join("plugin")).unwrap();
+    let (config, plugin) = (dir.join("opencode.json"), dir.join("plugin/repowire.js"));
+    std::fs::write(&config, OPENCODE_CONFIG).unwrap();
+    // A plugin of the user's own, beside where repowire's goes.
+    let theirs = dir.join("plugin/notify.js");
+    std::fs::write(&theirs, "export const Notify = async () => ({})\n").unwrap();
+    let pristine = h.snapshot();
+
+    let out = h.ok(&["setup", "--agent", "opencode", "--dry-run"]);
+    assert!(out.contains("would add plugin"), "{out}");
+    assert_eq!(h.snapshot(), pristine, "a dry run wrote something");
+
+    let out = h.ok(&["setup", "--agent", "opencode"]);
+    assert!(
+        out.contains("added MCP server repowire") && out.contains("added plugin"),
+        "{out}"
+    );
+    let rw = bin().display().to_string();
+    let mut want: Value = serde_json::from_str(OPENCODE_CONFIG).unwrap();
+    want["mcp"]["repowire"] =
+        json!({"type": "local", "command": [rw, "mcp", "--agent", "opencode"], "enabled": true});
+    assert_eq!(ordered(&h.json(&config)), ordered(&want));
+    let js = std::fs::read_to_string(&plugin).unwrap();
+    assert!(
+        js.contains(&format!(
+            "const REPOWIRE = {}",
+            serde_json::to_string(&rw).unwrap()
+        )),
+        "{js}"
+    );
+    assert!(
+        js.contains("\"hook\", event, \"--agent\", \"opencode\""),
+        "{js}"
+    );
+    assert!(
+        !backup(&plugin).exists(),
+        "a file of repowire's own needs no backup"
+    );
+    let (_, status) = h.status_json();
+    let check = status["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "opencode")
+        .unwrap_or_else(|| panic!("no opencode check: {status}"));
+    assert_eq!(check["ok"], true, "{check}");
+
+    // Again: not a byte changes.
+    let set_up = h.snapshot();
+    assert!(
+        h.ok(&["setup", "--agent", "opencode"])
+            .contains("nothing changed")
+    );
+    assert_eq!(h.snapshot(), set_up, "a second setup changed files");
+
+    // A plugin of an older repowire is brought up to date; status said what was wrong.
+    std::fs::write(&plugin, "// repowire's OpenCode plugin, an old one\n").unwrap();
+    let (code, status) = h.status_json();
+    assert_eq!(code, Some(1), "{status}");
+    assert!(status.to_string().contains("repowire's plugin"), "{status}");
+    let out = h.ok(&["setup", "--agent", "opencode"]);
+    assert!(out.contains("updated plugin"), "{out}");
+    assert_eq!(std::fs::read_to_string(&plugin).unwrap(), js);
+
+    // Uninstall: the plugin goes, the user's plugin and opencode.json are as they were.
+    let out = h.ok(&["uninstall", "--purge"]);
+    assert!(out.contains("removed repowire's plugin"), "{out}");
+    let mut now = h.snapshot();
+    assert!(now.remove(&dir.join("plugin")).is_some());
+    assert_eq!(
+        now.into_iter()
+            .filter(|(p, _)| p.starts_with(&dir))
+            .collect::<BTreeMap<_, _>>(),
+        pristine
+            .into_iter()
+            .filter(|(p, _)| p.starts_with(&dir) && *p != dir.join("plugin"))
+            .collect::<BTreeMap<_, _>>()
+    );
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), OPENCODE_CONFIG);
+}
+
+#[test]
+fn a_file_in_the_plugins_place_that_is_not_repowires_is_refused_and_nothing_changes() {
+    let h = Home::new();
+    // OpenCode's directory under XDG_CONFIG_HOME, when that is set.
+    let dir = h.home.join("xdg/opencode");
+    std::fs::create_dir_all(dir.join("plugin")).unwrap();
+    std::fs::write(dir.join("plugin/repowire.js"), "export const Mine = 1\n").unwrap();
+    let pristine = h.snapshot();
+    let out = h
+        .cmd()
+        .env("XDG_CONFIG_HOME", h.home.join("xdg"))
+        .args(["setup", "--agent", "opencode"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("is not repowire's plugin; move it away")
+            && err.contains("nothing was changed"),
+        "{err}"
+    );
+    assert_eq!(h.snapshot(), pristine);
+    // Nor does uninstall take it.
+    let out = h
+        .cmd()
+        .env("XDG_CONFIG_HOME", h.home.join("xdg"))
+        .arg("uninstall")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(h.snapshot(), pristine);
 }

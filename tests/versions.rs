@@ -1,5 +1,6 @@
 //! The client-version matrix. The whole suite runs against the pinned releases (Claude Code
-//! `claude_code::PINNED`, Codex `agents::CODEX_PINNED`, Gemini CLI `agents::GEMINI_PINNED`);
+//! `claude_code::PINNED`, Codex `agents::CODEX_PINNED`, Gemini CLI `agents::GEMINI_PINNED`,
+//! OpenCode `agents::OPENCODE_PINNED`);
 //! here the core flows (ask, notify, the MCP ask, setup, fork answers) run against the oldest and the newest
 //! release that `repowire status` names as tested (`Agent::tested`), so that claim is checked
 //! on every run. Each release is installed from the npm registry on first use.
@@ -89,24 +90,27 @@ fn codex_newest_tested_release_passes_the_core_flows() {
         agents::CODEX_PINNED,
         "the pinned Codex is the oldest tested; else run the core flows on the oldest here too"
     );
-    let Some((claude, codex, gemini)) =
-        agents::need_agents(claude_code::PINNED, newest, GEMINI_PINNED)
-    else {
+    let Some(clis) = agents::need_agents(
+        claude_code::PINNED,
+        newest,
+        GEMINI_PINNED,
+        agents::OPENCODE_PINNED,
+    ) else {
         return;
     };
     let t = Instant::now();
-    let team = Team::start(&claude, &codex, &gemini);
+    let team = Team::start(&clis);
     agents::core_flows(&team);
     drop(team);
-    agents::codex_fork_flow(&codex);
+    agents::codex_fork_flow(&clis.codex);
     eprintln!(
         "versions: Codex {newest}'s core flows took {:.1?}",
         t.elapsed()
     );
 }
 
-/// The pinned releases lie within what `repowire status` calls tested, and Gemini CLI's only
-/// tested release is the pinned one.
+/// The pinned releases lie within what `repowire status` calls tested, and Gemini CLI's and
+/// OpenCode's only tested release is the pinned one.
 #[test]
 fn the_pinned_releases_are_within_the_tested_range() {
     let within = |agent: Agent, v: &str| {
@@ -117,6 +121,10 @@ fn the_pinned_releases_are_within_the_tested_range() {
     assert!(within(Agent::Claude, claude_code::PINNED));
     assert!(within(Agent::Codex, agents::CODEX_PINNED));
     assert_eq!(Agent::Gemini.tested(), (GEMINI_PINNED, GEMINI_PINNED));
+    assert_eq!(
+        Agent::OpenCode.tested(),
+        (agents::OPENCODE_PINNED, agents::OPENCODE_PINNED)
+    );
 }
 
 /// `repowire status` reads each agent's `--version`: older than the oldest tested is a

@@ -175,6 +175,8 @@ pub(super) fn uninstall() -> Result<Vec<Edit<'static>>> {
             changes.extend(disallow_tools(m, before));
             Ok(changes)
         }),
-        Edit::new(files.state, unregister_mcp),
+        Edit::new(files.state, |m, before| {
+            unregister_mcp(m, "mcpServers", before)
+        }),
     ])
 }

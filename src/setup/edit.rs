@@ -65,8 +65,16 @@ impl Ours {
     }
 }
 
-/// `command args...` of an MCP server entry, for people.
+/// `command args...` of an MCP server entry, for people (OpenCode's `command` is one list of
+/// program and arguments).
 pub(super) fn mcp_command_line(entry: &Value) -> String {
+    if let Some(words) = entry["command"].as_array() {
+        return words
+            .iter()
+            .map(|w| w.as_str().unwrap_or("?"))
+            .collect::<Vec<_>>()
+            .join(" ");
+    }
     let mut words = vec![entry["command"].as_str().unwrap_or("?").to_string()];
     if let Some(args) = entry["args"].as_array() {
         words.extend(args.iter().map(|a| a.as_str().unwrap_or("?").to_string()));
@@ -108,14 +116,19 @@ impl Change {
     }
 }
 
-pub(super) fn unregister_mcp(state: &mut Object, before: Option<&Object>) -> Result<Vec<Change>> {
-    let Some(servers) = state.get_mut("mcpServers").and_then(Value::as_object_mut) else {
+/// Removes repowire's MCP server from `state[key]` (`mcpServers`; OpenCode's `mcp`).
+pub(super) fn unregister_mcp(
+    state: &mut Object,
+    key: &str,
+    before: Option<&Object>,
+) -> Result<Vec<Change>> {
+    let Some(servers) = state.get_mut(key).and_then(Value::as_object_mut) else {
         return Ok(Vec::new());
     };
     let Some(entry) = servers.shift_remove(MCP_NAME) else {
         return Ok(Vec::new());
     };
-    prune(state, "mcpServers", before);
+    prune(state, key, before);
     Ok(vec![Change::new(
         Verb::Remove,
         format!("MCP server {MCP_NAME}: {}", mcp_command_line(&entry)),
@@ -173,6 +186,10 @@ pub(super) type Apply<'a> = dyn Fn(&mut Object, Option<&Object>) -> Result<Vec<C
 pub(super) type ApplyToml<'a> =
     dyn Fn(&mut DocumentMut, Option<&DocumentMut>) -> Result<Vec<Change>> + 'a;
 
+/// The same for a file repowire writes whole (OpenCode's plugin): given the file's text (`None`:
+/// no such file), the text it must hold (`None`: no file) and what that changes.
+pub(super) type ApplyWhole<'a> = dyn Fn(Option<&str>) -> Result<(Option<String>, Vec<Change>)> + 'a;
+
 /// A change to one file.
 pub(super) struct Edit<'a> {
     pub(super) path: PathBuf,
@@ -182,6 +199,8 @@ pub(super) struct Edit<'a> {
 pub(super) enum Applier<'a> {
     Json(Box<Apply<'a>>),
     Toml(Box<ApplyToml<'a>>),
+    /// A file of repowire's own: written whole, no backup kept.
+    Whole(Box<ApplyWhole<'a>>),
 }
 
 impl<'a> Edit<'a> {
@@ -204,6 +223,16 @@ impl<'a> Edit<'a> {
             apply: Applier::Toml(Box::new(apply)),
         }
     }
+
+    pub(super) fn whole(
+        path: PathBuf,
+        apply: impl Fn(Option<&str>) -> Result<(Option<String>, Vec<Change>)> + 'a,
+    ) -> Edit<'a> {
+        Edit {
+            path,
+            apply: Applier::Whole(Box::new(apply)),
+        }
+    }
 }
 
 /// An edit worked out on the file as read, not yet written.
@@ -217,6 +246,9 @@ pub(super) struct Plan {
     pub(super) changes: Vec<Change>,
     /// `after` is the backup, which then goes.
     pub(super) restores_backup: bool,
+    /// The file is the user's: its first change keeps the original (not so for a file
+    /// repowire writes whole).
+    pub(super) keeps_backup: bool,
 }
 
 pub(super) fn backup_path(path: &Path) -> PathBuf {
@@ -276,6 +308,19 @@ pub(super) fn plan(edit: &Edit) -> Result<Plan> {
                 _ => (changes, Some(text.into_bytes()), false),
             }
         }
+        Applier::Whole(apply) => {
+            let text = before
+                .as_deref()
+                .map(|b| {
+                    std::str::from_utf8(b).map_err(|_| {
+                        anyhow!("{} is not UTF-8 text; fix or remove it", path.display())
+                    })
+                })
+                .transpose()?;
+            let (after, changes) =
+                apply(text).with_context(|| format!("cannot change {}", path.display()))?;
+            (changes, after.map(String::into_bytes), false)
+        }
     };
     Ok(Plan {
         target,
@@ -283,6 +328,7 @@ pub(super) fn plan(edit: &Edit) -> Result<Plan> {
         after,
         changes,
         restores_backup,
+        keeps_backup: !matches!(edit.apply, Applier::Whole(_)),
     })
 }
 
@@ -406,7 +452,7 @@ pub(super) fn write(path: &Path, plan: &Plan) -> Result<Written> {
     let backup = backup_path(path);
     let made = match &plan.before {
         // (A file deleted held nothing but repowire's entries: nothing to keep.)
-        Some(original) if !plan.restores_backup && plan.after.is_some() => {
+        Some(original) if plan.keeps_backup && !plan.restores_backup && plan.after.is_some() => {
             write_backup(&backup, original)?.then_some(backup.clone())
         }
         _ => None,

@@ -85,7 +85,7 @@ pub(super) fn install(ours: &Ours, trust: bool) -> Result<Vec<Edit<'_>>> {
 pub(super) fn uninstall() -> Result<Vec<Edit<'static>>> {
     Ok(vec![Edit::new(settings()?, |m, before| {
         let mut changes = remove_hooks(m, before);
-        changes.extend(unregister_mcp(m, before)?);
+        changes.extend(unregister_mcp(m, "mcpServers", before)?);
         Ok(changes)
     })])
 }

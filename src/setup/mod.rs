@@ -4,7 +4,8 @@
 //!
 //! - Claude Code (`claude`): `~/.claude/settings.json` and `~/.claude.json`;
 //! - Codex (`codex`): `hooks.json` and `config.toml` in `~/.codex`;
-//! - Gemini CLI (`gemini`): `~/.gemini/settings.json`.
+//! - Gemini CLI (`gemini`): `~/.gemini/settings.json`;
+//! - OpenCode (`opencode`): a plugin and `opencode.json` in `~/.config/opencode`.
 //!
 //! Promises:
 //! - only repowire's entries change; everything else, and the order of every key, stays;
@@ -33,6 +34,7 @@ mod codex;
 mod edit;
 mod gemini;
 mod hooks;
+mod opencode;
 
 pub(crate) use claude::{ClaudeFiles, mcp_state};
 use edit::{Edit, commit_all, plan_all};
@@ -47,6 +49,7 @@ fn hooks_of(agent: Agent) -> &'static [(&'static str, Event)] {
         Agent::Claude => &claude::HOOKS,
         Agent::Codex => &codex::HOOKS,
         Agent::Gemini => &gemini::HOOKS,
+        Agent::OpenCode => &opencode::HOOKS,
     }
 }
 
@@ -56,6 +59,7 @@ fn config_dir(agent: Agent) -> Result<PathBuf> {
         Agent::Claude => claude::dir(),
         Agent::Codex => codex::dir(),
         Agent::Gemini => gemini::dir(),
+        Agent::OpenCode => opencode::dir(),
     }
 }
 
@@ -65,6 +69,7 @@ fn install_edits(agent: Agent, ours: &Ours, trust: bool) -> Result<Vec<Edit<'_>>
         Agent::Claude => claude::install(ours, trust),
         Agent::Codex => codex::install(ours, trust),
         Agent::Gemini => gemini::install(ours, trust),
+        Agent::OpenCode => opencode::install(ours, trust),
     }
 }
 
@@ -74,6 +79,7 @@ fn uninstall_edits(agent: Agent) -> Result<Vec<Edit<'static>>> {
         Agent::Claude => claude::uninstall(),
         Agent::Codex => codex::uninstall(),
         Agent::Gemini => gemini::uninstall(),
+        Agent::OpenCode => opencode::uninstall(),
     }
 }
 
@@ -85,7 +91,7 @@ pub fn setup(home: &Path, args: &SetupArgs) -> Result<()> {
         let found: Vec<Agent> = Agent::ALL.into_iter().filter(|a| installed(*a)).collect();
         if found.is_empty() {
             bail!(
-                "found none of claude, codex and gemini on PATH (nor ~/.claude, ~/.codex, ~/.gemini); install one, or name it with --agent"
+                "found none of claude, codex, gemini and opencode on PATH (nor ~/.claude, ~/.codex, ~/.gemini, ~/.config/opencode); install one, or name it with --agent"
             );
         }
         found
@@ -136,8 +142,9 @@ pub fn setup(home: &Path, args: &SetupArgs) -> Result<()> {
         );
     }
     println!(
-        "Next: start {} in a tmux pane per repository (e.g. `tmux new-session -s backend -c ~/src/backend codex`); each registers itself as a peer. Check everything with `repowire status`.",
-        names.join(" or ")
+        "Next: start {} in a tmux pane per repository (e.g. `tmux new-session -s backend -c ~/src/backend {}`); each registers itself as a peer. Check everything with `repowire status`.",
+        names.join(" or "),
+        agents[0].as_str()
     );
     if changed {
         println!("Sessions already running see the MCP server after a restart.");
@@ -246,6 +253,7 @@ pub(crate) fn agent_problems(agent: Agent, ours: &Ours) -> Result<(Vec<String>, 
     let mut problems = Vec::new();
     let hooks_file = match agent {
         Agent::Claude => bail!("Claude Code is checked elsewhere"),
+        Agent::OpenCode => return opencode::problems(ours),
         Agent::Codex => codex::dir()?.join("hooks.json"),
         Agent::Gemini => gemini::settings()?,
     };
@@ -266,7 +274,7 @@ pub(crate) fn agent_problems(agent: Agent, ours: &Ours) -> Result<(Vec<String>, 
     match agent {
         Agent::Codex => files += &format!(", {}", codex::mcp_problems(ours, &mut problems)?),
         Agent::Gemini => gemini::mcp_problems(&hooks, &hooks_file, ours, &mut problems),
-        Agent::Claude => {}
+        Agent::Claude | Agent::OpenCode => {}
     }
     Ok((problems, files))
 }
