@@ -668,7 +668,13 @@ fn claude_code_2_0_stop_hook_before_its_reply_is_in_the_transcript() {
                 std::thread::sleep(Duration::from_millis(300));
                 let line = json!({"type": "assistant", "message": {"id": format!("m{round}"),
                     "content": [{"type": "text", "text": reply}]}});
-                std::fs::write(&transcript, format!("{lines}{line}\n")).unwrap();
+                // Appended, as Claude Code writes its transcript: a rewrite would show the
+                // hook an empty file for a moment.
+                let mut f = std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(&transcript)
+                    .unwrap();
+                std::io::Write::write_all(&mut f, format!("{line}\n").as_bytes()).unwrap();
             })
         };
         a.hook("stop", session.clone());
