@@ -936,8 +936,7 @@ fn opencode_setup_writes_its_plugin_and_server_and_uninstall_gives_the_files_bac
     );
     let rw = bin().display().to_string();
     let mut want: Value = serde_json::from_str(OPENCODE_CONFIG).unwrap();
-    want["mcp"]["repowire"] =
-        json!({"type": "local", "command": [rw, "mcp", "--agent", "opencode"], "enabled": true});
+    want["mcp"]["repowire"] = json!({"type": "local", "command": [rw, "mcp", "--agent", "opencode"], "enabled": true, "timeout": 600000});
     assert_eq!(ordered(&h.json(&config)), ordered(&want));
     let js = std::fs::read_to_string(&plugin).unwrap();
     assert!(

@@ -59,6 +59,12 @@ fn is_ours(text: &str) -> bool {
     text.starts_with("// repowire's OpenCode plugin")
 }
 
+/// How long OpenCode lets a call of repowire's tools run, in milliseconds (`timeout`). Its
+/// default is a minute (measured with 1.18.33: an `ask_peer` whose answer took 75 s failed
+/// with "MCP error -32001: Request timed out"; with this it was answered); ask_peer waits up
+/// to `mcp_ask_timeout`, 300 s unless configured.
+const TOOL_TIMEOUT_MS: u64 = 600_000;
+
 /// `mcp.repowire` in `opencode.json`: a local server running this binary. OpenCode passes
 /// its environment on, `TMUX_PANE` included.
 fn register_mcp(config: &mut Object, ours: &Ours) -> Result<Vec<Change>> {
@@ -67,6 +73,7 @@ fn register_mcp(config: &mut Object, ours: &Ours) -> Result<Vec<Change>> {
         "type": "local",
         "command": [ours.exe(), "mcp", "--agent", "opencode"],
         "enabled": true,
+        "timeout": TOOL_TIMEOUT_MS,
     });
     let line = mcp_command_line(&want);
     let Some(entry) = servers.get_mut(MCP_NAME) else {
@@ -76,7 +83,7 @@ fn register_mcp(config: &mut Object, ours: &Ours) -> Result<Vec<Change>> {
             format!("MCP server {MCP_NAME}: {line}"),
         )]);
     };
-    let keys = ["type", "command", "enabled"];
+    let keys = ["type", "command", "enabled", "timeout"];
     if keys.iter().all(|k| entry.get(*k) == want.get(*k)) {
         return Ok(Vec::new());
     }
