@@ -78,7 +78,7 @@ impl Agent {
             Agent::Claude => ("2.0.77", "2.1.332"),
             Agent::Codex => ("0.169.0", "0.171.0"),
             Agent::Gemini => ("0.61.0", "0.61.0"),
-            Agent::OpenCode => ("1.18.33", "1.18.33"),
+            Agent::OpenCode => ("1.14.41", "1.18.33"),
         }
     }
 
@@ -369,7 +369,8 @@ fn gemini_box(screen: &str) -> Option<String> {
 
 /// OpenCode: the run of lines starting with `┃` that ends in the status line (`┃  Build ·
 /// MODEL`) just above the box's bottom edge (`╹▀▀…`); what is between the run's first line
-/// and the status line is the text. Its placeholder (`Ask anything… "…"`) means empty.
+/// and the status line is the text. Its placeholder (`Ask anything… "…"`; 1.14.41: `Ask
+/// anything... "…"`) means empty.
 fn opencode_box(screen: &str) -> Option<String> {
     let lines = lines(screen);
     let bottom = lines
@@ -384,7 +385,10 @@ fn opencode_box(screen: &str) -> Option<String> {
     }
     let body: Vec<String> = lines[top..status].iter().filter_map(|l| bar(l)).collect();
     let text = join_trimmed(body.iter().map(String::as_str));
-    if text.starts_with("Ask anything… \"") && text.ends_with('"') && !text.contains('\n') {
+    let placeholder = ["Ask anything… \"", "Ask anything... \""]
+        .iter()
+        .any(|p| text.starts_with(p));
+    if placeholder && text.ends_with('"') && !text.contains('\n') {
         return Some(String::new());
     }
     Some(text)
@@ -569,6 +573,10 @@ mod tests {
             "   █▀▀█ █▀▀█\n\n             \x1b[38;5;75m┃\x1b[38;5;15m\x1b[48;5;234m     \n             ┃  \x1b[38;5;8mAsk anything… \"Fix a TODO in the codebase\"\n             ┃\n             ┃  Build · GPT-5 OpenAI\n             {edge}\n      tab agents  ctrl+p commands\n\n  /w  ⊙ 1 MCP /status   1.18.33\n"
         );
         assert_eq!(o.prompt_box(&start).as_deref(), Some(""));
+        let old = format!(
+            "┃\n┃  Ask anything... \"Fix broken tests\"\n┃\n┃  Build · GPT-5 OpenAI\n{edge}\n"
+        );
+        assert_eq!(o.prompt_box(&old).as_deref(), Some(""));
         // In a session: the chat's own `┃` blocks are above, apart from the box.
         let chat = format!(
             "  ┃\n  ┃  SLEEP 10\n  ┃\n\n     ▣  Build · GPT-5 · interrupted\n  ┃\n  ┃  REPLY hello\n  ┃  second line\n  ┃\n  ┃  Build · GPT-5 OpenAI\n  {edge}\n   /w      15 (0%) · $0.00  ctrl+p commands\n"

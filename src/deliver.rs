@@ -62,7 +62,7 @@ pub fn kick(spool: &Spool, name: &str) -> Result<()> {
     if spool.is_locked(&lock_name(name)) || !has_work(spool, name)? {
         return Ok(());
     }
-    let exe = std::env::current_exe().context("cannot find the repowire binary")?;
+    let exe = crate::process::this_binary().context("cannot find the repowire binary")?;
     let mut cmd = Command::new(exe);
     cmd.arg("deliver")
         .arg(name)

@@ -47,7 +47,7 @@ pub fn check(peer: &Peer) -> Result<(), Error> {
 
 /// Starts the runner of fork question `id` in the background, in a session of its own.
 pub fn kick(spool: &Spool, id: &str) -> Result<()> {
-    let exe = std::env::current_exe().context("cannot find the repowire binary")?;
+    let exe = crate::process::this_binary().context("cannot find the repowire binary")?;
     let mut cmd = Command::new(exe);
     cmd.arg("fork")
         .arg(id)

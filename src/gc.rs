@@ -145,7 +145,7 @@ pub fn start_housekeeping(spool: &Spool, keep: Duration) -> Result<()> {
         // The write sets its mtime, which is what counts.
         std::io::Write::write_all(&mut &f, format!("{}\n", now_ms()).as_bytes())?;
     }
-    let exe = std::env::current_exe()?;
+    let exe = crate::process::this_binary()?;
     std::process::Command::new(exe)
         .arg("gc")
         .arg("--older-than")

@@ -126,3 +126,20 @@ pub fn args(pid: u32) -> Vec<String> {
     }
     args
 }
+
+/// This binary's path, for starting helpers (a deliverer, a fork's runner, housekeeping).
+/// When the file was replaced while this process ran (`cargo install` of a new repowire while
+/// an agent's MCP server runs), Linux names it `PATH (deleted)`: the new binary at PATH is
+/// the one to start.
+pub fn this_binary() -> std::io::Result<std::path::PathBuf> {
+    let exe = std::env::current_exe()?;
+    if exe.exists() {
+        return Ok(exe);
+    }
+    let replaced = exe
+        .to_str()
+        .and_then(|p| p.strip_suffix(" (deleted)"))
+        .map(std::path::PathBuf::from)
+        .filter(|p| p.is_file());
+    Ok(replaced.unwrap_or(exe))
+}

@@ -415,6 +415,32 @@ fn mcp_lists_peers_marking_the_caller_and_asks_with_progress() {
     );
 }
 
+/// A repowire upgraded while an agent's MCP server runs (`cargo install` replaces the file):
+/// the server's own binary is gone, and the helpers it starts (the deliverer) run the new one
+/// at the same path.
+#[test]
+fn mcp_keeps_working_after_its_binary_is_replaced() {
+    need_tmux!();
+    let m = Mesh::new();
+    let _b = m.agent("beta", &[]);
+    let copy = m.dir.path().join("installed/repowire");
+    std::fs::create_dir_all(copy.parent().unwrap()).unwrap();
+    std::fs::copy(crate::util::bin(), &copy).unwrap();
+    let mut cmd = Command::new(&copy);
+    cmd.env("REPOWIRE_HOME", &m.home)
+        .env_remove("TMUX")
+        .env_remove("TMUX_PANE");
+    let mut mcp = Mcp::start(&m, cmd);
+    // The upgrade: a new file at the same path.
+    std::fs::remove_file(&copy).unwrap();
+    std::fs::copy(crate::util::bin(), &copy).unwrap();
+    let answer = mcp.ok(
+        "ask_peer",
+        json!({"peer_name": "beta", "query": "REPLY still here"}),
+    );
+    assert_eq!(answer, "still here");
+}
+
 /// `ask_peers`: every answer under its peer's name, the progress counting them as they come;
 /// an unknown peer and the caller itself are reported for themselves, not failing the call.
 /// `list_peers` shows each peer's description.
