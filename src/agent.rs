@@ -124,6 +124,12 @@ impl Agent {
     /// session from a copy of the conversation, `--no-session-persistence` writes none,
     /// `--tools` allows only the built-in read tools and plan mode refuses edits.
     ///
+    /// OpenCode (1.14.41 to 1.18.33): `opencode run --fork` keeps its copy as a session in
+    /// OpenCode's database, so the fork answers from a copy of its own instead: the session is
+    /// exported, imported into a data directory of the fork's (`XDG_DATA_HOME`), continued
+    /// there with the plan agent and no tools but read, grep and glob, no plugins (`--pure`)
+    /// and repowire's MCP server disabled, and the directory is removed after.
+    ///
     /// Codex (0.169.0 to 0.171.0): `codex exec fork ID` answers from a copy, `--ephemeral`
     /// writes no session file, its read-only sandbox makes the file system read-only for
     /// every command it runs (measured: `touch` fails with "Read-only file system"), and
@@ -188,16 +194,25 @@ impl Agent {
             Agent::Gemini => Err(
                 "Gemini CLI cannot answer by fork: it can only resume a session in place, which would change the peer's own session; ask without --fork".into(),
             ),
-            // 1.18.33: `opencode run --session ID --fork` answers from a copy, but the copy is
-            // a new session kept in OpenCode's database, and nothing turns that off.
-            Agent::OpenCode => Err(
-                "OpenCode cannot answer by fork: its forks are sessions kept in its database, so a fork would leave a session behind; ask without --fork".into(),
-            ),
+            Agent::OpenCode => Ok([
+                "sh",
+                "-c",
+                OPENCODE_FORK,
+                "repowire-fork",
+                session_id,
+                OPENCODE_FORK_CONFIG,
+                prompt,
+            ]
+            .map(String::from)
+            .to_vec()),
         }
     }
 
     /// The answer in the stdout of a [`Agent::fork_command`], or what went wrong.
     pub fn fork_answer(self, stdout: &str) -> Result<String, String> {
+        if self == Agent::OpenCode {
+            return opencode_answer(stdout);
+        }
         if self == Agent::Codex {
             // `codex exec` prints the last message alone on stdout.
             return match stdout.trim() {
@@ -267,6 +282,22 @@ impl Agent {
         }
     }
 }
+
+/// The `sh` script of an OpenCode fork: `$1` the session, `$2` the configuration it runs
+/// with, `$3` the question (on stdin: `opencode run` quotes a message given as an argument).
+const OPENCODE_FORK: &str = r#"command -v opencode >/dev/null || { echo "opencode is not on PATH here, so its session cannot be forked" >&2; exit 127; }
+d=$(mktemp -d "${TMPDIR:-/tmp}/repowire-fork.XXXXXX") || exit 1
+trap 'rm -rf "$d"' EXIT
+trap 'exit 143' HUP INT TERM
+opencode export "$1" >"$d/session.json" 2>"$d/err" || { cat "$d/err" >&2; exit 1; }
+XDG_DATA_HOME="$d" opencode import "$d/session.json" >/dev/null 2>"$d/err" || { cat "$d/err" >&2; exit 1; }
+printf '%s' "$3" | XDG_DATA_HOME="$d" OPENCODE_CONFIG_CONTENT="$2" opencode run --pure --session "$1" --agent plan --format json
+"#;
+
+/// What an OpenCode fork may use, on top of the user's configuration: read, grep and glob
+/// (every other tool, MCP servers' included, is off), no edits, commands or fetches, and not
+/// repowire's MCP server.
+const OPENCODE_FORK_CONFIG: &str = r#"{"tools":{"*":false,"read":true,"grep":true,"glob":true,"list":true},"permission":{"edit":"deny","bash":"deny","webfetch":"deny"},"mcp":{"repowire":{"type":"local","command":["true"],"enabled":false}}}"#;
 
 /// The screen's lines, without trailing empty ones.
 fn lines(screen: &str) -> Vec<&str> {
@@ -472,6 +503,44 @@ fn codex_mcp_servers(home: Option<&std::path::Path>, dir: &std::path::Path) -> V
     names
 }
 
+/// The answer in `opencode run --format json` output (one JSON event a line): the text parts
+/// of the last message that has any; an error event is the fork's failure.
+fn opencode_answer(stdout: &str) -> Result<String, String> {
+    let mut last: Option<(String, Vec<String>)> = None;
+    for line in stdout.lines() {
+        let Ok(event) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        let part = &event["part"];
+        match event["type"].as_str() {
+            Some("error") => {
+                let e = &event["error"];
+                let why = e["data"]["message"]
+                    .as_str()
+                    .or(e["name"].as_str())
+                    .unwrap_or("unknown error");
+                return Err(format!("the fork failed: {}", cut(why, 300)));
+            }
+            Some("text") => {
+                let (Some(message), Some(text)) =
+                    (part["messageID"].as_str(), part["text"].as_str())
+                else {
+                    continue;
+                };
+                match &mut last {
+                    Some((id, texts)) if id == message => texts.push(text.to_string()),
+                    _ => last = Some((message.to_string(), vec![text.to_string()])),
+                }
+            }
+            _ => {}
+        }
+    }
+    match last.map(|(_, texts)| texts.join("\n")) {
+        Some(text) if !text.trim().is_empty() => Ok(text),
+        _ => Err("the fork's turn ended without a text reply".into()),
+    }
+}
+
 /// At most `n` characters of `s`, for an error message.
 fn cut(s: &str, n: usize) -> String {
     s.chars().take(n).collect()
@@ -597,6 +666,32 @@ mod tests {
         );
         assert_eq!(o.prompt_box("$ ls\nfile\n"), None);
         assert_eq!(o.prompt_box(&format!("text\n{edge}\n")), None);
+    }
+
+    #[test]
+    fn reads_an_opencode_forks_answer() {
+        let ev = |t: &str, m: &str, text: &str| {
+            serde_json::json!({"type": t, "part": {"messageID": m, "type": t, "text": text}})
+                .to_string()
+        };
+        let out = [
+            r#"{"type":"step_start","part":{"messageID":"m1"}}"#.to_string(),
+            ev("text", "m1", "looking"),
+            ev("tool_use", "m1", ""),
+            ev("text", "m2", "the schema is"),
+            ev("text", "m2", "id, email"),
+        ]
+        .join("\n");
+        assert_eq!(
+            opencode_answer(&out).as_deref(),
+            Ok("the schema is\nid, email")
+        );
+        let err = r#"{"type":"error","error":{"name":"APIError","data":{"message":"model down"}}}"#;
+        assert_eq!(
+            opencode_answer(err),
+            Err("the fork failed: model down".to_string())
+        );
+        assert!(opencode_answer("").is_err());
     }
 
     #[test]

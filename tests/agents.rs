@@ -816,3 +816,154 @@ pub(crate) fn codex_fork_flow(codex: &Path) {
     let _ = long.kill();
     let _ = long.wait();
 }
+
+/// A fork of a busy OpenCode session answers at once from what the session was told (the fake
+/// API sees it in the fork's request), types nothing into the session, is offered no tool but
+/// read, grep and glob (none of repowire's), writes no file when told to, and leaves no session
+/// in OpenCode's database, no copy in the temporary directory and no new peer.
+#[test]
+fn opencode_fork_answers_while_busy_and_changes_nothing() {
+    let Some(opencode) = need_agent("opencode", OPENCODE_PINNED) else {
+        return;
+    };
+    opencode_fork_flow(&opencode);
+}
+
+pub(crate) fn opencode_fork_flow(opencode: &Path) {
+    let team = Team::prepare();
+    team.start_opencode(opencode);
+    assert!(eventually(START_TIMEOUT, || team
+        .peers()
+        .iter()
+        .any(|p| p["name"] == "opencode" && p["status"] == "online")));
+    let fact = "The vault code is 8086.";
+    let (answer, _) = team.ask("opencode", &format!("{fact}\nREPLY noted"));
+    assert_eq!(answer, "noted");
+    let mut long = Command::new(util::bin());
+    long.args([
+        "peer",
+        "ask",
+        "opencode",
+        // Longer than the forks below take, with OpenCode starting three times for each.
+        "SLEEP 150\nREPLY the long turn is over",
+    ])
+    .env("REPOWIRE_HOME", &team.spool)
+    .env_remove("TMUX")
+    .env_remove("TMUX_PANE")
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
+    let mut long = long.spawn().unwrap();
+    assert!(eventually(Duration::from_secs(30), || team
+        .peer("opencode")["status"]
+        == "busy"));
+    let path = format!(
+        "{}:{}",
+        opencode.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let tmp = team.root.join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let oc = |c: &mut Command| {
+        c.env("HOME", team.root.join("oc"))
+            .env("OPENCODE_DISABLE_MODELS_FETCH", "1")
+            .env("PATH", &path)
+            .env("TMPDIR", &tmp)
+            .env_remove("XDG_CONFIG_HOME")
+            .env_remove("XDG_DATA_HOME")
+            .env_remove("TMUX")
+            .env_remove("TMUX_PANE");
+    };
+    let sessions = || {
+        let mut c = Command::new(opencode);
+        c.args(["session", "list"])
+            .current_dir(team.root.join("opencode"));
+        oc(&mut c);
+        let out = run_for(c, Duration::from_secs(60));
+        text(&out.stdout)
+            .lines()
+            .filter(|l| l.starts_with("ses_"))
+            .count()
+    };
+    let before = sessions();
+    assert!(before >= 1, "no session listed");
+    let fork = |question: &str| {
+        let mut c = Command::new(util::bin());
+        c.args(["peer", "ask", "opencode", "--fork", question])
+            .env("REPOWIRE_HOME", &team.spool);
+        oc(&mut c);
+        run_for(c, Duration::from_secs(120))
+    };
+    let t = Instant::now();
+    let out = fork("REPLY it is 8086");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "it is 8086\n");
+    eprintln!(
+        "agents: a fork of busy OpenCode answered in {:.2?}",
+        t.elapsed()
+    );
+    let requests: Vec<serde_json::Value> = util::read_jsonl(&team.model.log)
+        .into_iter()
+        .filter(|e| e["body"].to_string().contains("read-only fork"))
+        .collect();
+    assert!(
+        requests
+            .iter()
+            .any(|e| e["body"].to_string().contains(fact)),
+        "no fork request carried the session"
+    );
+    for r in requests.iter().filter(|r| r["body"]["tools"].is_array()) {
+        let tools: Vec<&str> = r["body"]["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|t| t["name"].as_str())
+            .collect();
+        assert!(
+            tools
+                .iter()
+                .all(|t| ["read", "grep", "glob", "list"].contains(t)),
+            "a fork was offered {tools:?}"
+        );
+    }
+    let target = team.root.join("opencode/written-by-a-fork.txt");
+    for call in [
+        format!(
+            "CALL_TOOL write {}",
+            json!({"filePath": target.display().to_string(), "content": "x"})
+        ),
+        format!(
+            "CALL_TOOL bash {}",
+            json!({"command": format!("touch {}", target.display()), "description": "touch"})
+        ),
+    ] {
+        let out = fork(&call);
+        eprintln!(
+            "agents: OpenCode fork told to {}: {}{}",
+            &call[10..15],
+            text(&out.stdout).trim(),
+            text(&out.stderr).trim()
+        );
+        assert!(!target.exists(), "a fork wrote a file");
+    }
+    assert_eq!(
+        team.peer("opencode")["status"],
+        "busy",
+        "the fork disturbed the session"
+    );
+    assert_eq!(
+        sessions(),
+        before,
+        "a fork left a session in OpenCode's database"
+    );
+    // (OpenCode itself leaves files of its runtime there.)
+    let copies: Vec<_> = std::fs::read_dir(&tmp)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("repowire-fork"))
+        .collect();
+    assert!(copies.is_empty(), "a fork left its copy behind: {copies:?}");
+    assert_eq!(team.peers().len(), 1, "{:?}", team.peers());
+    let _ = long.kill();
+    let _ = long.wait();
+}

@@ -92,7 +92,8 @@ def responses_decision(body):
                 return script(content)
             texts = [c.get("text", "") for c in content or [] if isinstance(c, dict)
                      and c.get("type") in ("input_text", "text")]
-            return script("".join(texts))
+            # (OpenCode's plan agent adds a <system-reminder> block, as Claude Code does.)
+            return script("".join(SYSTEM_REMINDER.sub("", t) for t in texts))
     return script("")
 
 

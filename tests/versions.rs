@@ -130,6 +130,8 @@ fn opencode_oldest_tested_release_passes_the_core_flows() {
     let t = Instant::now();
     let team = Team::start(&clis);
     agents::core_flows(&team);
+    drop(team);
+    agents::opencode_fork_flow(&clis.opencode);
     eprintln!(
         "versions: OpenCode {oldest}'s core flows took {:.1?}",
         t.elapsed()
