@@ -142,10 +142,17 @@ fn answer(
         tempfile::tempfile().map_err(io)?,
         tempfile::tempfile().map_err(io)?,
     );
+    // The fork's temporary files (an OpenCode fork's copy of the session among them) go in a
+    // directory of its own, removed when the runner is done with the fork, however it ended.
+    let scratch = tempfile::Builder::new()
+        .prefix("repowire-fork")
+        .tempdir()
+        .map_err(io)?;
     let mut child = Command::new(&argv[0])
         .args(&argv[1..])
         .current_dir(&peer.path)
         .env(ENV, "1")
+        .env("TMPDIR", scratch.path())
         .env_remove("TMUX")
         .env_remove("TMUX_PANE")
         .stdin(Stdio::null())

@@ -946,6 +946,22 @@ pub(crate) fn opencode_fork_flow(opencode: &Path) {
         );
         assert!(!target.exists(), "a fork wrote a file");
     }
+    // A fork ended at its deadline, in the middle of its work, leaves no copy either.
+    let mut c = Command::new(util::bin());
+    c.args([
+        "peer",
+        "ask",
+        "opencode",
+        "--fork",
+        "REPLY too late",
+        "--timeout",
+        "4s",
+    ])
+    .env("REPOWIRE_HOME", &team.spool);
+    oc(&mut c);
+    let out = run_for(c, Duration::from_secs(60));
+    assert!(!out.status.success(), "{}", text(&out.stdout));
+    std::thread::sleep(Duration::from_secs(2));
     assert_eq!(
         team.peer("opencode")["status"],
         "busy",
@@ -956,7 +972,7 @@ pub(crate) fn opencode_fork_flow(opencode: &Path) {
         before,
         "a fork left a session in OpenCode's database"
     );
-    // (OpenCode itself leaves files of its runtime there.)
+    // (OpenCode itself leaves files of its runtime there, when run by the test.)
     let copies: Vec<_> = std::fs::read_dir(&tmp)
         .unwrap()
         .flatten()
