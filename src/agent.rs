@@ -666,6 +666,11 @@ mod tests {
         );
         assert_eq!(o.prompt_box("$ ls\nfile\n"), None);
         assert_eq!(o.prompt_box(&format!("text\n{edge}\n")), None);
+        // A dialog (`/status`) drawn over the box: never an empty box to type into.
+        let dialog = format!(
+            "          Status                          esc\n          1 Plugins\n ┃        • repowire\n ┃  Ask\n ┃\n ┃  Build · GPT-5 OpenAI\n {edge}\n"
+        );
+        assert!(o.prompt_box(&dialog).is_some_and(|t| !t.is_empty()));
     }
 
     #[test]
