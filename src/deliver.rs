@@ -8,8 +8,6 @@
 //! deliverer looks again after releasing the lock, a kick that found the lock held is never
 //! lost.
 
-use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -62,27 +60,8 @@ pub fn kick(spool: &Spool, name: &str) -> Result<()> {
     if spool.is_locked(&lock_name(name)) || !has_work(spool, name)? {
         return Ok(());
     }
-    let exe = crate::process::this_binary().context("cannot find the repowire binary")?;
-    let mut cmd = Command::new(exe);
-    cmd.arg("deliver")
-        .arg(name)
-        .env("REPOWIRE_HOME", spool.root())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    // Its own session: it must outlive a hook or CLI that exits at once, and not get the
-    // terminal's signals.
-    // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::setsid();
-            Ok(())
-        });
-    }
-    let mut child = cmd.spawn().context("cannot start the deliverer")?;
-    // Reap it without waiting: a thread would die with us, so let it be reparented instead.
-    std::thread::spawn(move || child.wait());
-    Ok(())
+    crate::process::start_helper(&["deliver", name], spool.root())
+        .context("cannot start the deliverer")
 }
 
 /// Whether `name` is idle, online and has a queued message.

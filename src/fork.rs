@@ -47,24 +47,7 @@ pub fn check(peer: &Peer) -> Result<(), Error> {
 
 /// Starts the runner of fork question `id` in the background, in a session of its own.
 pub fn kick(spool: &Spool, id: &str) -> Result<()> {
-    let exe = crate::process::this_binary().context("cannot find the repowire binary")?;
-    let mut cmd = Command::new(exe);
-    cmd.arg("fork")
-        .arg(id)
-        .env("REPOWIRE_HOME", spool.root())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::setsid();
-            Ok(())
-        });
-    }
-    let mut child = cmd.spawn().context("cannot start the fork")?;
-    std::thread::spawn(move || child.wait());
-    Ok(())
+    crate::process::start_helper(&["fork", id], spool.root()).context("cannot start the fork")
 }
 
 /// `repowire fork ID`: answers fork question `id`, if nobody else has taken it.

@@ -121,7 +121,6 @@ pub fn housekeeping_due(spool: &Spool) -> bool {
 /// due and `keep` is not zero, and records that it did; returns at once. At most one process
 /// starts it per day, whoever takes `.housekeeping.lock` first.
 pub fn start_housekeeping(spool: &Spool, keep: Duration) -> Result<()> {
-    use std::os::unix::process::CommandExt;
     if keep.is_zero() || !housekeeping_due(spool) {
         return Ok(());
     }
@@ -145,20 +144,11 @@ pub fn start_housekeeping(spool: &Spool, keep: Duration) -> Result<()> {
         // The write sets its mtime, which is what counts.
         std::io::Write::write_all(&mut &f, format!("{}\n", now_ms()).as_bytes())?;
     }
-    let exe = crate::process::this_binary()?;
-    std::process::Command::new(exe)
-        .arg("gc")
-        .arg("--older-than")
-        .arg(match keep.as_secs() {
-            s if s.is_multiple_of(86_400) => format!("{}d", s / 86_400),
-            s => format!("{}s", s.max(1)),
-        })
-        .env("REPOWIRE_HOME", spool.root())
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .process_group(0)
-        .spawn()?;
+    let keep = match keep.as_secs() {
+        s if s.is_multiple_of(86_400) => format!("{}d", s / 86_400),
+        s => format!("{}s", s.max(1)),
+    };
+    crate::process::start_helper(&["gc", "--older-than", &keep], spool.root())?;
     Ok(())
 }
 

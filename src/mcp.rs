@@ -246,18 +246,10 @@ impl Server {
         Parameters(a): Parameters<AskArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<String, String> {
-        let (stages, to_send) = tokio::sync::mpsc::unbounded_channel::<String>();
-        let sender = progress_sender(&ctx, to_send);
-        let ct = ctx.ct.clone();
-        let stages = sender.is_some().then_some(stages);
-        let res = self
-            .blocking(move |spool| ask_and_wait(spool, &a, &|| ct.is_cancelled(), stages))
-            .await;
-        // Its progress before its result; but after a cancellation nobody reads either.
-        if let Some(sender) = sender.filter(|_| !ctx.ct.is_cancelled()) {
-            let _ = sender.await;
-        }
-        res
+        self.asking(ctx, move |spool, cancelled, stages| {
+            ask_and_wait(spool, &a, cancelled, stages)
+        })
+        .await
     }
 
     #[tool(
@@ -268,17 +260,10 @@ impl Server {
         Parameters(a): Parameters<AskManyArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<String, String> {
-        let (stages, to_send) = tokio::sync::mpsc::unbounded_channel::<String>();
-        let sender = progress_sender(&ctx, to_send);
-        let ct = ctx.ct.clone();
-        let stages = sender.is_some().then_some(stages);
-        let res = self
-            .blocking(move |spool| ask_many(spool, &a, &|| ct.is_cancelled(), stages))
-            .await;
-        if let Some(sender) = sender.filter(|_| !ctx.ct.is_cancelled()) {
-            let _ = sender.await;
-        }
-        res
+        self.asking(ctx, move |spool, cancelled, stages| {
+            ask_many(spool, &a, cancelled, stages)
+        })
+        .await
     }
 
     #[tool(
@@ -508,6 +493,29 @@ fn ask_and_wait(
 impl Server {
     /// Runs a call's spool and tmux work on the blocking pool, so that other calls go on
     /// meanwhile. An error becomes the tool error the agent reads.
+    /// Runs an ask that waits (see [`Server::blocking`]), told when the call is cancelled, its
+    /// stages sent to the client as progress when the client asked for progress.
+    async fn asking(
+        &self,
+        ctx: RequestContext<RoleServer>,
+        work: impl FnOnce(&Spool, &dyn Fn() -> bool, Option<UnboundedSender<String>>) -> Result<String>
+        + Send
+        + 'static,
+    ) -> Result<String, String> {
+        let (stages, to_send) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let sender = progress_sender(&ctx, to_send);
+        let ct = ctx.ct.clone();
+        let stages = sender.is_some().then_some(stages);
+        let res = self
+            .blocking(move |spool| work(spool, &|| ct.is_cancelled(), stages))
+            .await;
+        // Its progress before its result; but after a cancellation nobody reads either.
+        if let Some(sender) = sender.filter(|_| !ctx.ct.is_cancelled()) {
+            let _ = sender.await;
+        }
+        res
+    }
+
     async fn blocking(
         &self,
         work: impl FnOnce(&Spool) -> Result<String> + Send + 'static,

@@ -51,10 +51,18 @@ impl Stat {
 /// stand-in); either way this finds the agent, or the job that wraps it, which ends with it.
 /// `None` when the hook does not descend from that pane's foreground job.
 pub fn agent_process(pane_pid: u32) -> Option<Process> {
+    nearest_ancestor(64, |pid, s| {
+        Some(s.session == i64::from(pane_pid) && i64::from(pid) == s.pgrp && s.pgrp == s.tpgid)
+    })
+}
+
+/// The nearest ancestor of this process, at most `depth` generations up, that `is` (given its
+/// pid and stat; `None`: it cannot be read) picks; `None` when none is, or it has exited.
+fn nearest_ancestor(depth: usize, is: impl Fn(u32, &Stat) -> Option<bool>) -> Option<Process> {
     let mut pid = Stat::read(std::process::id())?.ppid;
-    for _ in 0..64 {
+    for _ in 0..depth {
         let s = Stat::read(pid)?;
-        if s.session == i64::from(pane_pid) && i64::from(pid) == s.pgrp && s.pgrp == s.tpgid {
+        if is(pid, &s)? {
             return (!s.dead).then_some(Process {
                 pid,
                 start: s.start,
@@ -92,25 +100,13 @@ pub fn under_codex_daemon() -> bool {
 /// The agent a hook runs for when it has no pane to go by: the nearest ancestor that is not a
 /// shell (agents run a hook's command line through `sh -c`).
 pub fn hook_agent() -> Option<Process> {
-    let mut pid = Stat::read(std::process::id())?.ppid;
-    for _ in 0..16 {
-        let s = Stat::read(pid)?;
+    nearest_ancestor(16, |pid, _| {
         let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
-        if !matches!(
+        Some(!matches!(
             comm.trim(),
             "sh" | "bash" | "dash" | "zsh" | "fish" | "ksh" | "env"
-        ) {
-            return (!s.dead).then_some(Process {
-                pid,
-                start: s.start,
-            });
-        }
-        if s.ppid <= 1 {
-            return None;
-        }
-        pid = s.ppid;
-    }
-    None
+        ))
+    })
 }
 
 /// The arguments of process `pid` after its program (empty when it cannot be read).
@@ -142,4 +138,28 @@ pub fn this_binary() -> std::io::Result<std::path::PathBuf> {
         .map(std::path::PathBuf::from)
         .filter(|p| p.is_file());
     Ok(replaced.unwrap_or(exe))
+}
+
+/// Starts this binary with `args` in the background, for the spool at `home`: in a session of
+/// its own, so that it outlives a hook or CLI that exits at once and gets none of the
+/// terminal's signals, with no input or output. Returns at once.
+pub fn start_helper(args: &[&str], home: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = std::process::Command::new(this_binary()?);
+    cmd.args(args)
+        .env("REPOWIRE_HOME", home)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn()?;
+    // Reaped without waiting: a thread dies with us, and then it is reparented instead.
+    std::thread::spawn(move || child.wait());
+    Ok(())
 }

@@ -342,6 +342,54 @@ screen_reader_detection_done = true
         self.assert_online(target);
     }
 
+    /// `name` online, told a fact, then busy with a turn of `secs` seconds: a peer to ask by
+    /// fork. Returns the fact, and the asker of that turn (to kill at the end).
+    fn busy_after_a_fact(&self, name: &str, secs: u32) -> (&'static str, std::process::Child) {
+        assert!(eventually(START_TIMEOUT, || self
+            .peers()
+            .iter()
+            .any(|p| p["name"] == name && p["status"] == "online")));
+        let fact = "The vault code is 8086.";
+        let (answer, _) = self.ask(name, &format!("{fact}\nREPLY noted"));
+        assert_eq!(answer, "noted");
+        let long = Command::new(util::bin())
+            .args([
+                "peer",
+                "ask",
+                name,
+                &format!("SLEEP {secs}\nREPLY the long turn is over"),
+            ])
+            .env("REPOWIRE_HOME", &self.spool)
+            .env_remove("TMUX")
+            .env_remove("TMUX_PANE")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        assert!(eventually(
+            Duration::from_secs(30),
+            || self.peer(name)["status"] == "busy"
+        ));
+        (fact, long)
+    }
+
+    /// The fake API's requests of forks (their prompt says so), of which one at least must
+    /// carry `fact` from the forked session.
+    fn fork_requests(&self, fact: &str) -> Vec<serde_json::Value> {
+        let requests: Vec<serde_json::Value> = util::read_jsonl(&self.model.log)
+            .into_iter()
+            .filter(|e| e["body"].to_string().contains("read-only fork"))
+            .collect();
+        assert!(
+            requests
+                .iter()
+                .any(|e| e["body"].to_string().contains(fact)),
+            "no fork request carried the session"
+        );
+        requests
+    }
+
     /// What the sessions show, the peers and the history. Never panics.
     fn diagnosis(&self) -> String {
         let mut d = format!("--- state: {}\n", self.root.display());
@@ -712,31 +760,7 @@ fn codex_fork_answers_while_busy_and_changes_nothing() {
 pub(crate) fn codex_fork_flow(codex: &Path) {
     let team = Team::prepare();
     team.start_codex(codex, &[]);
-    assert!(eventually(START_TIMEOUT, || team
-        .peers()
-        .iter()
-        .any(|p| p["name"] == "codex" && p["status"] == "online")));
-    let fact = "The vault code is 8086.";
-    let (answer, _) = team.ask("codex", &format!("{fact}\nREPLY noted"));
-    assert_eq!(answer, "noted");
-    let mut long = Command::new(util::bin());
-    long.args([
-        "peer",
-        "ask",
-        "codex",
-        "SLEEP 30\nREPLY the long turn is over",
-    ])
-    .env("REPOWIRE_HOME", &team.spool)
-    .env_remove("TMUX")
-    .env_remove("TMUX_PANE")
-    .stdin(Stdio::null())
-    .stdout(Stdio::null())
-    .stderr(Stdio::null());
-    let mut long = long.spawn().unwrap();
-    assert!(eventually(
-        Duration::from_secs(20),
-        || team.peer("codex")["status"] == "busy"
-    ));
+    let (fact, mut long) = team.busy_after_a_fact("codex", 30);
     let sessions = || {
         let mut n = 0;
         let mut dirs = vec![team.root.join("cx/.codex/sessions")];
@@ -753,11 +777,7 @@ pub(crate) fn codex_fork_flow(codex: &Path) {
     };
     let before = sessions();
     let cx = team.root.join("cx");
-    let path = format!(
-        "{}:{}",
-        codex.parent().unwrap().display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
+    let path = util::path_with(codex.parent().unwrap());
     let fork = |question: &str| {
         let mut c = Command::new(util::bin());
         c.args(["peer", "ask", "codex", "--fork", question])
@@ -778,16 +798,7 @@ pub(crate) fn codex_fork_flow(codex: &Path) {
         "agents: a fork of busy Codex answered in {:.2?}",
         t.elapsed()
     );
-    let requests: Vec<serde_json::Value> = util::read_jsonl(&team.model.log)
-        .into_iter()
-        .filter(|e| e["body"].to_string().contains("read-only fork"))
-        .collect();
-    assert!(
-        requests
-            .iter()
-            .any(|e| e["body"].to_string().contains(fact)),
-        "no fork request carried the session"
-    );
+    let requests = team.fork_requests(fact);
     // None of Codex's MCP servers in the fork: repowire's tools are not offered.
     for r in &requests {
         assert!(
@@ -832,36 +843,9 @@ fn opencode_fork_answers_while_busy_and_changes_nothing() {
 pub(crate) fn opencode_fork_flow(opencode: &Path) {
     let team = Team::prepare();
     team.start_opencode(opencode);
-    assert!(eventually(START_TIMEOUT, || team
-        .peers()
-        .iter()
-        .any(|p| p["name"] == "opencode" && p["status"] == "online")));
-    let fact = "The vault code is 8086.";
-    let (answer, _) = team.ask("opencode", &format!("{fact}\nREPLY noted"));
-    assert_eq!(answer, "noted");
-    let mut long = Command::new(util::bin());
-    long.args([
-        "peer",
-        "ask",
-        "opencode",
-        // Longer than the forks below take, with OpenCode starting three times for each.
-        "SLEEP 150\nREPLY the long turn is over",
-    ])
-    .env("REPOWIRE_HOME", &team.spool)
-    .env_remove("TMUX")
-    .env_remove("TMUX_PANE")
-    .stdin(Stdio::null())
-    .stdout(Stdio::null())
-    .stderr(Stdio::null());
-    let mut long = long.spawn().unwrap();
-    assert!(eventually(Duration::from_secs(30), || team
-        .peer("opencode")["status"]
-        == "busy"));
-    let path = format!(
-        "{}:{}",
-        opencode.parent().unwrap().display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
+    // Longer than the forks below take, with OpenCode starting three times for each.
+    let (fact, mut long) = team.busy_after_a_fact("opencode", 150);
+    let path = util::path_with(opencode.parent().unwrap());
     let tmp = team.root.join("tmp");
     std::fs::create_dir_all(&tmp).unwrap();
     let oc = |c: &mut Command| {
@@ -902,16 +886,7 @@ pub(crate) fn opencode_fork_flow(opencode: &Path) {
         "agents: a fork of busy OpenCode answered in {:.2?}",
         t.elapsed()
     );
-    let requests: Vec<serde_json::Value> = util::read_jsonl(&team.model.log)
-        .into_iter()
-        .filter(|e| e["body"].to_string().contains("read-only fork"))
-        .collect();
-    assert!(
-        requests
-            .iter()
-            .any(|e| e["body"].to_string().contains(fact)),
-        "no fork request carried the session"
-    );
+    let requests = team.fork_requests(fact);
     for r in requests.iter().filter(|r| r["body"]["tools"].is_array()) {
         let tools: Vec<&str> = r["body"]["tools"]
             .as_array()

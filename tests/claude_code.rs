@@ -243,20 +243,10 @@ impl ClaudeCode {
                 tmux.screen_tail(name, 30)
             );
         }
-        let project: String = work
-            .display()
-            .to_string()
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-            .collect();
         Session {
             name: name.into(),
             work: work.into(),
-            transcript: home
-                .dir
-                .join(".claude/projects")
-                .join(project)
-                .join(format!("{session_id}.jsonl")),
+            transcript: project_dir(&home.dir, work).join(format!("{session_id}.jsonl")),
             session_id,
             ready: t.elapsed(),
         }
@@ -565,4 +555,16 @@ fn prompt_box_reads_the_box_between_the_last_two_rules() {
     let dialog = format!("{rule}\n Do you want to proceed?\n ❯ 1. Yes\n{rule}\n");
     assert_eq!(prompt_box(&dialog), None);
     assert_eq!(prompt_box("no rules at all"), None);
+}
+
+/// Where Claude Code, with its home in `home`, keeps the sessions of work directory `work`:
+/// the path with every character but letters and digits made `-`.
+pub fn project_dir(home: &Path, work: &Path) -> PathBuf {
+    let project: String = work
+        .display()
+        .to_string()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    home.join(".claude/projects").join(project)
 }

@@ -59,12 +59,7 @@ print(json.dumps({{"type": "result", "is_error": False, "result": "fork of " + s
 
     /// repowire as `cmd` runs it, with this `claude` first on PATH.
     fn on_path(&self, mut cmd: Command) -> Command {
-        let path = format!(
-            "{}:{}",
-            self.dir.display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
-        cmd.env("PATH", path);
+        cmd.env("PATH", util::path_with(&self.dir));
         cmd
     }
 }
@@ -357,24 +352,9 @@ fn claude_asker(cc: &Claude, path: &str) -> Command {
     c
 }
 
-/// PATH with the release's `claude` first.
-fn path_with(claude: &ClaudeCode) -> String {
-    format!(
-        "{}:{}",
-        claude.bin.parent().unwrap().display(),
-        std::env::var("PATH").unwrap_or_default()
-    )
-}
-
 /// The session files in the project directory of Claude Code sessions working in `work`.
 fn session_files(cc: &Claude, work: &Path) -> Vec<PathBuf> {
-    let project: String = work
-        .display()
-        .to_string()
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .collect();
-    let dir = cc.home.dir.join(".claude/projects").join(project);
+    let dir = crate::claude_code::project_dir(&cc.home.dir, work);
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
         .unwrap_or_default();
@@ -407,7 +387,7 @@ fn claude_code_forks_answer_a_busy_and_an_offline_peer_and_change_nothing() {
 }
 
 pub(crate) fn forks_answer_and_change_nothing(claude: &ClaudeCode) {
-    let path = path_with(claude);
+    let path = util::path_with(claude.bin.parent().unwrap());
     let mut cc = Claude::prepare(
         claude,
         json!({"hooks": repowire_hooks(), "permissions": {"allow": ["mcp__repowire"]}}),
@@ -552,7 +532,7 @@ fn claude_code_outside_tmux_is_a_peer_that_answers_by_fork() {
     let Some(claude) = need_claude(PINNED) else {
         return;
     };
-    let path = path_with(&claude);
+    let path = util::path_with(claude.bin.parent().unwrap());
     let cc = Claude::prepare(&claude, json!({"hooks": repowire_hooks()}), json!({}));
     // Run in a terminal (a tmux pane) but with no sign of tmux in its environment.
     let alpha = cc.claude.launch(

@@ -441,20 +441,7 @@ fn gemini_payloads_answer_and_an_interrupted_turn_is_no_answer() {
     need_tmux!();
     let m = Mesh::new();
     let a = FakeAgent::start(&m, "svc");
-    let gemini = |event: &str, payload: Value| {
-        let mut p = payload;
-        p["cwd"] = json!(a.cwd);
-        let (out, _) = hook(
-            &mut m.cmd_in(&a.pane),
-            &format!("{event} --agent gemini"),
-            p.to_string().as_bytes(),
-        );
-        assert!(
-            out.status.success() && out.stderr.is_empty(),
-            "{}",
-            text(&out.stderr)
-        );
-    };
+    let gemini = |event: &str, payload: Value| a.hook(&format!("{event} --agent gemini"), payload);
     gemini(
         "session-start",
         json!({"session_id": "g1", "source": "startup"}),
@@ -686,6 +673,73 @@ fn claude_code_2_0_stop_hook_before_its_reply_is_in_the_transcript() {
         );
         assert_eq!(a.peer()["status"], "online");
     }
+}
+
+/// A hook run by an agent working for a script (`claude -p`, `opencode run`, ...), also one
+/// run as a tool inside a peer's pane, leaves that pane's peer alone: its prompt does not make
+/// the peer busy. The same hook run by the interactive agent does.
+#[test]
+fn a_headless_agents_hooks_leave_the_panes_peer_alone() {
+    need_tmux!();
+    let m = Mesh::new();
+    let a = FakeAgent::start(&m, "svc");
+    a.hook(
+        "session-start",
+        json!({"session_id": "s1", "source": "startup"}),
+    );
+    // The agent is the hook's parent: a program whose arguments (after `-`, its script on
+    // stdin) say how it runs.
+    let by = |agent: &str, args: &[&str]| {
+        let hook = m.cmd_in(&a.pane);
+        let mut parent = Command::new("python3");
+        parent.arg("-").args(args);
+        for (k, v) in hook.get_envs() {
+            match v {
+                Some(v) => parent.env(k, v),
+                None => parent.env_remove(k),
+            };
+        }
+        let argv = json!([
+            hook.get_program().to_str().unwrap(),
+            "hook",
+            "prompt",
+            "--agent",
+            agent
+        ]);
+        let payload = json!({"session_id": "s2", "prompt": "work", "cwd": a.cwd});
+        let out = parent
+            .env("HOOK_ARGV", argv.to_string())
+            .env("HOOK_PAYLOAD", payload.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .and_then(|mut c| {
+                c.stdin.take().unwrap().write_all(
+                    b"import json, os, subprocess, sys\n\
+                      r = subprocess.run(json.loads(os.environ['HOOK_ARGV']), input=os.environ['HOOK_PAYLOAD'].encode())\n\
+                      sys.exit(r.returncode)\n",
+                )?;
+                c.wait_with_output()
+            })
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    };
+    for (agent, args) in [
+        ("claude", &["-p", "work"][..]),
+        ("opencode", &["run", "work"][..]),
+        ("codex", &["exec", "work"][..]),
+        ("gemini", &["--prompt", "work"][..]),
+    ] {
+        by(agent, args);
+        assert_eq!(
+            a.peer()["status"],
+            "online",
+            "{agent} {args:?} made the peer busy"
+        );
+    }
+    by("claude", &[]);
+    assert_eq!(a.peer()["status"], "busy");
 }
 
 /// In a fork answering a question (REPOWIRE_FORK set), repowire's hooks do nothing at all:

@@ -768,3 +768,12 @@ impl Person {
         assert!(online, "{name} is not online again");
     }
 }
+
+/// `$PATH` with `dir` first (where a test's agent CLI is installed).
+pub fn path_with(dir: &Path) -> String {
+    format!(
+        "{}:{}",
+        dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}

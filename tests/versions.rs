@@ -82,6 +82,17 @@ fn claude_code_2_0_answers_every_ask_not_only_the_first() {
     );
 }
 
+/// The core flows of the four agents' team on `clis`, then `fork`, the fork flow of the
+/// release under test; `what` names it in the time they took.
+fn team_flows(clis: &agents::Clis, what: &str, fork: impl FnOnce()) {
+    let t = Instant::now();
+    let team = Team::start(clis);
+    agents::core_flows(&team);
+    drop(team);
+    fork();
+    eprintln!("versions: {what}'s core flows took {:.1?}", t.elapsed());
+}
+
 #[test]
 fn codex_newest_tested_release_passes_the_core_flows() {
     let (oldest, newest) = Agent::Codex.tested();
@@ -98,15 +109,9 @@ fn codex_newest_tested_release_passes_the_core_flows() {
     ) else {
         return;
     };
-    let t = Instant::now();
-    let team = Team::start(&clis);
-    agents::core_flows(&team);
-    drop(team);
-    agents::codex_fork_flow(&clis.codex);
-    eprintln!(
-        "versions: Codex {newest}'s core flows took {:.1?}",
-        t.elapsed()
-    );
+    team_flows(&clis, &format!("Codex {newest}"), || {
+        agents::codex_fork_flow(&clis.codex)
+    });
 }
 
 /// OpenCode's oldest tested release (the pinned one is the newest) joins the other agents'
@@ -127,15 +132,9 @@ fn opencode_oldest_tested_release_passes_the_core_flows() {
     ) else {
         return;
     };
-    let t = Instant::now();
-    let team = Team::start(&clis);
-    agents::core_flows(&team);
-    drop(team);
-    agents::opencode_fork_flow(&clis.opencode);
-    eprintln!(
-        "versions: OpenCode {oldest}'s core flows took {:.1?}",
-        t.elapsed()
-    );
+    team_flows(&clis, &format!("OpenCode {oldest}"), || {
+        agents::opencode_fork_flow(&clis.opencode)
+    });
 }
 
 /// The pinned releases lie within what `repowire status` calls tested, and Gemini CLI's only

@@ -114,17 +114,7 @@ pub fn fork_figures(b: &mut Bench) {
         std::thread::sleep(Duration::from_millis(20));
     };
     let spool = Spool::open(&spool_dir).unwrap();
-    let project: String = work
-        .display()
-        .to_string()
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .collect();
-    let path = format!(
-        "{}:{}",
-        claude.parent().unwrap().display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
+    let path = super::util::path_with(claude.parent().unwrap());
     for (label, size, n) in [
         ("a session of one turn", 1, 10),
         ("a 1 MB transcript", 1 << 20, 10),
@@ -133,10 +123,7 @@ pub fn fork_figures(b: &mut Bench) {
         let name = format!("p{size}");
         let session = format!("11111111-2222-4333-8444-{size:012}");
         transcript(
-            &home
-                .join(".claude/projects")
-                .join(&project)
-                .join(format!("{session}.jsonl")),
+            &super::claude_code::project_dir(&home, &work).join(format!("{session}.jsonl")),
             &session,
             &work,
             size,

@@ -10,7 +10,8 @@ use serde_json::{Value, json};
 
 use super::MCP_NAME;
 use super::edit::{
-    Change, Edit, Object, Ours, Verb, array_at, mcp_command_line, object_at, prune, unregister_mcp,
+    Change, Edit, Object, Ours, Verb, array_at, mcp_command_line, object_at, prune, set_mcp_server,
+    unregister_mcp,
 };
 use super::hooks::{Found, install_hooks, remove_hooks};
 use crate::agent::Agent;
@@ -104,44 +105,15 @@ pub(super) fn disallow_tools(settings: &mut Object, before: Option<&Object>) -> 
 }
 
 pub(super) fn register_mcp(state: &mut Object, ours: &Ours) -> Result<Vec<Change>> {
-    let servers = object_at(state, "mcpServers", "mcpServers")?;
-    let want = ours.mcp_server();
-    let line = mcp_command_line(&want);
-    let Some(entry) = servers.get_mut(MCP_NAME) else {
-        servers.insert(MCP_NAME.into(), want);
-        return Ok(vec![Change::new(
-            Verb::Add,
-            format!("MCP server {MCP_NAME}: {line}"),
-        )]);
-    };
-    let Some(field) = mcp_differs(entry, &want) else {
-        return Ok(Vec::new());
-    };
-    let old = mcp_command_line(entry);
-    // Keep whatever else the entry has (an `env` of the user's, say); set what runs.
-    match entry.as_object_mut() {
-        Some(e) => {
-            for key in ["type", "command", "args"] {
-                e.insert(key.into(), want[key].clone());
-            }
-        }
-        None => *entry = want,
-    }
-    let what = if old == line {
-        format!("MCP server {MCP_NAME}: its {field}")
-    } else {
-        format!("MCP server {MCP_NAME}: {old} → {line}")
-    };
-    Ok(vec![Change::new(Verb::Update, what)])
+    set_mcp_server(state, "mcpServers", ours.mcp_server(), &MCP_KEYS)
 }
 
-/// The first field of an MCP server entry that is not as `want` has it, if any (`env` may
-/// differ: it is the user's).
 pub(super) fn mcp_differs(entry: &Value, want: &Value) -> Option<&'static str> {
-    ["type", "command", "args"]
-        .into_iter()
-        .find(|k| entry.get(k) != want.get(k))
+    MCP_KEYS.into_iter().find(|k| entry.get(k) != want.get(k))
 }
+
+/// What of Claude Code's MCP server entry says what runs.
+const MCP_KEYS: [&str; 3] = ["type", "command", "args"];
 
 /// Claude Code's configuration directory (for whether it is installed).
 pub(super) fn dir() -> Result<PathBuf> {

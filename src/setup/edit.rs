@@ -116,6 +116,44 @@ impl Change {
     }
 }
 
+/// Puts repowire's MCP server `want` into `config[key]` (`mcpServers`; OpenCode's `mcp`):
+/// added when missing; when there, its `keys` (what runs) are set and the rest of the entry
+/// (an `env` of the user's, say) stays. Says what it changed.
+pub(super) fn set_mcp_server(
+    config: &mut Object,
+    key: &str,
+    want: Value,
+    keys: &[&str],
+) -> Result<Vec<Change>> {
+    let servers = object_at(config, key, key)?;
+    let line = mcp_command_line(&want);
+    let Some(entry) = servers.get_mut(MCP_NAME) else {
+        servers.insert(MCP_NAME.into(), want);
+        return Ok(vec![Change::new(
+            Verb::Add,
+            format!("MCP server {MCP_NAME}: {line}"),
+        )]);
+    };
+    let Some(field) = keys.iter().find(|k| entry.get(**k) != want.get(**k)) else {
+        return Ok(Vec::new());
+    };
+    let old = mcp_command_line(entry);
+    match entry.as_object_mut() {
+        Some(e) => {
+            for k in keys {
+                e.insert((*k).into(), want[*k].clone());
+            }
+        }
+        None => *entry = want,
+    }
+    let what = if old == line {
+        format!("MCP server {MCP_NAME}: its {field}")
+    } else {
+        format!("MCP server {MCP_NAME}: {old} → {line}")
+    };
+    Ok(vec![Change::new(Verb::Update, what)])
+}
+
 /// Removes repowire's MCP server from `state[key]` (`mcpServers`; OpenCode's `mcp`).
 pub(super) fn unregister_mcp(
     state: &mut Object,

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use serde_json::{Value, json};
 
-use super::edit::{Change, Edit, Object, Ours, Verb, mcp_command_line, object_at, unregister_mcp};
+use super::edit::{Change, Edit, Object, Ours, set_mcp_server, unregister_mcp};
 use super::hooks::{install_hooks, remove_hooks};
 use super::{MCP_NAME, home_dir};
 use crate::agent::Agent;
@@ -33,40 +33,13 @@ pub(super) fn gemini_register_mcp(
     ours: &Ours,
     trust: bool,
 ) -> Result<Vec<Change>> {
-    let servers = object_at(settings, "mcpServers", "mcpServers")?;
     let mut want = json!({"command": ours.exe, "args": ["mcp", "--agent", "gemini"]});
+    let mut keys = vec!["command", "args"];
     if trust {
         want["trust"] = json!(true);
+        keys.push("trust");
     }
-    let line = mcp_command_line(&want);
-    let Some(entry) = servers.get_mut(MCP_NAME) else {
-        servers.insert(MCP_NAME.into(), want);
-        return Ok(vec![Change::new(
-            Verb::Add,
-            format!("MCP server {MCP_NAME}: {line}"),
-        )]);
-    };
-    let keys: &[&str] = if trust {
-        &["command", "args", "trust"]
-    } else {
-        &["command", "args"]
-    };
-    if keys.iter().all(|k| entry.get(*k) == want.get(*k)) {
-        return Ok(Vec::new());
-    }
-    let old = mcp_command_line(entry);
-    match entry.as_object_mut() {
-        Some(e) => {
-            for key in keys {
-                e.insert((*key).into(), want[*key].clone());
-            }
-        }
-        None => *entry = want,
-    }
-    Ok(vec![Change::new(
-        Verb::Update,
-        format!("MCP server {MCP_NAME}: {old} → {line}"),
-    )])
+    set_mcp_server(settings, "mcpServers", want, &keys)
 }
 
 /// Gemini CLI's configuration directory (for whether it is installed).

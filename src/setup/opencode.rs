@@ -11,8 +11,7 @@ use anyhow::Result;
 use serde_json::{Value, json};
 
 use super::edit::{
-    Change, Edit, Object, Ours, Verb, mcp_command_line, object_at, read_object, read_opt,
-    unregister_mcp,
+    Change, Edit, Object, Ours, Verb, read_object, read_opt, set_mcp_server, unregister_mcp,
 };
 use super::{MCP_NAME, home_dir};
 use crate::hook::Event;
@@ -68,39 +67,18 @@ const TOOL_TIMEOUT_MS: u64 = 600_000;
 /// `mcp.repowire` in `opencode.json`: a local server running this binary. OpenCode passes
 /// its environment on, `TMUX_PANE` included.
 fn register_mcp(config: &mut Object, ours: &Ours) -> Result<Vec<Change>> {
-    let servers = object_at(config, "mcp", "mcp")?;
     let want = json!({
         "type": "local",
         "command": [ours.exe(), "mcp", "--agent", "opencode"],
         "enabled": true,
         "timeout": TOOL_TIMEOUT_MS,
     });
-    let line = mcp_command_line(&want);
-    let Some(entry) = servers.get_mut(MCP_NAME) else {
-        servers.insert(MCP_NAME.into(), want);
-        return Ok(vec![Change::new(
-            Verb::Add,
-            format!("MCP server {MCP_NAME}: {line}"),
-        )]);
-    };
-    let keys = ["type", "command", "enabled", "timeout"];
-    if keys.iter().all(|k| entry.get(*k) == want.get(*k)) {
-        return Ok(Vec::new());
-    }
-    let old = mcp_command_line(entry);
-    match entry.as_object_mut() {
-        // Keep whatever else the entry has (an `environment` of the user's, say).
-        Some(e) => {
-            for key in keys {
-                e.insert(key.into(), want[key].clone());
-            }
-        }
-        None => *entry = want,
-    }
-    Ok(vec![Change::new(
-        Verb::Update,
-        format!("MCP server {MCP_NAME}: {old} → {line}"),
-    )])
+    set_mcp_server(
+        config,
+        "mcp",
+        want,
+        &["type", "command", "enabled", "timeout"],
+    )
 }
 
 pub(super) fn install(ours: &Ours, _trust: bool) -> Result<Vec<Edit<'_>>> {
