@@ -176,10 +176,7 @@ pub fn wait_answer(
                 }
             }
             if let Some(report) = progress.as_mut() {
-                report(match m.state {
-                    State::Queued => Progress::Queued { ahead: 0 },
-                    _ => Progress::Forking,
-                });
+                report(fork_progress(&m));
             }
             return Ok(None);
         }
@@ -305,13 +302,18 @@ pub fn check(spool: &Spool, id: &str) -> Result<Checked> {
     Ok(Checked::Open { to: m.to, stage })
 }
 
+/// Where open fork question `m` stands: its runner has not taken it yet, or its fork works.
+fn fork_progress(m: &Message) -> Progress {
+    match m.state {
+        State::Queued => Progress::Queued { ahead: 0 },
+        _ => Progress::Forking,
+    }
+}
+
 /// Where open question `m` to peer `p` stands.
 pub fn progress(spool: &Spool, m: &Message, p: &Peer) -> Result<Progress> {
     if m.fork {
-        return Ok(match m.state {
-            State::Queued => Progress::Queued { ahead: 0 },
-            _ => Progress::Forking,
-        });
+        return Ok(fork_progress(m));
     }
     Ok(match m.state {
         State::Queued => {
