@@ -928,7 +928,8 @@ pub(crate) fn opencode_fork_flow(opencode: &Path) {
         "ask",
         "opencode",
         "--fork",
-        "REPLY too late",
+        // Its model's reply takes longer than its deadline.
+        "SLEEP 30\nREPLY too late",
         "--timeout",
         "4s",
     ])
