@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use repowire::agents::Agent;
 use repowire::message::{self, Draft, Kind, Message, State};
 use repowire::peer::{self, Peer, Turn};
 use repowire::process::Process;
@@ -163,7 +164,7 @@ impl World {
             .unwrap();
         let p = Peer {
             name: name.into(),
-            agent: "claude".into(),
+            agent: Agent::default(),
             tmux_socket: self.socket.clone(),
             pane: pane.into(),
             path: self.dir.path().to_path_buf(),

@@ -6,8 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::agent::Agent;
-use crate::hook;
+use crate::agents::{Agent, Event};
 
 /// Let AI coding-agent sessions in tmux ask each other questions.
 ///
@@ -194,7 +193,7 @@ pub enum Command {
     Hook {
         /// The hook event
         #[arg(value_enum)]
-        event: hook::Event,
+        event: Event,
         /// The agent whose hook this is (their payloads differ)
         #[arg(long, value_enum, default_value_t)]
         agent: Agent,
@@ -478,7 +477,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 /// building the whole command tree to parse it costs more than the hook's own work. Any
 /// other shape (`--help`, `--home`, a typo) returns `None` and goes through clap, which
 /// parses these same forms to the same values (a unit test holds the two together).
-pub fn hook_args(args: &[OsString]) -> Option<(hook::Event, Agent)> {
+pub fn hook_args(args: &[OsString]) -> Option<(Event, Agent)> {
     use clap::ValueEnum;
     let mut args = args.iter().map(|a| a.to_str());
     if args.next()? != Some("hook") {
@@ -491,7 +490,7 @@ pub fn hook_args(args: &[OsString]) -> Option<(hook::Event, Agent)> {
             Some("") => args.next()??,
             Some(v) => v.strip_prefix('=')?,
             None if event.is_none() && !a.starts_with('-') => {
-                event = Some(hook::Event::from_str(a, false).ok()?);
+                event = Some(Event::from_str(a, false).ok()?);
                 continue;
             }
             None => return None,
@@ -499,7 +498,7 @@ pub fn hook_args(args: &[OsString]) -> Option<(hook::Event, Agent)> {
         if agent.is_some() {
             return None;
         }
-        agent = Some(Agent::from_str(value, false).ok()?);
+        agent = Some(Agent::named(value)?);
     }
     Some((event?, agent.unwrap_or_default()))
 }

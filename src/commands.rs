@@ -97,7 +97,7 @@ pub fn peer(spool: &Spool, cmd: PeerCommand) -> Result<()> {
             let member = team::Member::new(
                 &name,
                 &path,
-                Some(agent.as_str()),
+                Some(agent.name()),
                 description.as_deref(),
                 command,
             )
@@ -402,7 +402,7 @@ fn list(spool: &Spool, json: bool, all: bool) -> Result<()> {
         .map(|p| PeerRow {
             name: &p.name,
             status: peer::status_of(p, &panes).0,
-            agent: &p.agent,
+            agent: p.agent.name(),
             pane: &p.pane,
             tmux_socket: &p.tmux_socket,
             path: &p.path,

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-use crate::agent::{Agent, Typing};
+use crate::agents::{Agent, Typing};
 use crate::history;
 use crate::message::{self, Message, State};
 use crate::peer::{self, Peer, Status};
@@ -158,7 +158,7 @@ fn deliver_one(spool: &Spool, peer: &Peer, msg: Message) -> Result<bool> {
     let server = Server::at(&peer.tmux_socket);
     // Never type after someone else's text: a person's draft, or a prompt the agent did not
     // take. The draft's own turn ends with a Stop hook, which delivers again.
-    let agent = Agent::of_peer(&peer.agent);
+    let agent = peer.agent;
     // Codex, Gemini CLI or OpenCode still starting (or showing a dialog) draws no prompt box
     // yet: give it a moment.
     let starting =
@@ -265,7 +265,7 @@ fn fail(spool: &Spool, peer: &Peer, msg: &Message, why: String) -> Result<()> {
 
 /// The text in the peer's prompt box, if its screen shows one (see [`Agent::prompt_box`]).
 fn prompt_box(server: &Server, peer: &Peer) -> Option<String> {
-    box_of(server, &peer.pane, Agent::of_peer(&peer.agent))
+    box_of(server, &peer.pane, peer.agent)
 }
 
 fn box_of(server: &Server, pane: &str, agent: Agent) -> Option<String> {

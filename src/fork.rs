@@ -5,7 +5,7 @@
 //! `peer wait`, `get_answer`, timeouts and the history work as for any other. Its runner,
 //! `repowire fork ID`, is started in the background like a deliverer: it takes the question
 //! (`queued` → `delivered`, logged as `forked`), runs the agent's fork command (see
-//! `Agent::fork_command`) in the peer's directory, and stores the answer or why there is none.
+//! `agents::Kind::fork_command`) in the peer's directory, and stores the answer or why there is none.
 //! It ends the fork when the question is withdrawn (its asker cancelled or timed out) or its
 //! deadline passes. Several forks of one peer may run at once: each question has its own.
 
@@ -16,7 +16,6 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use crate::agent::Agent;
 use crate::error::Error;
 use crate::history::Event;
 use crate::message::{self, Message, State};
@@ -32,7 +31,7 @@ const TICK: Duration = Duration::from_millis(100);
 
 /// Whether `peer` can be asked by fork; the error says why not.
 pub fn check(peer: &Peer) -> Result<(), Error> {
-    let agent = Agent::of_peer(&peer.agent);
+    let agent = peer.agent;
     if peer.session_id.is_none() {
         return Err(Error::BadInput(format!(
             "'{}' has no session to fork yet (its agent has not started one); ask without --fork",
@@ -64,7 +63,7 @@ pub fn run(spool: &Spool, id: &str) -> Result<()> {
         fail("the peer was unregistered".into())?;
         return Ok(());
     };
-    let agent = Agent::of_peer(&peer.agent);
+    let agent = peer.agent;
     let argv = match peer
         .session_id
         .as_deref()
@@ -186,7 +185,7 @@ fn answer(
         s
     };
     let stdout = read(&mut out);
-    match Agent::of_peer(&peer.agent).fork_answer(&stdout) {
+    match peer.agent.fork_answer(&stdout) {
         Ok(text) => Ok(Some(text)),
         Err(why) if status.success() => Err(why),
         Err(why) => {

@@ -26,7 +26,8 @@ use std::time::Duration;
 use anyhow::Result;
 use serde_json::Value;
 
-use crate::agent::Agent;
+use crate::agents::transcript;
+use crate::agents::{Agent, Event, TurnEnd};
 use crate::config::Config;
 use crate::deliver;
 use crate::gc;
@@ -35,7 +36,6 @@ use crate::peer::{self, Peer, Turn};
 use crate::process;
 use crate::spool::{Spool, now_ms};
 use crate::tmux::Server;
-use crate::transcript;
 
 /// The most of a payload kept; the rest is read and dropped so the writer is never blocked.
 /// A hook must stay small (see README.md's figures): an answer longer than this is not passed
@@ -45,20 +45,6 @@ pub const MAX_PAYLOAD: usize = 1024 * 1024;
 const CUT: &str = "repowire_payload_cut";
 /// After this long a hook gives up and exits 0, whatever it was doing.
 const WATCHDOG: Duration = Duration::from_secs(10);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Event {
-    /// Register this session's pane as a peer (SessionStart)
-    SessionStart,
-    /// Mark the peer busy and tie the turn to the message it carries (UserPromptSubmit)
-    Prompt,
-    /// Send the turn's answer to whoever asked; the peer is idle again (Stop)
-    Stop,
-    /// The turn was cancelled: whoever asked learns it; the peer is idle again (Interrupt)
-    Interrupt,
-    /// Mark the peer offline; its undelivered messages wait for it (SessionEnd)
-    SessionEnd,
-}
 
 /// Runs a hook. Always succeeds: errors are printed on stderr and swallowed.
 pub fn run(home: &Path, event: Event, agent: Agent) {
@@ -177,9 +163,9 @@ fn handle(home: &Path, event: Event, agent: Agent, p: &Value) -> Result<()> {
 }
 
 /// The peer this hook belongs to: by its tmux pane (through the pane index, without reading
-/// every record), else by the agent's session id. For Codex the session id comes first and
-/// the pane counts only when it is provably ours: a Codex app-server daemon runs the hooks of
-/// every TUI attached to it with the environment of the one that started it.
+/// every record), else by the agent's session id. Where the agent's hooks may run with
+/// another session's environment, the session id comes first and the pane counts only when
+/// the agent vouches for it.
 fn find_peer(spool: &Spool, agent: Agent, session_id: Option<&str>) -> Result<Option<Peer>> {
     let by_session = || -> Result<Option<Peer>> {
         let Some(sid) = session_id else {
@@ -189,18 +175,17 @@ fn find_peer(spool: &Spool, agent: Agent, session_id: Option<&str>) -> Result<Op
             .into_iter()
             .find(|p| p.session_id.as_deref() == Some(sid)))
     };
-    if agent == Agent::Codex
-        && let Some(p) = by_session()?
-    {
+    let shared = agent.shared_hook_env();
+    if shared && let Some(p) = by_session()? {
         return Ok(Some(p));
     }
     if let Some((socket, pane)) = peer::own_pane()
-        && (agent != Agent::Codex || peer::codex_pane_is_ours(&socket, &pane))
+        && (!shared || agent.check_pane(&socket, &pane).is_ok())
         && let Some(p) = peer::by_pane(spool, &socket, &pane)?
     {
         return Ok(Some(p));
     }
-    if agent == Agent::Codex {
+    if shared {
         return Ok(None);
     }
     by_session()
@@ -214,14 +199,14 @@ fn session_start(spool: &Spool, agent: Agent, p: &Value) -> Result<()> {
     register_pane(spool, agent, field(p, "session_id"), cwd, transcript)
 }
 
-/// What `repowire mcp --agent codex` does when it starts: registers the Codex session in its
-/// pane. Codex starts a session, and runs its SessionStart hook, only with the first prompt;
-/// its MCP servers start with the TUI, so this is what makes a fresh Codex session a peer
-/// that can be asked. Nothing happens when the pane's peer already is this Codex process (its
-/// MCP server restarted).
+/// What `repowire mcp --agent AGENT` does when it starts: for an agent that runs its
+/// session-start hook late (Codex: with the first prompt), registers the session in its pane,
+/// as its MCP server starts with the TUI; this is what makes a fresh session a peer that can
+/// be asked. Nothing happens when the pane's peer already is this agent process (its MCP
+/// server restarted).
 pub fn mcp_started(spool: &Spool, agent: Agent) {
-    if agent != Agent::Codex {
-        return; // the others run SessionStart when they start
+    if !agent.registers_from_mcp() {
+        return; // the others run their session-start hook when they start
     }
     // `codex exec` starts MCP servers too, and is no peer.
     if process::hook_agent().is_some_and(|a| headless(agent, a.pid)) {
@@ -232,7 +217,7 @@ pub fn mcp_started(spool: &Spool, agent: Agent) {
             && let Some(old) = peer::by_pane(spool, &socket, &pane)?
             && let Some(live) = Server::at(&socket).pane(&pane)?
             && old.online
-            && old.agent == agent.as_str()
+            && old.agent == agent
             && old.agent_process.is_some()
             && old.agent_process == crate::process::agent_process(live.pid)
         {
@@ -256,8 +241,8 @@ fn register_pane(
     transcript: Option<&Path>,
 ) -> Result<()> {
     let Some((socket, pane)) = peer::own_pane() else {
-        // Nothing can be typed into a session outside tmux; Claude Code's can answer by fork.
-        if agent == Agent::Claude
+        // Nothing can be typed into a session outside tmux; some can answer by fork.
+        if agent.registers_outside_tmux()
             && let (Some(cwd), Some(agent_process)) = (cwd, process::hook_agent())
             && session_id.is_some()
         {
@@ -269,7 +254,7 @@ fn register_pane(
                     pane: "",
                     cwd: &cwd,
                     session_id,
-                    agent: agent.as_str(),
+                    agent,
                     agent_process: Some(agent_process),
                     agent_command: None,
                     naming: config.naming,
@@ -281,11 +266,10 @@ fn register_pane(
     // `$TMUX_PANE` of a process that does not descend from that pane's agent, or that a
     // shared Codex daemon runs, may be another session's: registering it would route to the
     // wrong agent.
-    if agent == Agent::Codex && !peer::codex_pane_is_ours(&socket, &pane) {
-        eprintln!(
-            "repowire: $TMUX_PANE {pane} is not the pane this {} session runs in; not registering it (Codex must run without its shared app-server daemon: `repowire setup --agent codex` configures that)",
-            agent.title()
-        );
+    if agent.shared_hook_env()
+        && let Err(why) = agent.check_pane(&socket, &pane)
+    {
+        eprintln!("repowire: {why}");
         return Ok(());
     }
     let cwd = cwd
@@ -302,9 +286,9 @@ fn register_pane(
     let config = Config::load(spool)?;
     let previous = peer::by_pane(spool, &socket, &pane)?;
     let continued = session_id.is_some()
-        && previous.as_ref().is_some_and(|old| {
-            old.online && old.session_id.is_none() && old.agent == agent.as_str()
-        });
+        && previous
+            .as_ref()
+            .is_some_and(|old| old.online && old.session_id.is_none() && old.agent == agent);
     let old_transcript = previous
         .as_ref()
         .and_then(|old| old.session_id.as_deref())
@@ -317,7 +301,7 @@ fn register_pane(
             pane: &pane,
             cwd: &cwd,
             session_id,
-            agent: agent.as_str(),
+            agent,
             agent_process,
             agent_command: Some(live.command),
             naming: config.naming,
@@ -405,38 +389,13 @@ fn prompt(spool: &Spool, peer: &Peer, agent: Agent, p: &Value) -> Result<()> {
     Ok(())
 }
 
-/// How long a Stop hook waits for a reply Claude Code has not yet written to its transcript
-/// (2.0.x runs the hook that early at times; it is written within milliseconds).
-const TRANSCRIPT_PATIENCE: Duration = Duration::from_secs(2);
-
-/// How a turn ended.
-enum TurnEnd {
-    /// With this answer.
-    Answer(String),
-    /// Cancelled (Esc): there is no answer.
-    Interrupted,
-}
-
-/// How the turn a stop payload reports ended: its reply (Claude Code's and Codex's
-/// `last_assistant_message`, Gemini CLI's `prompt_response`), else Claude Code's transcript's
-/// last assistant text; a Gemini CLI turn without a reply whose chat file ends with "Request
-/// cancelled." was interrupted.
+/// How the turn a stop payload reports ended: as the agent tells (its reply, or that it was
+/// interrupted), else with a note that there was no text reply, or one too long to read.
 fn end_of_turn(agent: Agent, p: &Value) -> TurnEnd {
+    if let Some(end) = agent.turn_end(p) {
+        return end;
+    }
     let transcript = field(p, "transcript_path");
-    let reply = agent.reply(p).map(str::to_string).or_else(|| match agent {
-        Agent::Claude => {
-            transcript.and_then(|t| transcript::reply_of_turn(Path::new(t), TRANSCRIPT_PATIENCE))
-        }
-        Agent::Codex | Agent::Gemini | Agent::OpenCode => None,
-    });
-    if let Some(text) = reply {
-        return TurnEnd::Answer(text);
-    }
-    if agent == Agent::Gemini
-        && transcript.is_some_and(|t| transcript::gemini_turn_cancelled(Path::new(t)))
-    {
-        return TurnEnd::Interrupted;
-    }
     let too_long = p.get(CUT).is_some()
         || transcript
             .and_then(|t| std::fs::metadata(t).ok())
@@ -453,7 +412,7 @@ fn end_of_turn(agent: Agent, p: &Value) -> TurnEnd {
 /// The turn ended (`interrupted`: by Codex's Interrupt event): its answer goes to whoever
 /// asked, and the peer is idle again.
 fn stop(spool: &Spool, peer: &Peer, p: &Value, interrupted: bool) -> Result<()> {
-    let agent = Agent::of_peer(&peer.agent);
+    let agent = peer.agent;
     let prompt_id = agent.turn_id(p).map(str::to_string);
     {
         // One hold of the peer's lock: the answer is stored before the turn shows idle, so no
@@ -573,9 +532,10 @@ fn settle_locked(
     let Some(m) = message::load(spool, id)?.filter(|m| m.state == State::Delivered) else {
         return Ok(());
     };
-    let reply = transcript
-        .filter(|_| m.kind == Kind::Ask && Agent::of_peer(&peer.agent) == Agent::Claude)
-        .and_then(|t| transcript::reply_to(t, |prompt| message::parse_header(prompt) == Some(id)));
+    let reply = transcript.filter(|_| m.kind == Kind::Ask).and_then(|t| {
+        peer.agent
+            .reply_in_transcript(t, &|prompt| message::parse_header(prompt) == Some(id))
+    });
     match reply {
         Some(text) => {
             message::answer(spool, peer, &m, &text, None)?;

@@ -9,7 +9,8 @@
 //! 1. **Primitives**: the spool's files and locks (`spool`), waiting on them (`wait`),
 //!    `time`, `error`, host names (`host`), and the outside world as repowire meets it:
 //!    processes (`process`),
-//!    tmux (`tmux`), the agents' differences (`agent`), their transcripts (`transcript`),
+//!    tmux (`tmux`), the agents, one file each, with everything that differs between them
+//!    (`agents`),
 //!    a repository's own description of itself (`describe`).
 //! 2. **Records** in the spool: `config`, `peer`, `history`, `message`.
 //! 3. **Operations** on them: asking and waiting (`ask`), typing into panes (`deliver`),
@@ -20,7 +21,7 @@
 //!    MCP server (`mcp`), wiring into the agents' files (`setup`), starting and ending a team
 //!    (`team`), `status`, the live view (`top`), `demo`, and the stand-in agent (`standin`).
 
-pub mod agent;
+pub mod agents;
 pub mod ask;
 pub mod cli;
 mod commands;
@@ -48,7 +49,6 @@ pub mod team;
 pub mod time;
 pub mod tmux;
 pub mod top;
-pub mod transcript;
 pub mod wait;
 
 use std::path::PathBuf;

@@ -11,10 +11,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::agents::Agent;
 use crate::config::Naming;
 use crate::describe;
 use crate::error::{Error, Hint};
-use crate::process::{self, Process};
+use crate::process::Process;
 use crate::spool::{Spool, Staged, now_ms};
 use crate::tmux::{self, Pane, Server};
 
@@ -31,7 +32,7 @@ pub const MAX_NAME: usize = 64;
 pub struct Peer {
     pub name: String,
     /// Which agent runs in the pane (`claude`).
-    pub agent: String,
+    pub agent: Agent,
     /// The tmux server's socket path.
     pub tmux_socket: PathBuf,
     /// The pane id (`%N`).
@@ -328,18 +329,6 @@ pub fn own_pane() -> Option<(PathBuf, String)> {
     Some((socket, pane))
 }
 
-/// Whether this process runs for the Codex session in `pane`: it descends from the pane's
-/// foreground job (see [`process::agent_process`]) and not through a Codex app-server daemon, which
-/// serves every Codex TUI with the environment of the one that started it (and is that one's
-/// child while it runs). Where that cannot be checked (no `/proc`), true.
-pub fn codex_pane_is_ours(socket: &Path, pane: &str) -> bool {
-    if !Path::new("/proc/self/stat").exists() {
-        return true;
-    }
-    let ours = matches!(Server::at(socket).pane(pane), Ok(Some(p)) if process::agent_process(p.pid).is_some());
-    ours && !process::under_codex_daemon()
-}
-
 /// The name messages from this process are sent as: the peer of the pane it runs in, else
 /// [`USER`].
 pub fn sender_name(spool: &Spool) -> Result<String> {
@@ -357,7 +346,7 @@ pub struct SessionStart<'a> {
     pub pane: &'a str,
     pub cwd: &'a Path,
     pub session_id: Option<&'a str>,
-    pub agent: &'a str,
+    pub agent: Agent,
     pub agent_command: Option<String>,
     pub agent_process: Option<Process>,
     pub naming: Naming,
@@ -393,7 +382,7 @@ pub fn session_started(spool: &Spool, s: &SessionStart<'_>) -> Result<Peer> {
     };
     let fresh = Peer {
         name: name.clone(),
-        agent: s.agent.to_string(),
+        agent: s.agent,
         tmux_socket: s.socket.to_path_buf(),
         pane: s.pane.to_string(),
         path: s.cwd.to_path_buf(),
@@ -471,7 +460,7 @@ pub fn register(
     let base = load(spool, name)?.or(previous.clone());
     let peer = Peer {
         name: name.to_string(),
-        agent: base.as_ref().map_or("claude".into(), |b| b.agent.clone()),
+        agent: base.as_ref().map_or(Agent::default(), |b| b.agent),
         tmux_socket: socket.clone(),
         pane: pane.id.clone(),
         path: path.clone(),
@@ -674,7 +663,7 @@ mod tests {
     fn mk(n: &str, pane: &str) -> Peer {
         Peer {
             name: n.into(),
-            agent: "claude".into(),
+            agent: Agent::default(),
             tmux_socket: "/sock".into(),
             pane: pane.into(),
             path: "/p".into(),

@@ -76,25 +76,31 @@ fn nearest_ancestor(depth: usize, is: impl Fn(u32, &Stat) -> Option<bool>) -> Op
     None
 }
 
-/// Whether an ancestor of this process is a `codex app-server` (the shared daemon).
-pub fn under_codex_daemon() -> bool {
+/// The ancestors of this process, nearest first, up to (not including) init; at most 64.
+pub fn ancestors() -> impl Iterator<Item = u32> {
     let mut pid = std::process::id();
-    for _ in 0..64 {
-        let Some(s) = Stat::read(pid) else {
-            return false;
-        };
-        if s.ppid <= 1 {
-            return false;
-        }
-        pid = s.ppid;
-        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        let mut args = cmdline.split(|&b| b == 0);
-        let program = args.next().unwrap_or_default();
-        if program.ends_with(b"codex") && args.any(|a| a == b"app-server") {
-            return true;
-        }
+    std::iter::from_fn(move || {
+        let ppid = Stat::read(pid)?.ppid;
+        (ppid > 1).then(|| {
+            pid = ppid;
+            ppid
+        })
+    })
+    .take(64)
+}
+
+/// The command line of process `pid`: its program and arguments (empty when it cannot be
+/// read).
+pub fn command_line(pid: u32) -> Vec<String> {
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let mut argv: Vec<String> = cmdline
+        .split(|&b| b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    if argv.last().is_some_and(String::is_empty) {
+        argv.pop();
     }
-    false
+    argv
 }
 
 /// The agent a hook runs for when it has no pane to go by: the nearest ancestor that is not a
@@ -111,16 +117,7 @@ pub fn hook_agent() -> Option<Process> {
 
 /// The arguments of process `pid` after its program (empty when it cannot be read).
 pub fn args(pid: u32) -> Vec<String> {
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    let mut args: Vec<String> = cmdline
-        .split(|&b| b == 0)
-        .skip(1)
-        .map(|a| String::from_utf8_lossy(a).into_owned())
-        .collect();
-    if args.last().is_some_and(String::is_empty) {
-        args.pop();
-    }
-    args
+    command_line(pid).into_iter().skip(1).collect()
 }
 
 /// This binary's path, for starting helpers (a deliverer, a fork's runner, housekeeping).

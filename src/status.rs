@@ -1,7 +1,7 @@
 //! `repowire status`: the health check to run when something does not work.
 //!
 //! It checks the spool, the hooks and the MCP server in the files of each agent found
-//! (Claude Code, Codex, Gemini CLI), each installed agent's release against the ones repowire
+//! (with none found, Claude Code's), each installed agent's release against the ones repowire
 //! is tested with, tmux and the inotify limits, and lists the peers. It creates nothing: a
 //! missing spool is reported (an existing one is opened as by every command, which adds a
 //! missing subdirectory). Every problem comes with the command that fixes it; a warning is
@@ -13,10 +13,10 @@ use std::process::{Command, Stdio};
 use anyhow::{Result, bail};
 use serde::Serialize;
 
-use crate::agent::Agent;
+use crate::agents::edit::Ours;
+use crate::agents::{Agent, Health};
 use crate::config::Config;
 use crate::peer::{self, Status};
-use crate::setup::{self, ClaudeFiles, Found, Ours};
 use crate::spool::Spool;
 
 /// tmux older than this lacks what repowire relies on.
@@ -106,15 +106,12 @@ struct Report {
 pub fn run(home: &Path, json: bool) -> Result<()> {
     let (spool_check, spool) = check_spool(home);
     let mut checks = vec![spool_check];
-    // Claude Code is checked unless only another agent is here.
-    let others: Vec<Agent> = [Agent::Codex, Agent::Gemini, Agent::OpenCode]
-        .into_iter()
-        .filter(|a| setup::agent_installed(*a))
-        .collect();
-    if others.is_empty() || setup::agent_installed(Agent::Claude) {
-        checks.extend(check_claude());
+    // Each agent found is checked; with none, the default one.
+    let mut found: Vec<Agent> = Agent::ALL.into_iter().filter(|a| a.installed()).collect();
+    if found.is_empty() {
+        found.push(Agent::default());
     }
-    checks.extend(others.into_iter().map(check_agent));
+    checks.extend(found.into_iter().flat_map(check_agent));
     checks.extend(Agent::ALL.into_iter().filter_map(check_version));
     checks.push(check_tmux());
     checks.push(check_inotify());
@@ -195,103 +192,30 @@ fn check_spool(home: &Path) -> (Check, Option<Spool>) {
     }
 }
 
-/// The hooks and the MCP server in Claude Code's files.
-fn check_claude() -> Vec<Check> {
-    let (files, ours) = match (ClaudeFiles::locate(), Ours::current()) {
-        (Ok(f), Ok(o)) => (f, o),
-        (Err(e), _) | (_, Err(e)) => {
-            return vec![Check::problem(
-                "claude",
-                format!("{e:#}"),
-                "set HOME (or CLAUDE_CONFIG_DIR)",
-            )];
-        }
+/// The agent's files, as `repowire setup` leaves them.
+fn check_agent(agent: Agent) -> Vec<Check> {
+    let health = match Ours::current() {
+        Ok(ours) => agent.health(&ours),
+        Err(e) => vec![Health {
+            check: agent.name(),
+            detail: format!("{e:#}"),
+            fix: Some(format!("repowire setup --agent {}", agent.name())),
+            needed_to_register: true,
+        }],
     };
-    vec![check_hooks(&files, &ours), check_mcp(&files, &ours)]
-}
-
-fn check_hooks(files: &ClaudeFiles, ours: &Ours) -> Check {
-    let path = files.settings.display();
-    let settings = match setup::read_object(&files.settings) {
-        Ok(s) => s,
-        Err(e) => return Check::problem("hooks", format!("{e:#}"), format!("edit {path}")),
-    };
-    let states = setup::hook_states(&settings, ours, Agent::Claude);
-    let missing: Vec<&str> = states
-        .iter()
-        .filter(|(_, f)| *f == Found::Missing)
-        .map(|(e, _)| *e)
-        .collect();
-    let elsewhere: Vec<String> = states
-        .iter()
-        .filter_map(|(e, f)| match f {
-            Found::Elsewhere(cmd) => Some(format!("{e} runs {cmd}")),
-            _ => None,
+    health
+        .into_iter()
+        .map(|h| match h.fix {
+            None => Check::ok(h.check, h.detail),
+            Some(fix) => Check::problem(h.check, h.detail, fix),
         })
-        .collect();
-    if missing.is_empty() && elsewhere.is_empty() {
-        return Check::ok(
-            "hooks",
-            format!("all {} in {path} run {}", states.len(), ours.exe()),
-        );
-    }
-    let mut detail = Vec::new();
-    if !missing.is_empty() {
-        detail.push(format!("{} missing from {path}", missing.join(", ")));
-    }
-    if !elsewhere.is_empty() {
-        detail.push(format!(
-            "{}, not this binary ({})",
-            elsewhere.join(", "),
-            ours.exe()
-        ));
-    }
-    Check::problem("hooks", detail.join("; "), "repowire hooks install")
-}
-
-fn check_mcp(files: &ClaudeFiles, ours: &Ours) -> Check {
-    let path = files.state.display();
-    let state = match setup::read_object(&files.state) {
-        Ok(s) => s,
-        Err(e) => return Check::problem("mcp", format!("{e:#}"), format!("edit {path}")),
-    };
-    match setup::mcp_state(&state, ours) {
-        Found::Ours => Check::ok(
-            "mcp",
-            format!("server repowire in {path} runs {} mcp", ours.exe()),
-        ),
-        Found::Missing => Check::problem(
-            "mcp",
-            format!("no MCP server repowire in {path}"),
-            "repowire setup",
-        ),
-        Found::Elsewhere(cmd) => Check::problem(
-            "mcp",
-            format!(
-                "the MCP server repowire in {path} runs {cmd}, not this binary ({})",
-                ours.exe()
-            ),
-            "repowire setup",
-        ),
-    }
-}
-
-/// Codex's or Gemini CLI's files, as `repowire setup --agent` leaves them.
-fn check_agent(agent: Agent) -> Check {
-    let fix = format!("repowire setup --agent {}", agent.as_str());
-    let name = agent.as_str();
-    let found = Ours::current().and_then(|ours| setup::agent_problems(agent, &ours));
-    match found {
-        Ok((problems, _)) if !problems.is_empty() => Check::problem(name, problems.join("; "), fix),
-        Ok((_, files)) => Check::ok(name, format!("hooks and MCP server in {files}")),
-        Err(e) => Check::problem(name, format!("{e:#}"), fix),
-    }
+        .collect()
 }
 
 /// The installed release of `agent` (its `--version`) against the releases repowire is
 /// tested with; nothing when its command is not on PATH or tells no version in time.
 fn check_version(agent: Agent) -> Option<Check> {
-    let printed = version_output(agent.as_str())?;
+    let printed = version_output(agent.name())?;
     let (oldest, newest) = agent.tested();
     let installed = release(&printed)?;
     let title = agent.title();

@@ -12,11 +12,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use serde::Deserialize;
 
-use crate::agent::Agent;
+use crate::agents::{self, Agent};
 use crate::describe;
 use crate::error::Error;
 use crate::peer::{self, Peer, Status, Turn};
-use crate::setup;
 use crate::spool::{Spool, now_ms};
 use crate::tmux::Server;
 use crate::wait::Watch;
@@ -136,9 +135,9 @@ impl Member {
     ) -> Result<Member> {
         peer::validate_name(name)?;
         let agent = match agent {
-            None => Agent::Claude,
-            Some(a) => <Agent as clap::ValueEnum>::from_str(a, true).map_err(|_| {
-                anyhow!("peer {name}: unknown agent '{a}'; use claude, codex, gemini or opencode")
+            None => Agent::default(),
+            Some(a) => Agent::named(&a.to_ascii_lowercase()).ok_or_else(|| {
+                anyhow!("peer {name}: unknown agent '{a}'; use {}", Agent::names())
             })?,
         };
         let description = description
@@ -161,7 +160,7 @@ impl Member {
     }
 
     fn command(&self) -> &str {
-        self.command.as_deref().unwrap_or(self.agent.as_str())
+        self.command.as_deref().unwrap_or(self.agent.name())
     }
 }
 
@@ -328,7 +327,7 @@ fn not_registered(server: &Server, team: &Team, pane: &str, timeout: Duration) -
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())
-        .map(crate::agent::strip_escapes)
+        .map(agents::strip_escapes)
         .collect();
     let tail = tail[tail.len().saturating_sub(3)..].join(" / ");
     format!(
@@ -355,10 +354,10 @@ fn start(spool: &Spool, server: &Server, team: &Team, m: &Member, home: &Path) -
             m.agent.package()
         );
     }
-    if let Some(why) = setup::not_ready(m.agent) {
+    if let Some(why) = agents::not_ready(m.agent) {
         bail!(
             "{why}; run `repowire setup --agent {}` first",
-            m.agent.as_str()
+            m.agent.name()
         );
     }
     // The hook that registers the agent takes the naming lock first: it finds the pane named.
@@ -397,7 +396,7 @@ fn claim(spool: &Spool, m: &Member, path: &Path, socket: &Path, pane: &str) -> R
     };
     let p = Peer {
         name: m.name.clone(),
-        agent: m.agent.as_str().to_string(),
+        agent: m.agent,
         tmux_socket: socket.to_path_buf(),
         pane: pane.to_string(),
         path: path.to_path_buf(),
@@ -531,12 +530,12 @@ mod tests {
         assert!(t.members[0].path.ends_with("src/backend"));
         assert_eq!(t.members[0].description.as_deref(), Some("users API"));
         assert_eq!(t.members[1].path, Path::new("/team/web"));
-        assert_eq!(t.members[1].agent, Agent::Codex);
+        assert_eq!(t.members[1].agent.name(), "codex");
         assert_eq!(t.members[2].command(), "gemini --yolo");
         assert_eq!(t.members[1].command(), "codex");
         let d = Team::parse("peers:\n  a: { path: . }\n", Path::new("/x")).unwrap();
         assert_eq!(d.tmux_session, DEFAULT_SESSION);
-        assert_eq!(d.members[0].agent, Agent::Claude);
+        assert_eq!(d.members[0].agent, Agent::default());
     }
 
     #[test]

@@ -155,7 +155,7 @@ impl View {
                     .map(|m| format!("{}: {}", m.from, first_line(&m.text)));
                 PeerRow {
                     name: p.name.clone(),
-                    agent: p.agent.clone(),
+                    agent: p.agent.name().to_string(),
                     status,
                     queued: open.iter().filter(|m| m.to == p.name).count(),
                     turn_since: busy.then_some(p.turn.since_ms),

@@ -9,16 +9,7 @@ use std::path::Path;
 /// The layers of `src/lib.rs`, lowest first. A new module goes into one of them.
 const LAYERS: [&[&str]; 4] = [
     &[
-        "agent",
-        "describe",
-        "error",
-        "host",
-        "process",
-        "spool",
-        "time",
-        "tmux",
-        "transcript",
-        "wait",
+        "agents", "describe", "error", "host", "process", "spool", "time", "tmux", "wait",
     ],
     &["config", "history", "message", "peer"],
     &["ask", "deliver", "fanout", "fork", "gc", "remote"],
@@ -208,4 +199,64 @@ fn the_import_reader_and_cycle_finder_work() {
     assert_eq!(find_cycle(&graph).unwrap(), ["a", "b", "c", "a"]);
     graph.get_mut("c").unwrap().clear();
     assert_eq!(find_cycle(&graph), None);
+}
+
+/// Code of `src/` that is not a test, comments left out.
+fn code_of(text: &str) -> String {
+    text.split("#[cfg(test)]")
+        .next()
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("//"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// An agent is one file, `src/agents/NAME.rs`, implementing `Kind`, and listed once in
+/// `Agent::ALL`; nothing outside `src/agents/` names one (by its module or its name), so the
+/// core can only ask an agent what it can do.
+#[test]
+fn each_agent_is_one_file_and_nothing_else_names_one() {
+    use repowire::agents::Agent;
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let names: Vec<&str> = Agent::ALL.iter().map(|a| a.name()).collect();
+    assert!(!names.is_empty(), "Agent::ALL lists no agent");
+    let mut kinds = 0;
+    for name in &names {
+        let file = src.join("agents").join(format!("{name}.rs"));
+        let code = std::fs::read_to_string(&file)
+            .unwrap_or_else(|e| panic!("agent {name} has no file {}: {e}", file.display()));
+        assert!(
+            code.contains("impl Kind for"),
+            "{} does not implement Kind",
+            file.display()
+        );
+    }
+    let mut files = Vec::new();
+    sources(&src, &mut files);
+    let mut wrong = Vec::new();
+    for (file, text) in &files {
+        let code = code_of(text);
+        if Path::new(file).starts_with(src.join("agents")) {
+            kinds += code.matches("impl Kind for").count();
+            continue;
+        }
+        for name in &names {
+            for named in [format!("\"{name}\""), format!("agents::{name}")] {
+                if code.contains(&named) {
+                    wrong.push(format!("{file} names the agent {name} ({named})"));
+                }
+            }
+        }
+    }
+    assert_eq!(
+        kinds,
+        names.len(),
+        "every implementation of Kind is listed in Agent::ALL, once"
+    );
+    assert!(
+        wrong.is_empty(),
+        "ask the agent instead:\n{}",
+        wrong.join("\n")
+    );
 }

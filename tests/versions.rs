@@ -9,12 +9,17 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use repowire::agent::Agent;
+use repowire::agents::Agent;
 use serde_json::{Value, json};
 
 use crate::agents::{self, GEMINI_PINNED, Team};
 use crate::claude_code::{self, Claude, ClaudeCode, need_claude};
 use crate::util::{bin, eventually, text};
+
+/// The agent repowire calls `name`.
+fn agent(name: &str) -> Agent {
+    Agent::named(name).expect("a known agent")
+}
 
 /// What every tested Claude Code release must do.
 fn claude_core_flows(claude: &ClaudeCode) {
@@ -32,7 +37,7 @@ fn claude_core_flows(claude: &ClaudeCode) {
 
 #[test]
 fn claude_code_oldest_tested_release_passes_the_core_flows() {
-    let Some(claude) = need_claude(Agent::Claude.tested().0) else {
+    let Some(claude) = need_claude(agent("claude").tested().0) else {
         return;
     };
     claude_core_flows(&claude);
@@ -40,7 +45,7 @@ fn claude_code_oldest_tested_release_passes_the_core_flows() {
 
 #[test]
 fn claude_code_newest_tested_release_passes_the_core_flows() {
-    let Some(claude) = need_claude(Agent::Claude.tested().1) else {
+    let Some(claude) = need_claude(agent("claude").tested().1) else {
         return;
     };
     claude_core_flows(&claude);
@@ -51,7 +56,7 @@ fn claude_code_newest_tested_release_passes_the_core_flows() {
 /// said the turn ended without a text reply. Ten in a row, each with its own answer.
 #[test]
 fn claude_code_2_0_answers_every_ask_not_only_the_first() {
-    let Some(claude) = need_claude(Agent::Claude.tested().0) else {
+    let Some(claude) = need_claude(agent("claude").tested().0) else {
         return;
     };
     let cc = Claude::start(&claude, json!({}), json!({}));
@@ -95,7 +100,7 @@ fn team_flows(clis: &agents::Clis, what: &str, fork: impl FnOnce()) {
 
 #[test]
 fn codex_newest_tested_release_passes_the_core_flows() {
-    let (oldest, newest) = Agent::Codex.tested();
+    let (oldest, newest) = agent("codex").tested();
     assert_eq!(
         oldest,
         agents::CODEX_PINNED,
@@ -118,7 +123,7 @@ fn codex_newest_tested_release_passes_the_core_flows() {
 /// pinned releases for the core flows.
 #[test]
 fn opencode_oldest_tested_release_passes_the_core_flows() {
-    let (oldest, newest) = Agent::OpenCode.tested();
+    let (oldest, newest) = agent("opencode").tested();
     assert_eq!(
         newest,
         agents::OPENCODE_PINNED,
@@ -146,10 +151,10 @@ fn the_pinned_releases_are_within_the_tested_range() {
         let n = |v: &str| -> Vec<u32> { v.split('.').map(|p| p.parse().unwrap()).collect() };
         n(oldest) <= n(v) && n(v) <= n(newest)
     };
-    assert!(within(Agent::Claude, claude_code::PINNED));
-    assert!(within(Agent::Codex, agents::CODEX_PINNED));
-    assert_eq!(Agent::Gemini.tested(), (GEMINI_PINNED, GEMINI_PINNED));
-    assert!(within(Agent::OpenCode, agents::OPENCODE_PINNED));
+    assert!(within(agent("claude"), claude_code::PINNED));
+    assert!(within(agent("codex"), agents::CODEX_PINNED));
+    assert_eq!(agent("gemini").tested(), (GEMINI_PINNED, GEMINI_PINNED));
+    assert!(within(agent("opencode"), agents::OPENCODE_PINNED));
 }
 
 /// `repowire status` reads each agent's `--version`: older than the oldest tested is a
@@ -165,8 +170,8 @@ fn status_compares_each_installed_agent_with_the_tested_releases() {
         std::fs::write(&p, format!("#!/bin/sh\n{script}\n")).unwrap();
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
     };
-    let (claude_oldest, _) = Agent::Claude.tested();
-    let (_, codex_newest) = Agent::Codex.tested();
+    let (claude_oldest, _) = agent("claude").tested();
+    let (_, codex_newest) = agent("codex").tested();
     let status = || -> (Option<i32>, Value) {
         let out = Command::new(bin())
             .args(["status", "--json"])
@@ -210,7 +215,7 @@ fn status_compares_each_installed_agent_with_the_tested_releases() {
         found[0]["detail"],
         format!(
             "Claude Code 2.0.10 (tested: {claude_oldest} to {}): older than any release repowire is tested with",
-            Agent::Claude.tested().1
+            agent("claude").tested().1
         )
     );
     assert_eq!(

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use repowire::agent::Agent;
+use repowire::agents::Agent;
 use repowire::peer::{self, Peer, Turn};
 use repowire::spool::{Spool, now_ms};
 use serde_json::json;
@@ -16,7 +16,7 @@ use super::{Bench, Samples, bin};
 
 /// The release of Claude Code to time, and where its `claude` is.
 fn claude() -> Option<(String, PathBuf)> {
-    let version = Agent::Claude.tested().1.to_string();
+    let version = Agent::default().tested().1.to_string();
     let agents = bin().parent()?.parent()?.join("agents");
     let dir = agents.join(format!("claude-{version}"));
     let claude = dir.join("node_modules/.bin/claude");
@@ -133,7 +133,7 @@ pub fn fork_figures(b: &mut Bench) {
             &spool,
             &Peer {
                 name: name.clone(),
-                agent: "claude".into(),
+                agent: Agent::default(),
                 tmux_socket: dir.path().join("no-tmux"),
                 pane: "%999".into(),
                 path: work.clone(),

@@ -193,7 +193,7 @@ fn peers(spool: &Spool) -> Result<Vec<PeerInfo>> {
         .map(|p| PeerInfo {
             name: p.name.clone(),
             status: peer::status_of(p, &panes).0,
-            agent: p.agent.clone(),
+            agent: p.agent.name().to_string(),
             pane: p.pane.clone(),
             path: p.path.clone(),
             last_activity_ms: p.last_activity_ms,

@@ -1,11 +1,8 @@
 //! `repowire setup`, `uninstall` and `hooks`: wiring repowire into the agents' own files.
-//! This file holds the commands' flow; `edit` the file machinery every agent shares (plan,
-//! backup, commit), and one file per agent what setup writes for it:
-//!
-//! - Claude Code (`claude`): `~/.claude/settings.json` and `~/.claude.json`;
-//! - Codex (`codex`): `hooks.json` and `config.toml` in `~/.codex`;
-//! - Gemini CLI (`gemini`): `~/.gemini/settings.json`;
-//! - OpenCode (`opencode`): a plugin and `opencode.json` in `~/.config/opencode`.
+//! This file holds the commands' flow; what setup writes for each agent is in that agent's
+//! file (`agents::*`), and the machinery every agent shares (plan, backup, commit) is
+//! `agents::edit`. `hooks` is the seed's command for the default agent's (Claude Code's)
+//! hooks alone.
 //!
 //! Promises:
 //! - only repowire's entries change; everything else, and the order of every key, stays;
@@ -20,78 +17,29 @@
 //! - running setup again changes no byte, and `--dry-run` writes nothing.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
 
-use crate::agent::Agent;
+use crate::agents::Agent;
+use crate::agents::edit::{Edit, Ours, commit_all, plan_all, read_object};
+use crate::agents::hooks::{Found, hook_states, install_hooks, remove_hooks};
 use crate::cli::{HooksCommand, SetupArgs};
-use crate::hook::Event;
 use crate::spool::{self, Spool};
-
-mod claude;
-mod codex;
-mod edit;
-mod gemini;
-mod hooks;
-mod opencode;
-
-pub(crate) use claude::{ClaudeFiles, mcp_state};
-use edit::{Edit, commit_all, plan_all};
-pub(crate) use edit::{Ours, read_object};
-pub(crate) use hooks::{Found, hook_states};
-use hooks::{install_hooks, remove_hooks};
-
-/// The events `agent` runs repowire's hooks on. This and the three functions below are an
-/// agent's arms: a new agent is its own file here plus one arm in each.
-fn hooks_of(agent: Agent) -> &'static [(&'static str, Event)] {
-    match agent {
-        Agent::Claude => &claude::HOOKS,
-        Agent::Codex => &codex::HOOKS,
-        Agent::Gemini => &gemini::HOOKS,
-        Agent::OpenCode => &opencode::HOOKS,
-    }
-}
-
-/// The agent's configuration directory: it counts as installed when that exists.
-fn config_dir(agent: Agent) -> Result<PathBuf> {
-    match agent {
-        Agent::Claude => claude::dir(),
-        Agent::Codex => codex::dir(),
-        Agent::Gemini => gemini::dir(),
-        Agent::OpenCode => opencode::dir(),
-    }
-}
-
-/// What setup changes in the agent's files.
-fn install_edits(agent: Agent, ours: &Ours, trust: bool) -> Result<Vec<Edit<'_>>> {
-    match agent {
-        Agent::Claude => claude::install(ours, trust),
-        Agent::Codex => codex::install(ours, trust),
-        Agent::Gemini => gemini::install(ours, trust),
-        Agent::OpenCode => opencode::install(ours, trust),
-    }
-}
-
-/// What uninstall changes in the agent's files.
-fn uninstall_edits(agent: Agent) -> Result<Vec<Edit<'static>>> {
-    match agent {
-        Agent::Claude => claude::uninstall(),
-        Agent::Codex => codex::uninstall(),
-        Agent::Gemini => gemini::uninstall(),
-        Agent::OpenCode => opencode::uninstall(),
-    }
-}
-
-/// The MCP server's name in `.claude.json`; its tools are `mcp__repowire__*`.
-const MCP_NAME: &str = "repowire";
 
 pub fn setup(home: &Path, args: &SetupArgs) -> Result<()> {
     let agents = if args.agent.is_empty() {
-        let found: Vec<Agent> = Agent::ALL.into_iter().filter(|a| installed(*a)).collect();
+        let found: Vec<Agent> = Agent::ALL.into_iter().filter(|a| a.installed()).collect();
         if found.is_empty() {
+            let dirs: Vec<String> = Agent::ALL
+                .iter()
+                .filter_map(|a| a.config_dir().ok())
+                .map(|d| d.display().to_string())
+                .collect();
             bail!(
-                "found none of claude, codex, gemini and opencode on PATH (nor ~/.claude, ~/.codex, ~/.gemini, ~/.config/opencode); install one, or name it with --agent"
+                "found none of {} on PATH (nor {}); install one, or name it with --agent",
+                Agent::names(),
+                dirs.join(", ")
             );
         }
         found
@@ -102,7 +50,7 @@ pub fn setup(home: &Path, args: &SetupArgs) -> Result<()> {
     let trust = args.allow_tools;
     let mut edits = Vec::new();
     for agent in &agents {
-        edits.extend(install_edits(*agent, ours, trust)?);
+        edits.extend(agent.install(ours, trust)?);
     }
     let plans = plan_all(&edits)?;
     let spool_new = !home.exists();
@@ -115,11 +63,12 @@ pub fn setup(home: &Path, args: &SetupArgs) -> Result<()> {
         (true, true) => "would be created",
     };
     println!("spool {} ({verb})", home.display());
-    let codex_hooks_changed = agents.contains(&Agent::Codex)
-        && edits
-            .iter()
-            .zip(&plans)
-            .any(|(e, p)| e.path.ends_with("hooks.json") && !p.changes.is_empty());
+    let notes: Vec<&str> = edits
+        .iter()
+        .zip(&plans)
+        .filter(|(_, p)| !p.changes.is_empty())
+        .filter_map(|(e, _)| e.note)
+        .collect();
     let changed = commit_all(&edits, plans, args.dry_run)?;
     if args.dry_run {
         println!("Dry run: nothing was written.");
@@ -136,15 +85,13 @@ pub fn setup(home: &Path, args: &SetupArgs) -> Result<()> {
             home.display()
         );
     }
-    if codex_hooks_changed {
-        println!(
-            "Codex: the next time it starts it shows \"Hooks need review\" for repowire's hooks; choose \"Trust all and continue\" (or review them with /hooks). repowire does not approve them for you, and without that they do not run."
-        );
+    for note in notes {
+        println!("{note}");
     }
     println!(
         "Next: start {} in a tmux pane per repository (e.g. `tmux new-session -s backend -c ~/src/backend {}`); each registers itself as a peer. Check everything with `repowire status`.",
         names.join(" or "),
-        agents[0].as_str()
+        agents[0].name()
     );
     if changed {
         println!("Sessions already running see the MCP server after a restart.");
@@ -152,27 +99,10 @@ pub fn setup(home: &Path, args: &SetupArgs) -> Result<()> {
     Ok(())
 }
 
-/// Whether `agent` looks installed: its command is on PATH, or its configuration directory
-/// exists (or, for Claude Code, is named by `CLAUDE_CONFIG_DIR`).
-fn installed(agent: Agent) -> bool {
-    let on_path = std::env::var_os("PATH")
-        .is_some_and(|path| std::env::split_paths(&path).any(|d| d.join(agent.as_str()).is_file()));
-    let dir = config_dir(agent).ok();
-    let chosen = agent == Agent::Claude && std::env::var_os("CLAUDE_CONFIG_DIR").is_some();
-    on_path || chosen || dir.is_some_and(|d| d.is_dir())
-}
-
-fn home_dir() -> Result<PathBuf> {
-    std::env::var_os("HOME")
-        .filter(|h| !h.is_empty())
-        .map(PathBuf::from)
-        .ok_or_else(|| anyhow!("HOME is not set, so the agents' files cannot be found"))
-}
-
 pub fn uninstall(home: &Path, dry_run: bool, purge: bool) -> Result<()> {
     let mut edits = Vec::new();
     for agent in Agent::ALL {
-        edits.extend(uninstall_edits(agent)?);
+        edits.extend(agent.uninstall()?);
     }
     let plans = plan_all(&edits)?;
     if purge {
@@ -200,23 +130,21 @@ pub fn uninstall(home: &Path, dry_run: bool, purge: bool) -> Result<()> {
     Ok(())
 }
 
+/// `repowire hooks`: the default agent's (Claude Code's) hooks alone.
 pub fn hooks(cmd: HooksCommand) -> Result<()> {
-    let files = ClaudeFiles::locate()?;
+    let agent = Agent::default();
+    let file = agent.hooks_file()?;
     let ours = Ours::current()?;
     let (edit, dry_run) = match cmd {
         HooksCommand::Install { dry_run } => (
-            Edit::new(files.settings.clone(), |m, _| {
-                install_hooks(m, &ours, Agent::Claude)
-            }),
+            Edit::new(file, |m, _| install_hooks(m, &ours, agent)),
             dry_run,
         ),
         HooksCommand::Uninstall { dry_run } => (
-            Edit::new(files.settings.clone(), |m, before| {
-                Ok(remove_hooks(m, before))
-            }),
+            Edit::new(file, |m, before| Ok(remove_hooks(m, before))),
             dry_run,
         ),
-        HooksCommand::Status => return hooks_status(&files, &ours),
+        HooksCommand::Status => return hooks_status(agent, &file, &ours),
     };
     let edits = [edit];
     commit_all(&edits, plan_all(&edits)?, dry_run)?;
@@ -226,11 +154,11 @@ pub fn hooks(cmd: HooksCommand) -> Result<()> {
     Ok(())
 }
 
-fn hooks_status(files: &ClaudeFiles, ours: &Ours) -> Result<()> {
-    let settings = read_object(&files.settings)?;
-    println!("{}:", files.settings.display());
+fn hooks_status(agent: Agent, file: &Path, ours: &Ours) -> Result<()> {
+    let settings = read_object(file)?;
+    println!("{}:", file.display());
     let mut all_ok = true;
-    for (event, found) in hook_states(&settings, ours, Agent::Claude) {
+    for (event, found) in hook_states(&settings, ours, agent) {
         let state = match &found {
             Found::Ours => "installed".to_string(),
             Found::Missing => "missing".to_string(),
@@ -245,75 +173,6 @@ fn hooks_status(files: &ClaudeFiles, ours: &Ours) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// What is not as `repowire setup --agent codex|gemini` leaves it, one sentence each, and the
-/// files looked at. (Claude Code's files are checked by `status` itself, in more detail.)
-pub(crate) fn agent_problems(agent: Agent, ours: &Ours) -> Result<(Vec<String>, String)> {
-    let mut problems = Vec::new();
-    let hooks_file = match agent {
-        Agent::Claude => bail!("Claude Code is checked elsewhere"),
-        Agent::OpenCode => return opencode::problems(ours),
-        Agent::Codex => codex::dir()?.join("hooks.json"),
-        Agent::Gemini => gemini::settings()?,
-    };
-    let hooks = read_object(&hooks_file)?;
-    let bad: Vec<&str> = hook_states(&hooks, ours, agent)
-        .into_iter()
-        .filter(|(_, f)| *f != Found::Ours)
-        .map(|(e, _)| e)
-        .collect();
-    if !bad.is_empty() {
-        problems.push(format!(
-            "hooks {} are missing from {} or run another binary",
-            bad.join(", "),
-            hooks_file.display()
-        ));
-    }
-    let mut files = hooks_file.display().to_string();
-    match agent {
-        Agent::Codex => files += &format!(", {}", codex::mcp_problems(ours, &mut problems)?),
-        Agent::Gemini => gemini::mcp_problems(&hooks, &hooks_file, ours, &mut problems),
-        Agent::Claude | Agent::OpenCode => {}
-    }
-    Ok((problems, files))
-}
-
-/// Why a session of `agent` started now would not become a peer: repowire's hooks (or, for
-/// Codex and Gemini CLI, its MCP server) are not as `repowire setup` leaves them. `None` when
-/// they are.
-pub(crate) fn not_ready(agent: Agent) -> Option<String> {
-    let ours = match Ours::current() {
-        Ok(o) => o,
-        Err(e) => return Some(format!("{e:#}")),
-    };
-    let problems = match agent {
-        Agent::Claude => ClaudeFiles::locate().and_then(|files| {
-            let settings = read_object(&files.settings)?;
-            let ok = hook_states(&settings, &ours, agent)
-                .iter()
-                .all(|(_, f)| *f == Found::Ours);
-            Ok(if ok {
-                Vec::new()
-            } else {
-                vec![format!(
-                    "repowire's hooks in {} are missing or run another binary",
-                    files.settings.display()
-                )]
-            })
-        }),
-        _ => agent_problems(agent, &ours).map(|(p, _)| p),
-    };
-    match problems {
-        Ok(p) if p.is_empty() => None,
-        Ok(p) => Some(p.join("; ")),
-        Err(e) => Some(format!("{e:#}")),
-    }
-}
-
-/// Whether `agent` looks installed here (see `setup`).
-pub(crate) fn agent_installed(agent: Agent) -> bool {
-    installed(agent)
 }
 
 /// `uninstall --purge` deletes the spool only if it is one: a wrong REPOWIRE_HOME must not

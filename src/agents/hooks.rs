@@ -8,9 +8,8 @@ use anyhow::Result;
 use clap::ValueEnum;
 use serde_json::{Value, json};
 
+use super::Agent;
 use super::edit::{Change, Object, Ours, Verb, array_at, object_at, prune, sh_words};
-use super::hooks_of;
-use crate::agent::Agent;
 
 /// One of repowire's entries as found in a file.
 #[derive(Debug, PartialEq, Eq)]
@@ -29,7 +28,8 @@ pub(crate) fn hook_states(
     agent: Agent,
 ) -> Vec<(&'static str, Found)> {
     let hooks = settings.get("hooks").and_then(Value::as_object);
-    hooks_of(agent)
+    agent
+        .hooks()
         .iter()
         .map(|&(event, ev)| {
             let groups = hooks
@@ -52,7 +52,7 @@ pub(crate) fn hook_states(
 
 /// The hooks of ours among an event's hook groups: (group index, hook index, command).
 /// Ours: a command hook whose program is named `repowire` and whose first argument is `hook`.
-pub(super) fn our_hooks(groups: &[Value]) -> Vec<(usize, usize, String)> {
+pub(crate) fn our_hooks(groups: &[Value]) -> Vec<(usize, usize, String)> {
     let mut out = Vec::new();
     for (g, group) in groups.iter().enumerate() {
         let Some(hooks) = group.get("hooks").and_then(Value::as_array) else {
@@ -75,7 +75,7 @@ pub(super) fn our_hooks(groups: &[Value]) -> Vec<(usize, usize, String)> {
 }
 
 /// Removes hook `h` of group `g`, and the group if that was its last hook.
-pub(super) fn remove_hook(groups: &mut Vec<Value>, g: usize, h: usize) {
+pub(crate) fn remove_hook(groups: &mut Vec<Value>, g: usize, h: usize) {
     if let Some(hooks) = groups[g].get_mut("hooks").and_then(Value::as_array_mut) {
         hooks.remove(h);
         if hooks.is_empty() {
@@ -86,21 +86,20 @@ pub(super) fn remove_hook(groups: &mut Vec<Value>, g: usize, h: usize) {
 
 /// Adds `agent`'s hooks, or points ours at this binary; a second hook of ours on one event
 /// (it would run twice) is removed.
-pub(super) fn install_hooks(
+pub(crate) fn install_hooks(
     settings: &mut Object,
     ours: &Ours,
     agent: Agent,
 ) -> Result<Vec<Change>> {
     let hooks = object_at(settings, "hooks", "hooks")?;
     let mut changes = Vec::new();
-    for &(event, ev) in hooks_of(agent) {
+    for &(event, ev) in agent.hooks() {
         let groups = array_at(hooks, event, &format!("hooks.{event}"))?;
         let want = ours.hook_command(ev, agent);
         let found = our_hooks(groups);
         let Some(((g, h, cmd), extra)) = found.split_first() else {
             let mut hook = json!({"type": "command", "command": want});
-            if agent == Agent::Gemini {
-                // Gemini CLI shows it while the hook runs.
+            if agent.names_hooks() {
                 let name = ev.to_possible_value().expect("not hidden");
                 hook["name"] = json!(format!("repowire-{}", name.get_name()));
             }
@@ -128,7 +127,7 @@ pub(super) fn install_hooks(
 }
 
 /// Removes every hook of ours, from every event. `before` is the file before setup changed it.
-pub(super) fn remove_hooks(settings: &mut Object, before: Option<&Object>) -> Vec<Change> {
+pub(crate) fn remove_hooks(settings: &mut Object, before: Option<&Object>) -> Vec<Change> {
     let Some(hooks) = settings.get_mut("hooks").and_then(Value::as_object_mut) else {
         return Vec::new();
     };

@@ -14,21 +14,30 @@ use clap::ValueEnum;
 use serde_json::{Map, Value, json};
 use toml_edit::DocumentMut;
 
-use super::MCP_NAME;
-use crate::agent::Agent;
-use crate::hook::Event;
+use super::{Agent, Event};
+
+/// The MCP server's name in every agent's files; Claude Code's tools are `mcp__repowire__*`.
+pub(crate) const MCP_NAME: &str = "repowire";
+
+/// The user's home directory, where most agents keep their files.
+pub(crate) fn home_dir() -> Result<PathBuf> {
+    std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from)
+        .ok_or_else(|| anyhow!("HOME is not set, so the agents' files cannot be found"))
+}
 
 /// A JSON file's top-level object.
 pub(crate) type Object = Map<String, Value>;
 
-pub(super) const BACKUP_SUFFIX: &str = ".repowire-backup";
+pub(crate) const BACKUP_SUFFIX: &str = ".repowire-backup";
 
 /// How often a file that keeps changing under us is read and changed again.
-pub(super) const ATTEMPTS: usize = 5;
+pub(crate) const ATTEMPTS: usize = 5;
 
-/// What repowire puts into Claude Code's files: commands running this binary.
-pub(crate) struct Ours {
-    pub(super) exe: String,
+/// What repowire puts into the agents' files: commands running this binary.
+pub struct Ours {
+    pub(crate) exe: String,
 }
 
 impl Ours {
@@ -48,26 +57,28 @@ impl Ours {
     }
 
     /// The hook command for `event` of `agent`: the agents run it with `sh -c`.
-    pub(super) fn hook_command(&self, event: Event, agent: Agent) -> String {
+    pub(crate) fn hook_command(&self, event: Event, agent: Agent) -> String {
         let name = event
             .to_possible_value()
             .expect("hook events are not hidden");
         let cmd = format!("{} hook {}", sh_quote(&self.exe), name.get_name());
-        match agent {
-            Agent::Claude => cmd,
-            _ => format!("{cmd} --agent {}", agent.as_str()),
+        // `--agent` defaults to the default agent.
+        if agent == Agent::default() {
+            cmd
+        } else {
+            format!("{cmd} --agent {}", agent.name())
         }
     }
 
     /// What `claude mcp add -s user repowire -- /abs/repowire mcp` writes.
-    pub(super) fn mcp_server(&self) -> Value {
+    pub(crate) fn mcp_server(&self) -> Value {
         json!({"type": "stdio", "command": self.exe, "args": ["mcp"], "env": {}})
     }
 }
 
 /// `command args...` of an MCP server entry, for people (OpenCode's `command` is one list of
 /// program and arguments).
-pub(super) fn mcp_command_line(entry: &Value) -> String {
+pub(crate) fn mcp_command_line(entry: &Value) -> String {
     if let Some(words) = entry["command"].as_array() {
         return words
             .iter()
@@ -83,27 +94,27 @@ pub(super) fn mcp_command_line(entry: &Value) -> String {
 }
 
 /// One line of what a command changed (or would change) in a file.
-pub(super) struct Change {
-    pub(super) verb: Verb,
-    pub(super) what: String,
+pub(crate) struct Change {
+    pub(crate) verb: Verb,
+    pub(crate) what: String,
 }
 
 #[derive(Clone, Copy)]
-pub(super) enum Verb {
+pub(crate) enum Verb {
     Add,
     Update,
     Remove,
 }
 
 impl Change {
-    pub(super) fn new(verb: Verb, what: impl Into<String>) -> Change {
+    pub(crate) fn new(verb: Verb, what: impl Into<String>) -> Change {
         Change {
             verb,
             what: what.into(),
         }
     }
 
-    pub(super) fn show(&self, dry_run: bool) -> String {
+    pub(crate) fn show(&self, dry_run: bool) -> String {
         let verb = match (self.verb, dry_run) {
             (Verb::Add, false) => "added",
             (Verb::Update, false) => "updated",
@@ -119,7 +130,7 @@ impl Change {
 /// Puts repowire's MCP server `want` into `config[key]` (`mcpServers`; OpenCode's `mcp`):
 /// added when missing; when there, its `keys` (what runs) are set and the rest of the entry
 /// (an `env` of the user's, say) stays. Says what it changed.
-pub(super) fn set_mcp_server(
+pub(crate) fn set_mcp_server(
     config: &mut Object,
     key: &str,
     want: Value,
@@ -155,7 +166,7 @@ pub(super) fn set_mcp_server(
 }
 
 /// Removes repowire's MCP server from `state[key]` (`mcpServers`; OpenCode's `mcp`).
-pub(super) fn unregister_mcp(
+pub(crate) fn unregister_mcp(
     state: &mut Object,
     key: &str,
     before: Option<&Object>,
@@ -175,7 +186,7 @@ pub(super) fn unregister_mcp(
 
 /// Removes `map[key]` if it is an empty list or object that `before` (the file as it was
 /// before setup first changed it) did not have: a container setup created, now emptied.
-pub(super) fn prune(map: &mut Object, key: &str, before: Option<&Object>) {
+pub(crate) fn prune(map: &mut Object, key: &str, before: Option<&Object>) {
     let empty = match map.get(key) {
         Some(Value::Array(a)) => a.is_empty(),
         Some(Value::Object(o)) => o.is_empty(),
@@ -187,15 +198,15 @@ pub(super) fn prune(map: &mut Object, key: &str, before: Option<&Object>) {
 }
 
 /// `map[key]` as an object, created if missing; an error naming `path` if it is not one.
-pub(super) fn object_at<'a>(map: &'a mut Object, key: &str, path: &str) -> Result<&'a mut Object> {
+pub(crate) fn object_at<'a>(map: &'a mut Object, key: &str, path: &str) -> Result<&'a mut Object> {
     let v = map.entry(key).or_insert_with(|| json!({}));
     let kind = kind_of(v);
     v.as_object_mut()
-        .ok_or_else(|| anyhow!("`{path}` is {kind}, where Claude Code expects an object"))
+        .ok_or_else(|| anyhow!("`{path}` is {kind}, where the agent expects an object"))
 }
 
 /// `map[key]` as a list, created if missing; an error naming `path` if it is not one.
-pub(super) fn array_at<'a>(
+pub(crate) fn array_at<'a>(
     map: &'a mut Object,
     key: &str,
     path: &str,
@@ -203,10 +214,10 @@ pub(super) fn array_at<'a>(
     let v = map.entry(key).or_insert_with(|| json!([]));
     let kind = kind_of(v);
     v.as_array_mut()
-        .ok_or_else(|| anyhow!("`{path}` is {kind}, where Claude Code expects a list"))
+        .ok_or_else(|| anyhow!("`{path}` is {kind}, where the agent expects a list"))
 }
 
-pub(super) fn kind_of(v: &Value) -> &'static str {
+pub(crate) fn kind_of(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
@@ -219,22 +230,24 @@ pub(super) fn kind_of(v: &Value) -> &'static str {
 
 /// What an edit does to a file's top-level object, given the file as it was before setup
 /// first changed it (its backup), if known: it says what it changed.
-pub(super) type Apply<'a> = dyn Fn(&mut Object, Option<&Object>) -> Result<Vec<Change>> + 'a;
+pub(crate) type Apply<'a> = dyn Fn(&mut Object, Option<&Object>) -> Result<Vec<Change>> + 'a;
 /// The same for a TOML file (Codex's `config.toml`).
-pub(super) type ApplyToml<'a> =
+pub(crate) type ApplyToml<'a> =
     dyn Fn(&mut DocumentMut, Option<&DocumentMut>) -> Result<Vec<Change>> + 'a;
 
 /// The same for a file repowire writes whole (OpenCode's plugin): given the file's text (`None`:
 /// no such file), the text it must hold (`None`: no file) and what that changes.
-pub(super) type ApplyWhole<'a> = dyn Fn(Option<&str>) -> Result<(Option<String>, Vec<Change>)> + 'a;
+pub(crate) type ApplyWhole<'a> = dyn Fn(Option<&str>) -> Result<(Option<String>, Vec<Change>)> + 'a;
 
 /// A change to one file.
-pub(super) struct Edit<'a> {
-    pub(super) path: PathBuf,
-    pub(super) apply: Applier<'a>,
+pub struct Edit<'a> {
+    pub(crate) path: PathBuf,
+    pub(crate) apply: Applier<'a>,
+    /// What setup tells the user when this edit changes the file.
+    pub(crate) note: Option<&'static str>,
 }
 
-pub(super) enum Applier<'a> {
+pub(crate) enum Applier<'a> {
     Json(Box<Apply<'a>>),
     Toml(Box<ApplyToml<'a>>),
     /// A file of repowire's own: written whole, no backup kept.
@@ -242,54 +255,65 @@ pub(super) enum Applier<'a> {
 }
 
 impl<'a> Edit<'a> {
-    pub(super) fn new(
+    pub(crate) fn new(
         path: PathBuf,
         apply: impl Fn(&mut Object, Option<&Object>) -> Result<Vec<Change>> + 'a,
     ) -> Edit<'a> {
         Edit {
             path,
             apply: Applier::Json(Box::new(apply)),
+            note: None,
         }
     }
 
-    pub(super) fn toml(
+    pub(crate) fn toml(
         path: PathBuf,
         apply: impl Fn(&mut DocumentMut, Option<&DocumentMut>) -> Result<Vec<Change>> + 'a,
     ) -> Edit<'a> {
         Edit {
             path,
             apply: Applier::Toml(Box::new(apply)),
+            note: None,
         }
     }
 
-    pub(super) fn whole(
+    pub(crate) fn whole(
         path: PathBuf,
         apply: impl Fn(Option<&str>) -> Result<(Option<String>, Vec<Change>)> + 'a,
     ) -> Edit<'a> {
         Edit {
             path,
             apply: Applier::Whole(Box::new(apply)),
+            note: None,
+        }
+    }
+
+    /// Tells the user `note` when this edit changes the file.
+    pub(crate) fn note(self, note: &'static str) -> Edit<'a> {
+        Edit {
+            note: Some(note),
+            ..self
         }
     }
 }
 
 /// An edit worked out on the file as read, not yet written.
-pub(super) struct Plan {
+pub(crate) struct Plan {
     /// The file actually written: the path, or where it links to.
-    pub(super) target: PathBuf,
+    pub(crate) target: PathBuf,
     /// The file's bytes as read (`None`: no such file).
-    pub(super) before: Option<Vec<u8>>,
+    pub(crate) before: Option<Vec<u8>>,
     /// The bytes to write (`None`: delete the file).
-    pub(super) after: Option<Vec<u8>>,
-    pub(super) changes: Vec<Change>,
+    pub(crate) after: Option<Vec<u8>>,
+    pub(crate) changes: Vec<Change>,
     /// `after` is the backup, which then goes.
-    pub(super) restores_backup: bool,
+    pub(crate) restores_backup: bool,
     /// The file is the user's: its first change keeps the original (not so for a file
     /// repowire writes whole).
-    pub(super) keeps_backup: bool,
+    pub(crate) keeps_backup: bool,
 }
 
-pub(super) fn backup_path(path: &Path) -> PathBuf {
+pub(crate) fn backup_path(path: &Path) -> PathBuf {
     let mut p = path.as_os_str().to_owned();
     p.push(BACKUP_SUFFIX);
     PathBuf::from(p)
@@ -297,7 +321,7 @@ pub(super) fn backup_path(path: &Path) -> PathBuf {
 
 /// Reads every file and works out every edit, so that nothing is written unless all of them
 /// can be done.
-pub(super) fn plan_all(edits: &[Edit]) -> Result<Vec<Plan>> {
+pub(crate) fn plan_all(edits: &[Edit]) -> Result<Vec<Plan>> {
     edits
         .iter()
         .map(|e| {
@@ -308,7 +332,7 @@ pub(super) fn plan_all(edits: &[Edit]) -> Result<Vec<Plan>> {
         .collect()
 }
 
-pub(super) fn plan(edit: &Edit) -> Result<Plan> {
+pub(crate) fn plan(edit: &Edit) -> Result<Plan> {
     let path = edit.path.as_path();
     let target = resolve(path)?;
     let before = read_opt(&target)?;
@@ -372,7 +396,7 @@ pub(super) fn plan(edit: &Edit) -> Result<Plan> {
 
 /// Parses a TOML file (`bytes`, `None`: missing) keeping its formatting; an error names the
 /// file and the line.
-pub(super) fn parse_toml(path: &Path, bytes: Option<&[u8]>) -> Result<DocumentMut> {
+pub(crate) fn parse_toml(path: &Path, bytes: Option<&[u8]>) -> Result<DocumentMut> {
     let Some(bytes) = bytes else {
         return Ok(DocumentMut::new());
     };
@@ -394,7 +418,7 @@ pub(super) fn parse_toml(path: &Path, bytes: Option<&[u8]>) -> Result<DocumentMu
 
 /// As Claude Code writes its files: pretty-printed with two-space indents (the original's
 /// final newline kept, or its absence).
-pub(super) fn render(value: &Object, before: Option<&[u8]>) -> Vec<u8> {
+pub(crate) fn render(value: &Object, before: Option<&[u8]>) -> Vec<u8> {
     let mut bytes = serde_json::to_vec_pretty(value).expect("JSON values serialize");
     if before.is_none_or(|b| b.ends_with(b"\n")) {
         bytes.push(b'\n');
@@ -404,7 +428,7 @@ pub(super) fn render(value: &Object, before: Option<&[u8]>) -> Vec<u8> {
 
 /// Writes every plan (or, for a dry run, only says what it would change). Returns whether
 /// any file changed.
-pub(super) fn commit_all(edits: &[Edit], plans: Vec<Plan>, dry_run: bool) -> Result<bool> {
+pub(crate) fn commit_all(edits: &[Edit], plans: Vec<Plan>, dry_run: bool) -> Result<bool> {
     let mut changed = false;
     for (edit, plan) in edits.iter().zip(plans) {
         let (plan, backup) = if dry_run {
@@ -418,7 +442,7 @@ pub(super) fn commit_all(edits: &[Edit], plans: Vec<Plan>, dry_run: bool) -> Res
     Ok(changed)
 }
 
-pub(super) fn report(path: &Path, plan: &Plan, backup: Option<&Path>, dry_run: bool) {
+pub(crate) fn report(path: &Path, plan: &Plan, backup: Option<&Path>, dry_run: bool) {
     if plan.changes.is_empty() {
         println!("{}: up to date", path.display());
         return;
@@ -444,7 +468,7 @@ pub(super) fn report(path: &Path, plan: &Plan, backup: Option<&Path>, dry_run: b
 
 /// Writes one plan, working it out again if the file changed since it was read. Returns the
 /// plan written and the backup made now, if any.
-pub(super) fn commit(edit: &Edit, first: Plan) -> Result<(Plan, Option<PathBuf>)> {
+pub(crate) fn commit(edit: &Edit, first: Plan) -> Result<(Plan, Option<PathBuf>)> {
     let mut p = first;
     for _ in 0..ATTEMPTS {
         if p.after == p.before {
@@ -463,7 +487,7 @@ pub(super) fn commit(edit: &Edit, first: Plan) -> Result<(Plan, Option<PathBuf>)
 
 /// What [`write`] did.
 #[derive(Debug, PartialEq)]
-pub(super) enum Written {
+pub(crate) enum Written {
     /// Nothing: the file changed since the plan was made.
     Raced,
     /// Replaced the file; the backup made now, if any.
@@ -471,7 +495,7 @@ pub(super) enum Written {
 }
 
 /// Replaces the file atomically, if it still holds what the plan was made from.
-pub(super) fn write(path: &Path, plan: &Plan) -> Result<Written> {
+pub(crate) fn write(path: &Path, plan: &Plan) -> Result<Written> {
     let dir = plan.target.parent().unwrap_or(Path::new("."));
     fs::DirBuilder::new()
         .recursive(true)
@@ -515,7 +539,7 @@ pub(super) fn write(path: &Path, plan: &Plan) -> Result<Written> {
 
 /// A temporary file beside `target` holding `bytes`, fsynced, with `target`'s permissions
 /// (0600 for a new file).
-pub(super) fn stage(target: &Path, bytes: &[u8]) -> Result<tempfile::NamedTempFile> {
+pub(crate) fn stage(target: &Path, bytes: &[u8]) -> Result<tempfile::NamedTempFile> {
     let dir = target.parent().unwrap_or(Path::new("."));
     let what = || format!("cannot write a temporary file in {}", dir.display());
     let mut tmp = tempfile::Builder::new()
@@ -534,7 +558,7 @@ pub(super) fn stage(target: &Path, bytes: &[u8]) -> Result<tempfile::NamedTempFi
 
 /// Saves `original` as the backup unless there is one already (only the first change is
 /// backed up). Returns whether it made one.
-pub(super) fn write_backup(backup: &Path, original: &[u8]) -> Result<bool> {
+pub(crate) fn write_backup(backup: &Path, original: &[u8]) -> Result<bool> {
     let file = fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -553,7 +577,7 @@ pub(super) fn write_backup(backup: &Path, original: &[u8]) -> Result<bool> {
 
 /// The file to read and replace for `path`: where it links to, if it is a symbolic link
 /// (as with a dotfiles repository), so the link stays a link.
-pub(super) fn resolve(path: &Path) -> Result<PathBuf> {
+pub(crate) fn resolve(path: &Path) -> Result<PathBuf> {
     match fs::symlink_metadata(path) {
         Ok(md) if md.file_type().is_symlink() => fs::canonicalize(path).with_context(|| {
             format!(
@@ -566,7 +590,7 @@ pub(super) fn resolve(path: &Path) -> Result<PathBuf> {
 }
 
 /// A file's bytes; `None` if it does not exist.
-pub(super) fn read_opt(path: &Path) -> Result<Option<Vec<u8>>> {
+pub(crate) fn read_opt(path: &Path) -> Result<Option<Vec<u8>>> {
     match fs::read(path) {
         Ok(b) => Ok(Some(b)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
@@ -574,21 +598,21 @@ pub(super) fn read_opt(path: &Path) -> Result<Option<Vec<u8>>> {
     }
 }
 
-/// Reads a Claude Code JSON file's top-level object: empty if the file does not exist.
+/// Reads an agent's JSON file's top-level object: empty if the file does not exist.
 pub(crate) fn read_object(path: &Path) -> Result<Object> {
     parse_object(path, read_opt(&resolve(path)?)?.as_deref())
 }
 
-/// Parses a Claude Code JSON file (`bytes`, `None`: missing); an error names the file, the
+/// Parses an agent's JSON file (`bytes`, `None`: missing); an error names the file, the
 /// line and the column.
-pub(super) fn parse_object(path: &Path, bytes: Option<&[u8]>) -> Result<Object> {
+pub(crate) fn parse_object(path: &Path, bytes: Option<&[u8]>) -> Result<Object> {
     let Some(bytes) = bytes.filter(|b| !b.trim_ascii().is_empty()) else {
         return Ok(Map::new());
     };
     match serde_json::from_slice(bytes) {
         Ok(Value::Object(m)) => Ok(m),
         Ok(v) => bail!(
-            "{} holds {}, not a JSON object as Claude Code expects; fix or remove it",
+            "{} holds {}, not a JSON object as the agent expects; fix or remove it",
             path.display(),
             kind_of(&v)
         ),
@@ -596,7 +620,7 @@ pub(super) fn parse_object(path: &Path, bytes: Option<&[u8]>) -> Result<Object> 
             let msg = e.to_string();
             let msg = msg.split(" at line ").next().unwrap_or(&msg);
             bail!(
-                "{}:{}:{}: not valid JSON ({msg}); Claude Code cannot read it either. Fix it at line {}, column {}",
+                "{}:{}:{}: not valid JSON ({msg}); the agent cannot read it either. Fix it at line {}, column {}",
                 path.display(),
                 e.line(),
                 e.column(),
@@ -608,7 +632,7 @@ pub(super) fn parse_object(path: &Path, bytes: Option<&[u8]>) -> Result<Object> 
 }
 
 /// A word for `sh`: quoted unless it is plainly safe.
-pub(super) fn sh_quote(s: &str) -> String {
+pub(crate) fn sh_quote(s: &str) -> String {
     if !s.is_empty()
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"/._-+=:@%,".contains(&b))
@@ -621,7 +645,7 @@ pub(super) fn sh_quote(s: &str) -> String {
 
 /// The words of a simple `sh` command line: quotes and backslashes as `sh` reads them;
 /// anything fancier (`$`, `;`) is taken literally, which is enough to tell a repowire hook.
-pub(super) fn sh_words(line: &str) -> Vec<String> {
+pub(crate) fn sh_words(line: &str) -> Vec<String> {
     let mut words = Vec::new();
     let mut word: Option<String> = None;
     let mut chars = line.chars();
@@ -684,7 +708,12 @@ mod tests {
             exe: "/x/repowire".into(),
         };
         let edit = Edit::new(path.clone(), |m, _| {
-            super::super::claude::register_mcp(m, &ours)
+            set_mcp_server(
+                m,
+                "mcpServers",
+                ours.mcp_server(),
+                &["type", "command", "args"],
+            )
         });
         let first = plan(&edit).unwrap();
         // Claude Code rewrites the file between our read and our rename.

@@ -1,5 +1,5 @@
-//! Reading the answer of a turn from a Claude Code transcript, from its end (and whether a
-//! Gemini CLI turn was cancelled).
+//! Reading the answer of a turn from a Claude Code transcript, from its end; and reading any
+//! agent's JSON-lines file backwards ([`backwards`]).
 //!
 //! Used when a Stop payload lacks `last_assistant_message` (Claude Code 2.0.x), and when a
 //! question's turn ended without its Stop hook storing the answer. A transcript is JSON lines;
@@ -106,7 +106,7 @@ fn assistant(v: &Value) -> (Option<String>, Vec<String>) {
 
 /// The lines of the file at `path`, newest first; `None` unless it is a regular file. Opened
 /// without blocking: opening a FIFO would hang the hook.
-fn backwards(path: &Path) -> Option<LinesBackwards> {
+pub(super) fn backwards(path: &Path) -> Option<LinesBackwards> {
     use std::os::unix::fs::OpenOptionsExt;
     let file = std::fs::OpenOptions::new()
         .read(true)
@@ -170,28 +170,6 @@ fn scan(path: &Path) -> Scan {
     Scan::Reply(parts.join("\n\n"))
 }
 
-/// Whether the last turn in a Gemini CLI chat file (JSON lines) was cancelled: its last
-/// message entry is the `info` "Request cancelled." that Esc leaves, written before the
-/// AfterAgent hook runs (checked with Gemini CLI 0.61.0).
-pub fn gemini_turn_cancelled(path: &Path) -> bool {
-    let Some(mut lines) = backwards(path) else {
-        return false;
-    };
-    while let Some(line) = lines.next_line() {
-        let Ok(v) = serde_json::from_slice::<Value>(&line) else {
-            continue;
-        };
-        match v.get("type").and_then(Value::as_str) {
-            Some("info") => {
-                return v.get("content").and_then(Value::as_str) == Some("Request cancelled.");
-            }
-            Some(_) => return false,
-            None => {} // bookkeeping (`$set`)
-        }
-    }
-    false
-}
-
 fn text_blocks(content: Option<&Value>) -> Vec<String> {
     match content {
         Some(Value::String(s)) => vec![s.clone()],
@@ -206,7 +184,7 @@ fn text_blocks(content: Option<&Value>) -> Vec<String> {
 }
 
 /// Lines of a file from the last to the first, reading at most [`MAX_SCAN`] bytes.
-struct LinesBackwards {
+pub(super) struct LinesBackwards {
     file: File,
     /// File offset of `buf[0]`.
     pos: u64,
@@ -235,7 +213,7 @@ impl LinesBackwards {
         self.pos == 0 && self.buf.is_empty()
     }
 
-    fn next_line(&mut self) -> Option<Vec<u8>> {
+    pub(super) fn next_line(&mut self) -> Option<Vec<u8>> {
         loop {
             // Drop a trailing newline, then split off the last line if its start is known.
             while self.buf.last() == Some(&b'\n') {
