@@ -17,7 +17,8 @@ use repowire::agents::Agent;
 use repowire::message::{self, Draft, Kind, Message, State};
 use repowire::peer::{self, Peer, Turn};
 use repowire::process::Process;
-use repowire::spool::{Spool, now_ms};
+use repowire::spool::Spool;
+use repowire::time::now_ms;
 use serde_json::{Value, json};
 
 // The tests' own Claude Code driver and harness, for the real-client rows.

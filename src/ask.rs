@@ -18,8 +18,10 @@ use crate::fork;
 use crate::history;
 use crate::message::{self, Draft, Kind, Message, Response, State};
 use crate::peer::{self, Peer, Status};
-use crate::spool::{Lock, Spool, now_ms};
+use crate::spool::{Lock, Spool};
+use crate::time::now_ms;
 use crate::wait;
+use crate::wait::CANCEL_TICK;
 
 /// Where a question is, as shown while waiting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,8 +51,6 @@ impl std::fmt::Display for Progress {
 
 /// How often a waiting asker asks tmux whether the peer's pane still runs its agent.
 const LIVENESS_EVERY: Duration = Duration::from_secs(1);
-/// How soon a cancellable wait notices that it was cancelled.
-const CANCEL_TICK: Duration = Duration::from_millis(100);
 
 /// Queues question `text` from `from` to `to`. Refuses an unknown or offline peer, and a
 /// question that would deadlock (here, or across hosts: `chain` holds the askers on other

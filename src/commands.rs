@@ -18,9 +18,10 @@ use crate::history::{self, Entry};
 use crate::message;
 use crate::peer::{self, Status};
 use crate::remote;
-use crate::spool::{Spool, now_ms};
+use crate::spool::Spool;
 use crate::team;
 use crate::time;
+use crate::time::now_ms;
 
 pub fn peer(spool: &Spool, cmd: PeerCommand) -> Result<()> {
     match cmd {

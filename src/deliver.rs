@@ -16,7 +16,8 @@ use crate::agents::{Agent, Typing};
 use crate::history;
 use crate::message::{self, Message, State};
 use crate::peer::{self, Peer, Status};
-use crate::spool::{Spool, now_ms};
+use crate::spool::Spool;
+use crate::time::now_ms;
 use crate::tmux::Server;
 use crate::wait;
 

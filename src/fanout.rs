@@ -13,9 +13,7 @@ use crate::error::Error;
 use crate::peer::{self, Status};
 use crate::remote;
 use crate::spool::Spool;
-
-/// How soon a cancelled fan-out tells its waits to stop.
-const CANCEL_TICK: Duration = Duration::from_millis(100);
+use crate::wait::CANCEL_TICK;
 
 /// One peer's outcome.
 pub struct Reply {

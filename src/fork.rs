@@ -20,7 +20,8 @@ use crate::error::Error;
 use crate::history::Event;
 use crate::message::{self, Message, State};
 use crate::peer::{self, Peer};
-use crate::spool::{Spool, now_ms};
+use crate::spool::Spool;
+use crate::time::now_ms;
 
 /// Set in a fork's environment: repowire's hooks do nothing there, so a fork never registers,
 /// never marks the real peer busy and never answers the peer's questions.

@@ -14,7 +14,8 @@ use std::time::{Duration, SystemTime};
 use anyhow::Result;
 
 use crate::message::{self, Kind};
-use crate::spool::{Spool, now_ms};
+use crate::spool::Spool;
+use crate::time::now_ms;
 
 /// Housekeeping runs at most this often.
 pub const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(86_400);

@@ -34,7 +34,8 @@ use crate::gc;
 use crate::message::{self, Kind, State};
 use crate::peer::{self, Peer, Turn};
 use crate::process;
-use crate::spool::{Spool, now_ms};
+use crate::spool::Spool;
+use crate::time::now_ms;
 use crate::tmux::Server;
 
 /// The most of a payload kept; the rest is read and dropped so the writer is never blocked.
@@ -147,18 +148,14 @@ fn handle(home: &Path, event: Event, agent: Agent, p: &Value) -> Result<()> {
         return Ok(());
     }
     let spool = Spool::open(home)?;
-    if event == Event::SessionStart {
-        return session_start(&spool, agent, p);
-    }
-    let Some(peer) = find_peer(&spool, agent, field(p, "session_id"))? else {
-        return Ok(()); // not a peer (e.g. not in tmux): nothing to do
-    };
+    // Not a peer (e.g. not in tmux): nothing to do.
+    let peer = || find_peer(&spool, agent, field(p, "session_id"));
     match event {
-        Event::SessionStart => unreachable!(),
-        Event::Prompt => prompt(&spool, &peer, agent, p),
-        Event::Stop => stop(&spool, &peer, p, false),
-        Event::Interrupt => stop(&spool, &peer, p, true),
-        Event::SessionEnd => session_end(&spool, &peer, p),
+        Event::SessionStart => session_start(&spool, agent, p),
+        Event::Prompt => peer()?.map_or(Ok(()), |peer| prompt(&spool, &peer, agent, p)),
+        Event::Stop => peer()?.map_or(Ok(()), |peer| stop(&spool, &peer, p, false)),
+        Event::Interrupt => peer()?.map_or(Ok(()), |peer| stop(&spool, &peer, p, true)),
+        Event::SessionEnd => peer()?.map_or(Ok(()), |peer| session_end(&spool, &peer, p)),
     }
 }
 

@@ -89,50 +89,46 @@ pub fn run(cli: Cli) -> Result<()> {
             libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         }
     }
-    // Commands that must work whatever state the spool is in (or create it themselves).
+    // Hooks, setup, status, the demo and the remote server must work whatever state the
+    // spool is in (or create it themselves); the rest open it first.
+    let spool = || Spool::open(&home);
     match cli.command {
         Command::Hook { event, agent } => {
             hook::run(&home, event, agent);
-            return Ok(());
+            Ok(())
         }
         Command::Standin {
             events,
             no_last_message,
             outlive_pane,
-        } => {
-            return standin::run(&standin::Options {
-                events,
-                no_last_message,
-                outlive_pane,
-            });
-        }
-        Command::Setup(args) => return setup::setup(&home, &args),
-        Command::Uninstall { dry_run, purge } => return setup::uninstall(&home, dry_run, purge),
-        Command::Hooks(cmd) => return setup::hooks(cmd),
-        Command::Status { json } => return status::run(&home, json),
-        Command::Completions { shell } => return commands::completions(shell),
-        Command::Demo { keep } => return demo::run(keep),
+        } => standin::run(&standin::Options {
+            events,
+            no_last_message,
+            outlive_pane,
+        }),
+        Command::Setup(args) => setup::setup(&home, &args),
+        Command::Uninstall { dry_run, purge } => setup::uninstall(&home, dry_run, purge),
+        Command::Hooks(cmd) => setup::hooks(cmd),
+        Command::Status { json } => status::run(&home, json),
+        Command::Completions { shell } => commands::completions(shell),
+        Command::Demo { keep } => demo::run(keep),
         // Its errors are replies too, even one opening the spool.
-        Command::Remote => return remote::serve(&home),
-        _ => {}
-    }
-    let spool = Spool::open(&home)?;
-    match cli.command {
-        Command::Peer(cmd) => commands::peer(&spool, cmd),
-        Command::Log(args) => commands::log(&spool, args),
-        Command::Gc(args) => commands::gc(&spool, args),
-        Command::Top => top::run(&spool),
+        Command::Remote => remote::serve(&home),
+        Command::Peer(cmd) => commands::peer(&spool()?, cmd),
+        Command::Log(args) => commands::log(&spool()?, args),
+        Command::Gc(args) => commands::gc(&spool()?, args),
+        Command::Top => top::run(&spool()?),
         Command::Up { file, timeout } => {
-            team::up(&spool, &team::Team::load(file.as_deref())?, timeout)
+            team::up(&spool()?, &team::Team::load(file.as_deref())?, timeout)
         }
-        Command::Down { file } => team::down(&spool, &team::Team::load(file.as_deref())?),
-        Command::Config(cmd) => commands::config(&spool, cmd),
+        Command::Down { file } => team::down(&spool()?, &team::Team::load(file.as_deref())?),
+        Command::Config(cmd) => commands::config(&spool()?, cmd),
         Command::Mcp { agent } => {
+            let spool = spool()?;
             hook::mcp_started(&spool, agent);
             mcp::run(spool)
         }
-        Command::Deliver { name } => deliver::pump(&spool, &name),
-        Command::Fork { id } => fork::run(&spool, &id),
-        _ => unreachable!("handled above"),
+        Command::Deliver { name } => deliver::pump(&spool()?, &name),
+        Command::Fork { id } => fork::run(&spool()?, &id),
     }
 }

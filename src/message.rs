@@ -19,7 +19,8 @@ use crate::error::Error;
 pub use crate::history::Kind;
 use crate::history::{self, Entry, Event};
 use crate::peer::{Peer, USER};
-use crate::spool::{Spool, Staged, new_id, now_ms};
+use crate::spool::{Spool, Staged, new_id};
+use crate::time::now_ms;
 
 /// Largest message text accepted, in bytes. Text is typed into a terminal at a few KB/s, and
 /// an agent reads long pastes badly: longer content belongs in a file whose path is sent.

@@ -16,7 +16,8 @@ use crate::config::Naming;
 use crate::describe;
 use crate::error::{Error, Hint};
 use crate::process::Process;
-use crate::spool::{Spool, Staged, now_ms};
+use crate::spool::{Spool, Staged};
+use crate::time::now_ms;
 use crate::tmux::{self, Pane, Server};
 
 /// The sender name of anything that is not a registered peer (a person at a terminal).

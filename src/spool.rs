@@ -13,7 +13,6 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
 use fs2::FileExt;
@@ -367,14 +366,6 @@ fn ensure_private_dir(dir: &Path) -> Result<()> {
     }
 }
 
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 /// A new unique, time-sorted record id.
 pub fn new_id() -> String {
     ulid::Ulid::generate().to_string()
@@ -504,7 +495,7 @@ mod tests {
             let s = Spool::open(t.path()).unwrap();
             let m = crate::message::Message {
                 id: new_id(), kind: crate::message::Kind::Ask, from, to: "b".into(),
-                text: text.clone(), created_ms: now_ms(), deadline_ms: None, asker_pid: None,
+                text: text.clone(), created_ms: crate::time::now_ms(), deadline_ms: None, asker_pid: None,
                 state: crate::message::State::Queued, delivered_ms: None, finished_ms: None,
                 error: None,
                     chain: Vec::new(),

@@ -298,7 +298,7 @@ fn check_size(spool: &Spool) -> Check {
     let age = oldest
         .and_then(|t| std::time::SystemTime::now().duration_since(t).ok())
         .map_or("none".to_string(), |a| {
-            let now = crate::spool::now_ms();
+            let now = crate::time::now_ms();
             let then = now.saturating_sub(a.as_millis() as u64).max(1);
             format!("from {}", crate::time::ago(then, now))
         });

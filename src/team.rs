@@ -16,7 +16,8 @@ use crate::agents::{self, Agent};
 use crate::describe;
 use crate::error::Error;
 use crate::peer::{self, Peer, Status, Turn};
-use crate::spool::{Spool, now_ms};
+use crate::spool::Spool;
+use crate::time::now_ms;
 use crate::tmux::Server;
 use crate::wait::Watch;
 

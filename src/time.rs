@@ -1,7 +1,7 @@
 //! Time as people read and type it: UTC dates and times from Unix milliseconds, "3m ago", and
 //! durations such as `90s`, `2m` or `1h`.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// (year, month, day) in UTC of a Unix time in milliseconds.
 pub fn civil_date(ms: u64) -> (i64, u32, u32) {
@@ -88,15 +88,32 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
-/// An age: a number of days (`30d`), or a duration as [`parse_duration`] takes it.
+/// The longest age [`parse_age`] takes, in days: a century.
+const MAX_AGE_DAYS: u64 = 36_500;
+
+/// An age: a number of days (`30d`, at most [`MAX_AGE_DAYS`]), or a duration as
+/// [`parse_duration`] takes it.
 pub fn parse_age(s: &str) -> Result<Duration, String> {
     if let Some(days) = s.strip_suffix('d') {
-        return days
-            .parse::<u64>()
-            .map(|d| Duration::from_secs(d * 86_400))
-            .map_err(|_| format!("'{s}' is not a number of days"));
+        let d: u64 = days
+            .parse()
+            .map_err(|_| format!("'{s}' is not a number of days"))?;
+        if d > MAX_AGE_DAYS {
+            return Err(format!(
+                "'{s}' is out of range: at most {MAX_AGE_DAYS}d (a century)"
+            ));
+        }
+        return Ok(Duration::from_secs(d * 86_400));
     }
     parse_duration(s)
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -131,6 +148,20 @@ mod tests {
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("0").is_err());
         assert!(parse_duration("5y").is_err());
+    }
+
+    #[test]
+    fn gc_older_than_a_huge_number_of_days_is_refused_not_overflowed() {
+        assert_eq!(parse_age("30d").unwrap(), Duration::from_secs(30 * 86_400));
+        assert_eq!(
+            parse_age("36500d").unwrap(),
+            Duration::from_secs(36_500 * 86_400)
+        );
+        for huge in ["36501d", "213503982334602d", "18446744073709551615d"] {
+            let e = parse_age(huge).unwrap_err();
+            assert!(e.contains("out of range"), "{huge}: {e}");
+        }
+        assert!(parse_age("99999999999999999999d").is_err());
     }
 
     #[test]

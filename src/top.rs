@@ -23,7 +23,8 @@ use ratatui::widgets::{Block, Cell, Clear, Paragraph, Row, Table, TableState};
 use crate::history::{self, Entry, Kind};
 use crate::message::{self, Message, State};
 use crate::peer::{self, Status};
-use crate::spool::{Spool, now_ms};
+use crate::spool::Spool;
+use crate::time::now_ms;
 use crate::wait::Watch;
 
 /// How often ages are redrawn while something has one.

@@ -8,6 +8,10 @@ use std::time::{Duration, Instant};
 
 use notify::{EventKind, RecursiveMode, Watcher};
 
+/// How often a wait that can be cancelled (a killed asker, a client's cancel) looks whether it
+/// was.
+pub const CANCEL_TICK: Duration = Duration::from_millis(100);
+
 /// How often a wait re-checks even without events: a safety net for filesystems that send
 /// none, and the pace of polling when there is no watch at all.
 const TICK_WATCHED: Duration = Duration::from_millis(1000);

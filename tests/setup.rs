@@ -366,6 +366,29 @@ fn an_unparsable_file_is_refused_and_nothing_at_all_changes() {
     }
 }
 
+/// A file of another agent's that holds the wrong shape is not blamed on Claude Code.
+#[test]
+fn a_wrong_shape_in_another_agents_file_names_that_agent_not_claude_code() {
+    let h = Home::new();
+    let gemini = h.home.join(".gemini/settings.json");
+    std::fs::create_dir_all(gemini.parent().unwrap()).unwrap();
+    std::fs::write(&gemini, r#"{"hooks": ["not", "an", "object"]}"#).unwrap();
+    let err = h.fails(&["setup", "--agent", "gemini"]);
+    assert!(
+        err.contains("`hooks` is a list, where the agent expects an object"),
+        "{err}"
+    );
+    assert!(err.contains(&gemini.display().to_string()), "{err}");
+    assert!(!err.contains("Claude Code"), "{err}");
+    std::fs::write(&gemini, "[1]").unwrap();
+    let err = h.fails(&["setup", "--agent", "gemini"]);
+    assert!(
+        err.contains("not a JSON object as the agent expects"),
+        "{err}"
+    );
+    assert!(!err.contains("Claude Code"), "{err}");
+}
+
 #[test]
 fn a_hook_or_server_of_another_repowire_binary_is_pointed_at_this_one() {
     let h = Home::new();

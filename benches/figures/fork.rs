@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use repowire::agents::Agent;
 use repowire::peer::{self, Peer, Turn};
-use repowire::spool::{Spool, now_ms};
+use repowire::spool::Spool;
+use repowire::time::now_ms;
 use serde_json::json;
 
 use super::{Bench, Samples, bin};

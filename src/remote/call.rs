@@ -16,6 +16,7 @@ use super::{
     EXIT_REMOTE, HostPeers, LIST_BOUND, MAX_WAIT_SECS, Op, PROTOCOL, Reply, Request, VERSION,
 };
 use crate::host;
+use crate::wait::CANCEL_TICK;
 
 /// ssh's own connect timeout.
 const CONNECT_TIMEOUT_SECS: u32 = 10;
@@ -28,8 +29,6 @@ const SLACK: Duration = Duration::from_secs(30);
 const CANCEL_GRACE: Duration = Duration::from_secs(5);
 /// How long ssh is given to exit once its output has ended.
 const EXIT_GRACE: Duration = Duration::from_secs(2);
-/// How soon a waiting call notices that it was cancelled.
-const CANCEL_TICK: Duration = Duration::from_millis(100);
 /// Stderr of ssh kept for error messages.
 const MAX_STDERR: u64 = 64 * 1024;
 
