@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use crate::ask::{self, Progress};
+use crate::ask::Progress;
 use crate::cli::{CompletionShell, ConfigCommand, GcArgs, LogArgs, PeerCommand};
 use crate::config::Config;
 use crate::error::Error;
@@ -17,6 +17,7 @@ use crate::fanout;
 use crate::history::{self, Entry};
 use crate::message;
 use crate::peer::{self, Status};
+use crate::reach::{self, Target};
 use crate::remote;
 use crate::spool::Spool;
 use crate::team;
@@ -120,52 +121,24 @@ pub fn peer(spool: &Spool, cmd: PeerCommand) -> Result<()> {
         }
         PeerCommand::Wait { id, timeout } => {
             let timeout = timeout.unwrap_or(Config::load(spool)?.ask_timeout);
-            if let Some((local, host)) = remote::parse_id(&id)? {
-                let answer = wait_printing(host, |show| remote::wait(host, local, timeout, show))?;
-                return print_answer(&answer);
-            }
-            message::validate_id(&id)?;
-            let m = message::load(spool, &id)?
-                .ok_or_else(|| Error::BadInput(format!("there is no query {id} in the spool")))?;
-            // Waiting blocks whoever waits, as the asker did: the deadlock check must see it.
-            let _waiter = if m.state.is_open() {
-                spool.try_lock(&message::waiter_lock(&id))?
-            } else {
-                None
-            };
-            let answer = wait_printing(&m.to, |show| {
-                ask::wait_answer(spool, &id, timeout, None, show)
-            })?;
-            print_answer(&answer.text)
+            let waiting = reach::waiting(spool, &id)?;
+            let who = waiting.who().to_string();
+            let answer = wait_printing(&who, |show| waiting.answer(spool, timeout, show))?;
+            print_answer(&answer)
         }
         PeerCommand::Notify { name, text } => {
             let text = text_arg(text)?;
-            let notified = match remote::parse_peer(&name)? {
-                Some((peer, host)) => remote::notify(host, peer, &remote::sender(spool)?, &text)?,
-                None => ask::notify(spool, &peer::sender_name(spool)?, &name, &text)?,
-            };
-            println!("{notified}");
+            println!("{}", reach::notify(spool, Target::parse(&name)?, &text)?);
             Ok(())
         }
         PeerCommand::Broadcast { text, all } => {
             let text = text_arg(text)?;
-            let from = peer::sender_name(spool)?;
-            let mut sent = ask::broadcast(spool, &from, &text)?;
-            let remotes = if all {
+            let hosts = if all {
                 Config::load(spool)?.remotes
             } else {
                 Vec::new()
             };
-            let mut failed = Vec::new();
-            for (host, res) in remote::broadcast(&remotes, &remote::sender(spool)?, &text) {
-                match res {
-                    Ok(b) => {
-                        sent.now.extend(b.now);
-                        sent.later.extend(b.later);
-                    }
-                    Err(e) => failed.push(format!("not sent to {host}: {e:#}")),
-                }
-            }
+            let (sent, failed) = reach::broadcast(spool, &text, &hosts)?;
             println!("{sent}");
             if failed.is_empty() {
                 return Ok(());
@@ -187,30 +160,17 @@ fn ask_one(
     (timeout, fork): (Duration, bool),
     no_wait: bool,
 ) -> Result<()> {
-    if let Some((peer, host)) = remote::parse_peer(name)? {
-        remote::no_fork(fork)?;
-        let (from, chain) = (remote::sender(spool)?, remote::chain(spool)?);
-        let asker = (from.as_str(), chain.as_slice());
-        if no_wait {
-            println!("{}", remote::ask_no_wait(host, peer, asker, text, timeout)?);
-            return Ok(());
-        }
-        let answer = wait_printing(name, |show| {
-            remote::ask(host, peer, asker, text, timeout, None, show)
-        })?;
-        return print_answer(&answer);
-    }
-    let from = peer::sender_name(spool)?;
-    let (msg, lock) = ask::ask(spool, &from, name, text, timeout, &[], fork)?;
+    let target = Target::parse(name)?;
     if no_wait {
-        println!("{}", msg.id);
+        println!(
+            "{}",
+            reach::ask_no_wait(spool, target, text, timeout, fork)?
+        );
         return Ok(());
     }
-    let answer = wait_printing(name, |show| {
-        ask::wait_answer(spool, &msg.id, timeout, None, show)
-    })?;
-    drop(lock);
-    print_answer(&answer.text)
+    let question = reach::ask(spool, target, text, timeout, fork)?;
+    let answer = wait_printing(name, |show| question.answer(spool, None, show))?;
+    print_answer(&answer)
 }
 
 /// `peer ask A B "Q"` and `--all`: each answer under `==> NAME <==` as it comes.
@@ -238,17 +198,9 @@ fn ask_many(
     if no_wait {
         let mut replies = Vec::new();
         for name in &names {
-            let id = match remote::parse_peer(name)? {
-                Some((peer, host)) => {
-                    remote::no_fork(fork)
-                        .map_err(anyhow::Error::from)
-                        .and_then(|()| {
-                            let (from, chain) = (remote::sender(spool)?, remote::chain(spool)?);
-                            remote::ask_no_wait(host, peer, (&from, &chain), text, timeout)
-                        })
-                }
-                None => ask::ask(spool, &from, name, text, timeout, &[], fork).map(|(m, _)| m.id),
-            };
+            let id = Target::parse(name)
+                .map_err(anyhow::Error::from)
+                .and_then(|target| reach::ask_no_wait(spool, target, text, timeout, fork));
             if let Ok(id) = &id {
                 writeln!(out, "{name} {id}")?;
             }
@@ -263,37 +215,27 @@ fn ask_many(
     let start = Instant::now();
     let (mut answered, mut printed) = (0, 0);
     let mut write_err = None;
-    let replies = fanout::ask(
-        spool,
-        &from,
-        &names,
-        text,
-        (timeout, fork),
-        None,
-        &mut |r| {
-            if let Ok(answer) = &r.answer {
-                answered += 1;
-                let sep = if printed > 0 { "\n" } else { "" };
-                printed += 1;
-                if tty {
-                    eprint!("\r\x1b[2K");
-                }
-                let nl = if answer.ends_with('\n') { "" } else { "\n" };
-                if let Err(e) =
-                    write!(out, "{sep}==> {} <==\n{answer}{nl}", r.peer).and(out.flush())
-                {
-                    write_err.get_or_insert(e);
-                }
-            }
+    let replies = fanout::ask(spool, &names, text, (timeout, fork), None, &mut |r| {
+        if let Ok(answer) = &r.answer {
+            answered += 1;
+            let sep = if printed > 0 { "\n" } else { "" };
+            printed += 1;
             if tty {
-                eprint!(
-                    "\r\x1b[2K{answered} of {} answered ({}s)",
-                    names.len(),
-                    start.elapsed().as_secs()
-                );
+                eprint!("\r\x1b[2K");
             }
-        },
-    );
+            let nl = if answer.ends_with('\n') { "" } else { "\n" };
+            if let Err(e) = write!(out, "{sep}==> {} <==\n{answer}{nl}", r.peer).and(out.flush()) {
+                write_err.get_or_insert(e);
+            }
+        }
+        if tty {
+            eprint!(
+                "\r\x1b[2K{answered} of {} answered ({}s)",
+                names.len(),
+                start.elapsed().as_secs()
+            );
+        }
+    });
     if tty {
         eprint!("\r\x1b[2K");
     }

@@ -8,10 +8,9 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use crate::ask;
 use crate::error::Error;
 use crate::peer::{self, Status};
-use crate::remote;
+use crate::reach::{self, Target};
 use crate::spool::Spool;
 use crate::wait::CANCEL_TICK;
 
@@ -33,13 +32,11 @@ pub fn everyone(spool: &Spool, from: &str) -> Result<Vec<String>> {
 }
 
 /// Asks each of `names` (a name once, however often given; `NAME@HOST` for another host)
-/// `text` from `from` (of forks of their sessions with `fork`), and waits up to `timeout` for
-/// all of them. Each reply goes to `got` as
-/// it comes; the replies are returned in that order. When `cancelled` turns true, every wait
+/// `text` (of forks of their sessions with `fork`), and waits up to `timeout` for all of them.
+/// Each reply goes to `got` as it comes; the replies are returned in that order. When `cancelled` turns true, every wait
 /// ends as a cancelled `ask_peer` does.
 pub fn ask(
     spool: &Spool,
-    from: &str,
     names: &[String],
     text: &str,
     (timeout, fork): (Duration, bool),
@@ -62,25 +59,11 @@ pub fn ask(
             let stopped = &stopped;
             // Every question is queued before any wait starts: so every one of them is in the
             // spool, and seen by the deadlock check, while the others wait.
-            let queued = queue(spool, from, name, text, (timeout, fork));
+            let queued = Target::parse(name)
+                .map_err(anyhow::Error::from)
+                .and_then(|target| reach::ask(spool, target, text, timeout, fork));
             s.spawn(move || {
-                let answer = queued.and_then(|q| match q {
-                    Queued::Here(id, _waiter) => {
-                        ask::wait_answer(spool, &id, timeout, Some(stopped), None).map(|r| r.text)
-                    }
-                    Queued::There { peer, host } => {
-                        let (from, chain) = (remote::sender(spool)?, remote::chain(spool)?);
-                        remote::ask(
-                            host,
-                            peer,
-                            (&from, &chain),
-                            text,
-                            timeout,
-                            Some(stopped),
-                            None,
-                        )
-                    }
-                });
+                let answer = queued.and_then(|q| q.answer(spool, Some(stopped), None));
                 let _ = tx.send(Reply {
                     peer: name.to_string(),
                     answer,
@@ -104,29 +87,6 @@ pub fn ask(
         }
     });
     replies
-}
-
-/// A question on its way.
-enum Queued<'a> {
-    /// In this spool: its id, and the waiter lock held while it is waited for.
-    Here(String, crate::spool::Lock),
-    /// For another host, asked when its wait starts.
-    There { peer: &'a str, host: &'a str },
-}
-
-fn queue<'a>(
-    spool: &Spool,
-    from: &str,
-    name: &'a str,
-    text: &str,
-    (timeout, fork): (Duration, bool),
-) -> Result<Queued<'a>> {
-    if let Some((peer, host)) = remote::parse_peer(name)? {
-        remote::no_fork(fork)?;
-        return Ok(Queued::There { peer, host });
-    }
-    let (msg, waiter) = ask::ask(spool, from, name, text, timeout, &[], fork)?;
-    Ok(Queued::Here(msg.id, waiter))
 }
 
 /// The error of a fan-out that not every peer answered, with every failure in it. Its exit

@@ -13,7 +13,8 @@
 //!    (`agents`),
 //!    a repository's own description of itself (`describe`).
 //! 2. **Records** in the spool: `config`, `peer`, `history`, `message`.
-//! 3. **Operations** on them: asking and waiting (`ask`), typing into panes (`deliver`),
+//! 3. **Operations** on them: one way to reach a peer wherever it is (`reach`), asking and
+//!    waiting (`ask`), typing into panes (`deliver`),
 //!    other hosts (`remote`: the calling and the serving side), one question to several
 //!    peers (`fanout`), answers from a read-only fork of a peer's session (`fork`),
 //!    housekeeping (`gc`).
@@ -40,6 +41,7 @@ pub mod mcp;
 pub mod message;
 pub mod peer;
 pub mod process;
+pub mod reach;
 pub mod remote;
 pub mod setup;
 pub mod spool;

@@ -34,11 +34,12 @@ use tokio::io::{AsyncRead, ReadBuf};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
 
-use crate::ask::{self, Checked, Progress};
+use crate::ask::{Checked, Progress};
 use crate::config::Config;
 use crate::error::Error;
 use crate::fanout;
 use crate::peer::{self, USER};
+use crate::reach::{self, Target};
 use crate::remote;
 use crate::spool::Spool;
 
@@ -272,11 +273,7 @@ impl Server {
     async fn get_answer(&self, Parameters(a): Parameters<GetAnswerArgs>) -> Result<String, String> {
         self.blocking(move |spool| {
             let id = a.query_id.trim();
-            let checked = match remote::parse_id(id)? {
-                Some((local, host)) => remote::check(host, local)?,
-                None => ask::check(spool, id)?,
-            };
-            Ok(match checked {
+            Ok(match reach::check(spool, id)? {
                 Checked::Answered(text) => text,
                 Checked::Open { to, stage } => format!(
                     "not answered yet: query {id} to '{to}' is {stage}; call get_answer again later"
@@ -289,24 +286,16 @@ impl Server {
     #[tool(description = "Send a peer a message that needs no answer; returns at once.")]
     async fn notify_peer(&self, Parameters(a): Parameters<NotifyArgs>) -> Result<String, String> {
         self.blocking(move |spool| {
-            let notified = match remote::parse_peer(&a.peer_name)? {
-                Some((name, host)) => {
-                    remote::notify(host, name, &remote::sender(spool)?, &a.message)?
-                }
-                None => ask::notify(spool, &peer::sender_name(spool)?, &a.peer_name, &a.message)?,
-            };
-            Ok(notified.to_string())
+            let target = Target::parse(&a.peer_name)?;
+            Ok(reach::notify(spool, target, &a.message)?.to_string())
         })
         .await
     }
 
     #[tool(description = "Send a message to every online peer but you; returns at once.")]
     async fn broadcast(&self, Parameters(a): Parameters<BroadcastArgs>) -> Result<String, String> {
-        self.blocking(move |spool| {
-            let from = peer::sender_name(spool)?;
-            Ok(ask::broadcast(spool, &from, &a.message)?.to_string())
-        })
-        .await
+        self.blocking(move |spool| Ok(reach::broadcast(spool, &a.message, &[])?.0.to_string()))
+            .await
     }
 
     #[tool(description = "Give the agent in a tmux pane a peer name (kept across its restarts).")]
@@ -368,12 +357,10 @@ fn ask_many(
         .into());
     }
     let timeout = timeout_of(spool, a.timeout_seconds)?;
-    let from = peer::sender_name(spool)?;
     let asked = a.peer_names.len();
     let mut answered = 0;
     let replies = fanout::ask(
         spool,
-        &from,
         &a.peer_names,
         &a.query,
         (timeout, false),
@@ -466,27 +453,14 @@ fn ask_and_wait(
         }
     };
     let report = stages.is_some().then_some(&mut report as _);
-    let res = match remote::parse_peer(&a.peer_name)? {
-        Some((name, host)) => {
-            remote::no_fork(a.fork)?;
-            let (from, chain) = (remote::sender(spool)?, remote::chain(spool)?);
-            remote::ask(
-                host,
-                name,
-                (&from, &chain),
-                &a.query,
-                timeout,
-                Some(cancelled),
-                report,
-            )
-        }
-        None => {
-            let from = peer::sender_name(spool)?;
-            let (msg, _waiting) =
-                ask::ask(spool, &from, &a.peer_name, &a.query, timeout, &[], a.fork)?;
-            ask::wait_answer(spool, &msg.id, timeout, Some(cancelled), report).map(|r| r.text)
-        }
-    };
+    let res = reach::ask(
+        spool,
+        Target::parse(&a.peer_name)?,
+        &a.query,
+        timeout,
+        a.fork,
+    )?
+    .answer(spool, Some(cancelled), report);
     res.map_err(for_the_model)
 }
 
