@@ -21,17 +21,15 @@ use repowire::spool::Spool;
 use repowire::time::now_ms;
 use serde_json::{Value, json};
 
-// The tests' own Claude Code driver and harness, for the real-client rows.
-#[path = "../tests/claude_code.rs"]
-#[allow(dead_code)]
-mod claude_code;
 #[path = "figures/fork.rs"]
 mod fork;
 #[path = "figures/claude.rs"]
 mod real_claude;
-#[path = "../tests/util.rs"]
+// The tests' own harness, the Claude Code driver among it, for the real-client rows.
+#[path = "../tests/util/mod.rs"]
 #[allow(dead_code)]
 mod util;
+use util::claude_code;
 
 fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_repowire"))

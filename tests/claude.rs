@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::claude_code::{ASK_TIMEOUT, Claude, ClaudeCode, PINNED, need_claude, repowire_hooks};
+use crate::util::claude_code::{
+    ASK_TIMEOUT, Claude, ClaudeCode, PINNED, need_claude, repowire_hooks,
+};
 use crate::util::{eventually, neutralized, rw_command, sh_quote};
 
 /// A person asks beta, twice: a `REPLY` answer, then an echo of a hostile multi-line question
@@ -285,7 +287,7 @@ fn claude_code_sessions_answer_a_fan_out_and_ask_peers() {
     let cc = Claude::start(
         &claude,
         json!({"permissions": {"allow": ["mcp__repowire"]}}),
-        json!({"repowire": crate::claude_code::repowire_mcp()}),
+        json!({"repowire": crate::util::claude_code::repowire_mcp()}),
     );
     let t = Instant::now();
     let out = cc.person.rw(&[

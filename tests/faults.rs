@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::hooks::{FakeAgent, ask_delivered, header, hook};
-use crate::hostile::check_spool;
-use crate::mcp::Mcp;
+use crate::util::fake_agent::{FakeAgent, ask_delivered, header, hook};
+use crate::util::mcp::Mcp;
+use crate::util::spool::check_spool;
 use crate::util::{Agent, Mesh, bin, body, spawn_piped, text};
 
 const T: Duration = Duration::from_secs(30);

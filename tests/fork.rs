@@ -11,8 +11,10 @@ use serde_json::Value;
 
 use serde_json::json;
 
-use crate::claude_code::{Claude, ClaudeCode, PINNED, need_claude, repowire_hooks, repowire_mcp};
-use crate::mcp::Mcp;
+use crate::util::claude_code::{
+    Claude, ClaudeCode, PINNED, need_claude, repowire_hooks, repowire_mcp,
+};
+use crate::util::mcp::Mcp;
 use crate::util::{self, Mesh, eventually, read_jsonl, text};
 
 /// A fake `claude` in a directory of its own: it appends how it was run (argv, directory, the
@@ -354,7 +356,7 @@ fn claude_asker(cc: &Claude, path: &str) -> Command {
 
 /// The session files in the project directory of Claude Code sessions working in `work`.
 fn session_files(cc: &Claude, work: &Path) -> Vec<PathBuf> {
-    let dir = crate::claude_code::project_dir(&cc.home.dir, work);
+    let dir = crate::util::claude_code::project_dir(&cc.home.dir, work);
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
         .unwrap_or_default();
@@ -398,7 +400,7 @@ pub(crate) fn forks_answer_and_change_nothing(claude: &ClaudeCode) {
     let beta_work = cc.root.join("beta");
     let fact = "The deploy key rotates every 37 hours.";
     assert_eq!(cc.turn("beta", &format!("{fact}\nREPLY noted")), "noted");
-    crate::claude_code::send(&cc.tmux, "beta", "SLEEP 60\nREPLY the long turn is over");
+    crate::util::claude_code::send(&cc.tmux, "beta", "SLEEP 60\nREPLY the long turn is over");
     assert!(eventually(
         Duration::from_secs(20),
         || cc.peer("beta")["status"] == "busy"
@@ -558,7 +560,7 @@ fn claude_code_outside_tmux_is_a_peer_that_answers_by_fork() {
         "{p}"
     );
     // Its person works in it (a session with no conversation yet has nothing to fork).
-    crate::claude_code::send(&cc.tmux, "alpha", "The build uses zig 0.14.\nREPLY noted");
+    crate::util::claude_code::send(&cc.tmux, "alpha", "The build uses zig 0.14.\nREPLY noted");
     assert!(eventually(Duration::from_secs(30), || {
         read_jsonl(&alpha.transcript)
             .iter()

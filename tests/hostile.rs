@@ -14,8 +14,9 @@ use std::time::Duration;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
-use crate::hooks::{FakeAgent, ask_delivered, header, hook};
+use crate::util::fake_agent::{FakeAgent, ask_delivered, header, hook};
 use crate::util::neutralized;
+use crate::util::spool::check_spool;
 use crate::util::{Mesh, body, run_for, spawn_piped, text};
 
 /// Text another peer sends is typed into an agent's prompt. None of it may act as a key:
@@ -203,7 +204,7 @@ fn text_that_is_not_utf8_or_too_long_is_refused_clearly() {
 #[test]
 fn the_mcp_server_survives_requests_it_cannot_parse() {
     let m = Mesh::new();
-    let mut mcp = crate::mcp::Mcp::start(&m, m.cmd());
+    let mut mcp = crate::util::mcp::Mcp::start(&m, m.cmd());
     for bad in [
         r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"notify_peer","arguments":{"peer_name":"x","message":"a\ud800b"}}}"#,
         r#"{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"na"#,
@@ -678,65 +679,6 @@ fn hooks_keep_the_spool_well_formed_on_arbitrary_payloads() {
     let peers = m.peers();
     assert_eq!(peers.len(), 1, "{peers:?}");
     assert_eq!(peers[0]["name"], "svc");
-}
-
-/// The spool's invariants as a reader sees them: every record parses; an answer belongs to an
-/// existing message, under that message's id, addressed to its asker; no temporary file is
-/// left; every history line is whole (but for a last one without its newline yet, with
-/// `partial_tail`: readers do not show it).
-pub fn check_spool(home: &Path, partial_tail: bool) -> Result<(), String> {
-    let records = |dir: &str| -> Vec<(String, Value)> {
-        std::fs::read_dir(home.join(dir))
-            .unwrap()
-            .filter_map(|e| {
-                let p = e.unwrap().path();
-                let name = p.file_name()?.to_str()?.to_string();
-                let stem = name.strip_suffix(".json")?.to_string();
-                let v = serde_json::from_slice(&std::fs::read(&p).unwrap())
-                    .unwrap_or_else(|e| panic!("{} is not a whole record: {e}", p.display()));
-                Some((stem, v))
-            })
-            .collect()
-    };
-    let mut messages = std::collections::HashMap::new();
-    for dir in ["queue", "done"] {
-        for (stem, v) in records(dir) {
-            if v["id"] != stem.as_str() {
-                return Err(format!("{dir}/{stem}.json holds {}", v["id"]));
-            }
-            messages.insert(stem, v);
-        }
-    }
-    for (stem, r) in records("responses") {
-        let Some(msg) = messages.get(&stem) else {
-            return Err(format!("an answer to {stem}, which does not exist"));
-        };
-        if r["id"] != stem.as_str() || r["to"] != msg["from"] || r["from"] != msg["to"] {
-            return Err(format!("answer {r} does not match its message {msg}"));
-        }
-    }
-    let tmp = std::fs::read_dir(home.join("tmp")).unwrap().count();
-    if tmp != 0 {
-        return Err(format!("{tmp} temporary files left"));
-    }
-    for e in std::fs::read_dir(home.join("log")).unwrap() {
-        let p = e.unwrap().path();
-        if p.extension().is_none_or(|x| x != "jsonl") {
-            continue;
-        }
-        let mut s = std::fs::read(&p).unwrap();
-        if !s.is_empty() && !s.ends_with(b"\n") {
-            if !partial_tail {
-                return Err(format!("{} ends with a partial line", p.display()));
-            }
-            s.truncate(s.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1));
-        }
-        for l in s.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-            serde_json::from_slice::<Value>(l)
-                .map_err(|e| format!("{}: a damaged line: {e}", p.display()))?;
-        }
-    }
-    Ok(())
 }
 
 /// The hook payload parser, on any bytes: never panics, gives an object or nothing; a whole

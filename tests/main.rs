@@ -6,7 +6,6 @@ mod util;
 
 mod agents;
 mod claude;
-mod claude_code;
 mod cli;
 mod demo;
 mod faults;
@@ -19,6 +18,7 @@ mod mcp;
 mod mesh;
 mod remote;
 mod setup;
+mod setup_agents;
 mod structure;
 mod team;
 mod top;

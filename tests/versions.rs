@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use repowire::agents::Agent;
 use serde_json::{Value, json};
 
-use crate::agents::{self, GEMINI_PINNED, Team};
-use crate::claude_code::{self, Claude, ClaudeCode, need_claude};
+use crate::util::agents::{self, GEMINI_PINNED, Team};
+use crate::util::claude_code::{self, Claude, ClaudeCode, need_claude};
 use crate::util::{bin, eventually, text};
 
 /// The agent repowire calls `name`.
@@ -92,7 +92,7 @@ fn claude_code_2_0_answers_every_ask_not_only_the_first() {
 fn team_flows(clis: &agents::Clis, what: &str, fork: impl FnOnce()) {
     let t = Instant::now();
     let team = Team::start(clis);
-    agents::core_flows(&team);
+    crate::agents::core_flows(&team);
     drop(team);
     fork();
     eprintln!("versions: {what}'s core flows took {:.1?}", t.elapsed());
@@ -115,7 +115,7 @@ fn codex_newest_tested_release_passes_the_core_flows() {
         return;
     };
     team_flows(&clis, &format!("Codex {newest}"), || {
-        agents::codex_fork_flow(&clis.codex)
+        crate::agents::codex_fork_flow(&clis.codex)
     });
 }
 
@@ -138,7 +138,7 @@ fn opencode_oldest_tested_release_passes_the_core_flows() {
         return;
     };
     team_flows(&clis, &format!("OpenCode {oldest}"), || {
-        agents::opencode_fork_flow(&clis.opencode)
+        crate::agents::opencode_fork_flow(&clis.opencode)
     });
 }
 

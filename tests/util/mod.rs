@@ -8,6 +8,15 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod agents;
+pub mod claude_code;
+pub mod fake_agent;
+pub mod files;
+pub mod mcp;
+pub mod spool;
+#[macro_use]
+pub mod ssh;
+
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_repowire"))
 }
