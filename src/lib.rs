@@ -17,7 +17,8 @@
 //!    waiting (`ask`), typing into panes (`deliver`),
 //!    other hosts (`remote`: the calling and the serving side), one question to several
 //!    peers (`fanout`), answers from a read-only fork of a peer's session (`fork`),
-//!    housekeeping (`gc`).
+//!    housekeeping (`gc`), an agent session's life from its events: registration, turns that
+//!    claim and answer questions, its end (`session`).
 //! 4. **Front ends**: the command line (`cli`, `commands`), the agents' hooks (`hook`), the
 //!    MCP server (`mcp`), wiring into the agents' files (`setup`), starting and ending a team
 //!    (`team`), `status`, the live view (`top`), `demo`, and the stand-in agent (`standin`).
@@ -43,6 +44,7 @@ pub mod peer;
 pub mod process;
 pub mod reach;
 pub mod remote;
+pub mod session;
 pub mod setup;
 pub mod spool;
 pub mod standin;
@@ -127,7 +129,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Config(cmd) => commands::config(&spool()?, cmd),
         Command::Mcp { agent } => {
             let spool = spool()?;
-            hook::mcp_started(&spool, agent);
+            session::mcp_started(&spool, agent);
             mcp::run(spool)
         }
         Command::Deliver { name } => deliver::pump(&spool()?, &name),

@@ -12,7 +12,9 @@ const LAYERS: [&[&str]; 4] = [
         "agents", "describe", "error", "host", "process", "spool", "time", "tmux", "wait",
     ],
     &["config", "history", "message", "peer"],
-    &["ask", "deliver", "fanout", "fork", "gc", "reach", "remote"],
+    &[
+        "ask", "deliver", "fanout", "fork", "gc", "reach", "remote", "session",
+    ],
     &[
         "cli", "commands", "demo", "hook", "mcp", "setup", "standin", "status", "team", "top",
     ],
