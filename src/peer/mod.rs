@@ -79,10 +79,29 @@ pub struct Peer {
 }
 
 impl Peer {
-    /// A session outside tmux: nothing can be typed into it, it answers by fork only.
-    pub fn fork_only(&self) -> bool {
-        self.pane.is_empty()
+    /// How its live session is reached.
+    pub fn transport(&self) -> Transport {
+        if self.pane.is_empty() {
+            Transport::Fork
+        } else {
+            Transport::Tmux
+        }
     }
+
+    /// A session with no live channel, that answers by fork only.
+    pub fn fork_only(&self) -> bool {
+        self.transport() == Transport::Fork
+    }
+}
+
+/// How a peer's live session is reached: how a question gets into it (`deliver`). Any peer
+/// can also be asked through a read-only fork of its session (`fork`) where its agent forks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// Typed into the agent's prompt box in its tmux pane.
+    Tmux,
+    /// None: a session outside tmux, asked through forks only.
+    Fork,
 }
 
 /// The agent's turn, from its UserPromptSubmit and Stop hooks.
