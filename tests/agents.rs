@@ -21,7 +21,8 @@ use crate::util::agents::{
 };
 use crate::util::claude_code;
 use crate::util::{
-    self, Tmux, eventually, need_agent, neutralized, run_for, rw_command, sh_quote, text,
+    self, HOSTILE_QUESTION, HOSTILE_QUESTION_RECEIVED, Tmux, eventually, need_agent, run_for,
+    rw_command, sh_quote, text,
 };
 
 /// The four sessions, each asked from the command line, each asking another through the MCP
@@ -43,15 +44,14 @@ fn claude_codex_gemini_and_opencode_ask_each_other() {
     core_flows(&team);
 
     // 5. Hostile text reaches Codex, Gemini and OpenCode inert and whole.
-    let question = "Echo this back:\n  \"double\" 'single' `ticks` $HOME \\back; semi\n/clear\n!touch pwned\n\
-                    ünïcødé ✓ 日本\tTAB \x1b[201~ after ESC";
+    let question = HOSTILE_QUESTION;
     for name in ["codex", "gemini", "opencode"] {
         let (answer, _) = team.ask(name, question);
         let id = team.last_sent("user", name);
         let header = format!("ECHO: [repowire] Question from user (query {id})");
         assert!(answer.starts_with(&header), "{answer}");
         assert!(
-            answer.ends_with(&format!("\n{}", neutralized(question))),
+            answer.ends_with(&format!("\n{HOSTILE_QUESTION_RECEIVED}")),
             "{name} saw something else: {answer:?}"
         );
         assert!(
@@ -92,7 +92,8 @@ fn claude_codex_gemini_and_opencode_ask_each_other() {
             .rw_ok(&["peer", "ask", name, "REPLY after the draft", "--no-wait"])
             .trim()
             .to_string();
-        std::thread::sleep(Duration::from_secs(3));
+        // The deliverer the ask started looked at the box and left.
+        util::helpers_done(&team.spool);
         assert_eq!(
             team.event_names(&id),
             ["sent"],
@@ -109,6 +110,7 @@ fn claude_codex_gemini_and_opencode_ask_each_other() {
     for name in ["codex", "gemini", "opencode"] {
         let quit = if name == "opencode" { "/exit" } else { "/quit" };
         team.tmux.paste(name, quit);
+        // Input pacing, as a person types: Enter right after a paste is part of it.
         std::thread::sleep(Duration::from_millis(500));
         team.tmux.keys(name, &["Enter"]);
         let offline = eventually(Duration::from_secs(60), || {
@@ -178,7 +180,7 @@ pub(crate) fn core_flows(team: &Team) {
 
     // 4. A turn cut short with Esc is no answer: the asker hears it was interrupted.
     for name in ["codex", "gemini", "opencode"] {
-        let mut c = Command::new(util::bin());
+        let mut c = util::rw(&team.spool);
         c.args([
             "peer",
             "ask",
@@ -187,9 +189,6 @@ pub(crate) fn core_flows(team: &Team) {
             "--timeout",
             "100s",
         ])
-        .env("REPOWIRE_HOME", &team.spool)
-        .env_remove("TMUX")
-        .env_remove("TMUX_PANE")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
         let asker = c.spawn().unwrap();
@@ -202,7 +201,7 @@ pub(crate) fn core_flows(team: &Team) {
         std::thread::sleep(Duration::from_millis(500));
         team.tmux.keys(name, &["Escape"]);
         if name == "opencode" {
-            // Its first Esc says "esc again to interrupt".
+            // Its first Esc says "esc again to interrupt" (input pacing, as a person presses).
             std::thread::sleep(Duration::from_millis(300));
             team.tmux.keys(name, &["Escape"]);
         }
@@ -264,17 +263,14 @@ fn codex_gemini_and_opencode_come_up_from_a_team_file_and_go_down() {
     )
     .unwrap();
     let rw = |args: &[&str]| {
-        let mut c = Command::new(util::bin());
+        let mut c = util::rw(&team.spool);
         c.args(args)
             // Where `up` looks for each agent's setup: Gemini CLI's in HOME, Codex's in
             // CODEX_HOME, OpenCode's in XDG_CONFIG_HOME.
             .env("HOME", &gm)
             .env("CODEX_HOME", cx.join(".codex"))
             .env("XDG_CONFIG_HOME", team.root.join("oc/.config"))
-            .env("TMUX_TMPDIR", &tmux_tmpdir)
-            .env("REPOWIRE_HOME", &team.spool)
-            .env_remove("TMUX")
-            .env_remove("TMUX_PANE");
+            .env("TMUX_TMPDIR", &tmux_tmpdir);
         run_for(c, Duration::from_secs(150))
     };
     let t = Instant::now();
@@ -375,9 +371,8 @@ pub(crate) fn codex_fork_flow(codex: &Path) {
     let cx = team.root.join("cx");
     let path = util::path_with(codex.parent().unwrap());
     let fork = |question: &str| {
-        let mut c = Command::new(util::bin());
+        let mut c = util::rw(&team.spool);
         c.args(["peer", "ask", "codex", "--fork", question])
-            .env("REPOWIRE_HOME", &team.spool)
             .env("HOME", &cx)
             .env("CODEX_HOME", cx.join(".codex"))
             .env("FAKE_API_KEY", "fake")
@@ -468,9 +463,8 @@ pub(crate) fn opencode_fork_flow(opencode: &Path) {
     let before = sessions();
     assert!(before >= 1, "no session listed");
     let fork = |question: &str| {
-        let mut c = Command::new(util::bin());
-        c.args(["peer", "ask", "opencode", "--fork", question])
-            .env("REPOWIRE_HOME", &team.spool);
+        let mut c = util::rw(&team.spool);
+        c.args(["peer", "ask", "opencode", "--fork", question]);
         oc(&mut c);
         run_for(c, Duration::from_secs(120))
     };
@@ -483,13 +477,19 @@ pub(crate) fn opencode_fork_flow(opencode: &Path) {
         t.elapsed()
     );
     let requests = team.fork_requests(fact);
-    for r in requests.iter().filter(|r| r["body"]["tools"].is_array()) {
+    let offering: Vec<&serde_json::Value> = requests
+        .iter()
+        .filter(|r| r["body"]["tools"].is_array())
+        .collect();
+    assert!(!offering.is_empty(), "no fork request offered tools");
+    for r in offering {
         let tools: Vec<&str> = r["body"]["tools"]
             .as_array()
             .unwrap()
             .iter()
             .filter_map(|t| t["name"].as_str())
             .collect();
+        assert!(!tools.is_empty(), "a fork request's tools have no names");
         assert!(
             tools
                 .iter()
@@ -518,7 +518,7 @@ pub(crate) fn opencode_fork_flow(opencode: &Path) {
         assert!(!target.exists(), "a fork wrote a file");
     }
     // A fork ended at its deadline, in the middle of its work, leaves no copy either.
-    let mut c = Command::new(util::bin());
+    let mut c = util::rw(&team.spool);
     c.args([
         "peer",
         "ask",
@@ -528,12 +528,11 @@ pub(crate) fn opencode_fork_flow(opencode: &Path) {
         "SLEEP 30\nREPLY too late",
         "--timeout",
         "4s",
-    ])
-    .env("REPOWIRE_HOME", &team.spool);
+    ]);
     oc(&mut c);
     let out = run_for(c, Duration::from_secs(60));
     assert!(!out.status.success(), "{}", text(&out.stdout));
-    std::thread::sleep(Duration::from_secs(2));
+    util::helpers_done(&team.spool);
     assert_eq!(
         team.peer("opencode")["status"],
         "busy",

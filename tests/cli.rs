@@ -91,13 +91,8 @@ fn a_symlinked_spool_directory_is_refused() {
     std::fs::set_permissions(&elsewhere, std::fs::Permissions::from_mode(0o700)).unwrap();
     std::fs::create_dir(&m.home).unwrap();
     std::os::unix::fs::symlink(&elsewhere, m.home.join("peers")).unwrap();
-    let out = m.run(["peer", "list"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).contains("symbolic link"),
-        "{}",
-        text(&out.stderr)
-    );
+    let err = m.fails(["peer", "list"], 1);
+    assert!(err.contains("symbolic link"), "{}", err);
 }
 
 #[test]

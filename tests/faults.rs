@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::util::fake_agent::{FakeAgent, ask_delivered, header, hook};
 use crate::util::mcp::Mcp;
 use crate::util::spool::check_spool;
-use crate::util::{Agent, Mesh, bin, body, spawn_piped, text};
+use crate::util::{Agent, Mesh, Rw, bin, body, spawn_piped, text};
 
 const T: Duration = Duration::from_secs(30);
 
@@ -556,13 +556,7 @@ fn a_full_disk_is_a_clear_error_and_damages_nothing() {
         }
     };
     let home = fs_dir.join("spool");
-    let run = |args: &[&str]| {
-        let mut c = Command::new(bin());
-        c.env("REPOWIRE_HOME", &home)
-            .env_remove("TMUX")
-            .env_remove("TMUX_PANE");
-        c.args(args).output().unwrap()
-    };
+    let run = |args: &[&str]| Rw::new(&home).args(args).output();
     let ok = |args: &[&str]| {
         let out = run(args);
         assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
@@ -599,10 +593,7 @@ fn a_full_disk_is_a_clear_error_and_damages_nothing() {
     let filler = fs_dir.join("filler");
     let session_end = || {
         hook(
-            Command::new(bin())
-                .env("REPOWIRE_HOME", &home)
-                .env_remove("TMUX")
-                .env_remove("TMUX_PANE"),
+            &mut crate::util::rw(&home),
             "session-end",
             br#"{"session_id":"s1","reason":"other"}"#,
         )
@@ -664,9 +655,9 @@ fn a_full_disk_is_a_clear_error_and_damages_nothing() {
             assert_eq!(&std::fs::read(p).unwrap(), bytes, "{}", p.display());
         }
     }
-    let mut c = Command::new(bin());
-    c.env("REPOWIRE_HOME", &home).args(["log", "--json"]);
-    let sent: Vec<String> = text(&c.output().unwrap().stdout)
+    let sent: Vec<String> = Rw::new(&home)
+        .args(["log", "--json"])
+        .ok()
         .lines()
         .map(|l| {
             serde_json::from_str::<Value>(l).unwrap()["text"]
@@ -688,7 +679,7 @@ fn ask_and_kill_its_stop_hook(m: &Mesh, b: &Agent, reply: &str) -> String {
         m.eventually(T, || b.of_type("answer").len() == 2),
         "the turn did not end"
     );
-    std::thread::sleep(Duration::from_millis(500));
+    m.helpers_done();
     assert_eq!(state(m, &id), "delivered", "the killed hook stored it");
     id
 }

@@ -327,21 +327,19 @@ fn fork_is_refused_where_it_cannot_work() {
         stderr.contains("Gemini CLI cannot answer by fork"),
         "{stderr}"
     );
-    let out = m.run(["peer", "ask", "beta@elsewhere", "--fork", "q"]);
-    assert_eq!(out.status.code(), Some(2));
+    let err = m.fails(["peer", "ask", "beta@elsewhere", "--fork", "q"], 2);
     assert!(
-        text(&out.stderr).contains("another host cannot be asked by fork"),
+        err.contains("another host cannot be asked by fork"),
         "{}",
-        text(&out.stderr)
+        err
     );
 }
 
 /// repowire as a person at a terminal of `cc`'s world, able to run its Claude Code: the
 /// environment a fork of one of its sessions needs (its HOME, the fake API, `claude` on PATH).
 fn claude_asker(cc: &Claude, path: &str) -> Command {
-    let mut c = Command::new(util::bin());
-    c.env("REPOWIRE_HOME", &cc.spool)
-        .env("HOME", &cc.home.dir)
+    let mut c = util::rw(&cc.spool);
+    c.env("HOME", &cc.home.dir)
         .env("PATH", path)
         .env("ANTHROPIC_BASE_URL", cc.model.url())
         .env("ANTHROPIC_AUTH_TOKEN", "fake")

@@ -281,7 +281,6 @@ fn opencode_plugin_payloads_answer_and_an_interrupted_turn_is_no_answer() {
         "session-start",
         json!({"session_id": "ses_1", "cwd": a.cwd}),
     );
-    std::thread::sleep(Duration::from_millis(1600)); // the startup grace
     let id = ask_delivered(&m, "svc", "the question");
     opencode(
         "prompt",
@@ -305,13 +304,8 @@ fn opencode_plugin_payloads_answer_and_an_interrupted_turn_is_no_answer() {
         json!({"session_id": "ses_1", "cwd": a.cwd, "prompt": header(&id)}),
     );
     opencode("interrupt", json!({"session_id": "ses_1"}));
-    let out = m.run(["peer", "wait", &id, "--timeout", "5s"]);
-    assert_eq!(out.status.code(), Some(7));
-    assert!(
-        text(&out.stderr).contains("interrupted (Esc)"),
-        "{}",
-        text(&out.stderr)
-    );
+    let err = m.fails(["peer", "wait", &id, "--timeout", "5s"], 7);
+    assert!(err.contains("interrupted (Esc)"), "{}", err);
     assert_eq!(a.peer()["status"], "online");
 }
 
@@ -329,7 +323,6 @@ fn gemini_payloads_answer_and_an_interrupted_turn_is_no_answer() {
         json!({"session_id": "g1", "source": "startup"}),
     );
     assert_eq!(a.peer()["agent"], "gemini");
-    std::thread::sleep(Duration::from_millis(1600)); // the startup grace
     let id = ask_delivered(&m, "svc", "the question");
     gemini("prompt", json!({"session_id": "g1", "prompt": header(&id)}));
     assert_eq!(a.peer()["status"], "busy");
@@ -356,13 +349,8 @@ fn gemini_payloads_answer_and_an_interrupted_turn_is_no_answer() {
         "stop",
         json!({"session_id": "g1", "prompt_response": "[no response text]", "transcript_path": chat}),
     );
-    let out = m.run(["peer", "wait", &id, "--timeout", "5s"]);
-    assert_eq!(out.status.code(), Some(7));
-    assert!(
-        text(&out.stderr).contains("interrupted (Esc)"),
-        "{}",
-        text(&out.stderr)
-    );
+    let err = m.fails(["peer", "wait", &id, "--timeout", "5s"], 7);
+    assert!(err.contains("interrupted (Esc)"), "{}", err);
     assert_eq!(a.peer()["status"], "online");
 
     // Codex reports it with an Interrupt event (found here by its session id).
@@ -376,8 +364,7 @@ fn gemini_payloads_answer_and_an_interrupted_turn_is_no_answer() {
             .as_bytes(),
     );
     assert!(out.status.success());
-    let out = m.run(["peer", "wait", &id, "--timeout", "5s"]);
-    assert_eq!(out.status.code(), Some(7), "{}", text(&out.stderr));
+    m.fails(["peer", "wait", &id, "--timeout", "5s"], 7);
     assert_eq!(a.peer()["status"], "online");
 }
 
@@ -424,13 +411,8 @@ fn a_claude_turn_cancelled_without_a_stop_fails_its_question_when_the_next_start
         "prompt",
         json!({"session_id": "s1", "prompt_id": "P2", "prompt": "something else"}),
     );
-    let out = m.run(["peer", "wait", &id, "--timeout", "5s"]);
-    assert_eq!(out.status.code(), Some(7), "{}", text(&out.stderr));
-    assert!(
-        text(&out.stderr).contains("interrupted with Esc"),
-        "{}",
-        text(&out.stderr)
-    );
+    let err = m.fails(["peer", "wait", &id, "--timeout", "5s"], 7);
+    assert!(err.contains("interrupted with Esc"), "{}", err);
     a.hook(
         "stop",
         json!({"session_id": "s1", "prompt_id": "P2", "last_assistant_message": "not for it"}),
@@ -493,15 +475,19 @@ fn a_codex_hook_run_by_the_shared_daemon_registers_no_pane() {
         "{:?}",
         m.peers()
     );
-    std::thread::sleep(Duration::from_millis(500));
+    // The daemon's hook has decided, and said so.
+    let daemon_err =
+        || std::fs::read_to_string(m.dir.path().join("daemon.err")).unwrap_or_default();
+    assert!(
+        m.eventually(Duration::from_secs(20), || daemon_err()
+            .contains("is not the pane this Codex session runs in")),
+        "{}",
+        daemon_err()
+    );
+    m.helpers_done();
     let peers = m.peers();
     assert_eq!(peers.len(), 1, "{peers:?}");
     assert_eq!(peers[0]["name"], "tui");
-    let err = std::fs::read_to_string(m.dir.path().join("daemon.err")).unwrap();
-    assert!(
-        err.contains("is not the pane this Codex session runs in"),
-        "{err}"
-    );
 }
 
 /// Claude Code 2.0.x's Stop payload has no `last_assistant_message` (nor `prompt_id`), and it
@@ -518,7 +504,6 @@ fn claude_code_2_0_stop_hook_before_its_reply_is_in_the_transcript() {
     let mut start = session.clone();
     start["source"] = json!("startup");
     a.hook("session-start", start);
-    std::thread::sleep(Duration::from_millis(1600)); // the startup grace
     for round in 1..=3 {
         let id = ask_delivered(&m, "svc", "the question");
         let mut prompt = session.clone();

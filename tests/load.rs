@@ -205,7 +205,7 @@ fn soak_loses_duplicates_and_misroutes_nothing() {
             a.prompts().len()
         );
     }
-    std::thread::sleep(Duration::from_millis(500)); // nothing more may arrive
+    m.helpers_done(); // nothing more may arrive
     for a in &agents {
         let mut got: Vec<String> = a.prompts().iter().map(|p| body(p).to_string()).collect();
         let mut want = expected[&a.name].clone();

@@ -319,7 +319,7 @@ fn mcp_cancel_withdraws_a_queued_ask_and_records_a_delivered_one() {
     assert_eq!(events_of(&m, &id), ["sent", "cancelled"]);
     assert!(b.wait_event(T, |e| e["type"] == "answer").is_some());
     assert!(m.eventually(T, || m.status("beta") == "online"));
-    std::thread::sleep(Duration::from_millis(1500));
+    m.helpers_done();
     assert_eq!(b.prompts().len(), 1, "{:?}", b.prompts());
 
     // Already typed: it stays delivered, its answer still lands, and the asker no longer

@@ -174,8 +174,8 @@ fn notify_to_a_busy_peer_arrives_once_after_its_turn() {
         prompt.starts_with("[repowire] Notification from user (message "),
         "{prompt}"
     );
-    // Exactly once: nothing more arrives.
-    std::thread::sleep(Duration::from_millis(500));
+    // Exactly once: once the deliverers are done, nothing more arrives.
+    m.helpers_done();
     assert_eq!(b.prompts().len(), 2);
 }
 
@@ -316,15 +316,11 @@ fn a_question_never_delivered_before_its_timeout_is_withdrawn() {
     let b = m.agent("beta", &[]);
     m.ok(["peer", "ask", "beta", "SLEEP 2", "--no-wait"]);
     assert!(m.eventually(T, || m.status("beta") == "busy"));
-    let out = m.run(["peer", "ask", "beta", "too late", "--timeout", "500ms"]);
-    assert_eq!(out.status.code(), Some(5));
-    assert!(
-        text(&out.stderr).contains("withdrawn"),
-        "{}",
-        text(&out.stderr)
-    );
+    let err = m.fails(["peer", "ask", "beta", "too late", "--timeout", "500ms"], 5);
+    assert!(err.contains("withdrawn"), "{}", err);
     assert!(b.wait_event(T, |e| e["type"] == "answer").is_some());
-    std::thread::sleep(Duration::from_millis(2000));
+    // The turn's end started a deliverer if anything was left to deliver.
+    m.helpers_done();
     assert_eq!(b.prompts().len(), 1, "the withdrawn question was typed");
 }
 
@@ -341,13 +337,8 @@ fn unknown_and_offline_peers_are_distinct_errors() {
         text(&out.stderr)
     );
     m.tmux(["kill-session", "-t", "beta"]);
-    let out = m.run(["peer", "ask", "beta", "hi"]);
-    assert_eq!(out.status.code(), Some(4));
-    assert!(
-        text(&out.stderr).contains("offline"),
-        "{}",
-        text(&out.stderr)
-    );
+    let err = m.fails(["peer", "ask", "beta", "hi"], 4);
+    assert!(err.contains("offline"), "{}", err);
 }
 
 #[test]
@@ -532,7 +523,8 @@ fn a_draft_in_the_prompt_box_is_never_typed_into() {
         text(&m.tmux(["capture-pane", "-p", "-t", "beta"]).stdout).contains("❯ my own draft")
     }));
     m.ok(["peer", "notify", "beta", "after the draft"]);
-    std::thread::sleep(Duration::from_millis(2500));
+    // The deliverer the notification started looked at the box and left.
+    m.helpers_done();
     assert_eq!(
         b.prompts().len(),
         1,
@@ -623,7 +615,8 @@ fn housekeeping_removes_only_what_is_older_than_keep_and_runs_once_a_day() {
 
     // Ran today (beta's start): another session start does nothing.
     let _c = m.agent("gamma", &[]);
-    std::thread::sleep(Duration::from_secs(2));
+    // Its session start (done: the stand-in has started) would have started housekeeping.
+    m.helpers_done();
     assert!(done(&old_read) && old_day.exists(), "it ran twice in a day");
 
     // A day later, the next session start does it.
@@ -657,7 +650,7 @@ fn housekeeping_removes_only_what_is_older_than_keep_and_runs_once_a_day() {
     backdate(&stamp, 25);
     let before = std::fs::metadata(&stamp).unwrap().modified().unwrap();
     let _e = m.agent("epsilon", &[]);
-    std::thread::sleep(Duration::from_secs(2));
+    m.helpers_done();
     assert!(done(&fresh), "keep: 0 removed something");
     assert_eq!(
         std::fs::metadata(&stamp).unwrap().modified().unwrap(),

@@ -162,25 +162,37 @@ fn a_remote_timeout_keeps_the_query_id_and_the_late_answer_is_fetched() {
         "beta@devbox",
         "warm up: the agent reads its input now",
     ]);
-    let err = r.fails(
-        &[
-            "peer",
-            "ask",
-            "beta@devbox",
-            "SLEEP 3\nslow",
-            "--timeout",
-            "1s",
-        ],
-        5,
-    );
+    // A question not yet typed when its time is up is withdrawn, not kept: on a loaded
+    // machine the delivery over ssh can take longer than a second, and then the ask is tried
+    // again with twice the time (its answer always takes three times longer).
+    let mut secs = 1;
+    let (err, question) = loop {
+        let question = format!("SLEEP {}\nslow", 3 * secs);
+        let timeout = format!("{secs}s");
+        let err = r.fails(
+            &[
+                "peer",
+                "ask",
+                "beta@devbox",
+                &question,
+                "--timeout",
+                &timeout,
+            ],
+            5,
+        );
+        if !err.contains("withdrawn") || secs >= 16 {
+            break (err, question);
+        }
+        secs *= 2;
+    };
     assert!(
-        err.contains("no answer from 'beta@devbox' within 1s"),
+        err.contains(&format!("no answer from 'beta@devbox' within {secs}s")),
         "{err}"
     );
     let id = format!("{}@devbox", query_id(&err));
     assert!(err.contains(&format!("`repowire peer wait {id}`")), "{err}");
-    let out = r.ok(&["peer", "wait", &id, "--timeout", "30s"]);
-    assert_eq!(body(&out).trim_end(), "SLEEP 3\nslow");
+    let out = r.ok(&["peer", "wait", &id, "--timeout", "120s"]);
+    assert_eq!(body(&out).trim_end(), question);
 }
 
 /// The ssh connection dies while the asker waits: the asker says so, naming the query; the
@@ -315,22 +327,33 @@ fn hostile_names_and_text_never_reach_a_shell() {
         );
         r.fails(&["peer", "notify", &name, "hi"], 2);
     }
+    // Each text with what the agent must receive (see tests/hostile.rs).
     let corpus = [
-        format!("'; touch {p}; echo '"),
-        format!("\"; touch {p}; echo \""),
-        format!("$(touch {p})"),
-        format!("`touch {p}`"),
-        format!("a; touch {p}\nb && touch {p} | cat"),
-        format!("\x1b[201~\r!touch {p}"),
-        format!("\n/exit\n!touch {p}"),
-        "line one\rline two\r\n\ttabbed".to_string(),
-        "cancel".to_string(),
-        "\x1b".to_string(),
-        "{\"op\":\"list\",\"protocol\":1}".to_string(),
-        "\u{9b}201~c1 csi".to_string(),
-        "x".repeat(5000),
+        (format!("'; touch {p}; echo '"), None),
+        (format!("\"; touch {p}; echo \""), None),
+        (format!("$(touch {p})"), None),
+        (format!("`touch {p}`"), None),
+        (format!("a; touch {p}\nb && touch {p} | cat"), None),
+        (
+            format!("\x1b[201~\r!touch {p}"),
+            Some(format!("\u{241b}[201~\n!touch {p}")),
+        ),
+        (format!("\n/exit\n!touch {p}"), None),
+        (
+            "line one\rline two\r\n\ttabbed".to_string(),
+            Some("line one\nline two\n    tabbed".to_string()),
+        ),
+        ("cancel".to_string(), None),
+        ("\x1b".to_string(), Some("\u{241b}".to_string())),
+        ("{\"op\":\"list\",\"protocol\":1}".to_string(), None),
+        (
+            "\u{9b}201~c1 csi".to_string(),
+            Some("\u{fffd}201~c1 csi".to_string()),
+        ),
+        ("x".repeat(5000), None),
     ];
-    for t in &corpus {
+    for (t, want) in &corpus {
+        let want = want.as_ref().unwrap_or(t);
         let mut child = spawn_piped(
             r.cmd()
                 .args(["peer", "ask", "beta@devbox", "-"])
@@ -342,7 +365,7 @@ fn hostile_names_and_text_never_reach_a_shell() {
         let answer = text(&out.stdout);
         assert_eq!(
             body(answer.strip_prefix("ECHO: ").unwrap()).trim_end_matches('\n'),
-            crate::util::neutralized(t).trim_end_matches('\n'),
+            want.trim_end_matches('\n'),
             "{t:?}"
         );
     }
@@ -354,7 +377,7 @@ fn hostile_names_and_text_never_reach_a_shell() {
         .filter(|e| e["event"] == "sent")
         .map(|e| e["text"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(sent, corpus);
+    assert_eq!(sent, corpus.map(|(t, _)| t));
     for bad in ["slash", "bang", "escape", "ctrl-c", "interrupted", "exit"] {
         assert!(b.of_type(bad).is_empty(), "{bad}: {:?}", b.of_type(bad));
     }

@@ -5,7 +5,6 @@
 //! Last, end to end: `repowire setup` into the home of two real Claude Code sessions, which
 //! then register, list each other over MCP and answer an ask.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -399,13 +398,10 @@ pub(crate) fn needs_nothing_but_repowire_setup(claude: &ClaudeCode) {
     let mut cc = Claude::prepare(claude, json!({}), json!({}));
     let (home, spool) = (cc.home.dir.clone(), cc.spool.clone());
     let setup = |args: &[&str]| {
-        let mut c = Command::new(bin());
+        let mut c = crate::util::rw(&spool);
         c.args(args)
             .env("HOME", &home)
-            .env("REPOWIRE_HOME", &spool)
-            .env_remove("CLAUDE_CONFIG_DIR")
-            .env_remove("TMUX")
-            .env_remove("TMUX_PANE");
+            .env_remove("CLAUDE_CONFIG_DIR");
         run_for(c, Duration::from_secs(30))
     };
     let out = setup(&["setup", "--agent", "claude", "--allow-tools"]);

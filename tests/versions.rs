@@ -6,7 +6,6 @@
 //! on every run. Each release is installed from the npm registry on first use.
 
 use std::os::unix::fs::PermissionsExt;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use repowire::agents::Agent;
@@ -14,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::util::agents::{self, GEMINI_PINNED, Team};
 use crate::util::claude_code::{self, Claude, ClaudeCode, need_claude};
-use crate::util::{bin, eventually, text};
+use crate::util::{eventually, text};
 
 /// The agent repowire calls `name`.
 fn agent(name: &str) -> Agent {
@@ -173,16 +172,12 @@ fn status_compares_each_installed_agent_with_the_tested_releases() {
     let (claude_oldest, _) = agent("claude").tested();
     let (_, codex_newest) = agent("codex").tested();
     let status = || -> (Option<i32>, Value) {
-        let out = Command::new(bin())
+        let out = crate::util::rw(&dir.path().join("spool"))
             .args(["status", "--json"])
             .env("HOME", dir.path())
-            .env("REPOWIRE_HOME", dir.path().join("spool"))
             .env("PATH", format!("{}:/usr/bin:/bin", bin_dir.display()))
             .env_remove("CLAUDE_CONFIG_DIR")
             .env_remove("CODEX_HOME")
-            .env_remove("TMUX")
-            .env_remove("TMUX_PANE")
-            .stdin(Stdio::null())
             .output()
             .unwrap();
         let report = serde_json::from_slice(&out.stdout)
@@ -236,6 +231,7 @@ fn status_compares_each_installed_agent_with_the_tested_releases() {
     fake("codex", &format!("echo 'codex-cli {codex_newest}'"));
     let (_, report) = status();
     let found = versions(&report);
+    assert_eq!(found.len(), 2, "one check per agent on PATH: {found:?}");
     assert!(
         found.iter().all(|c| c["level"] == "ok"),
         "tested releases: {found:?}"

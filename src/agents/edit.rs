@@ -683,6 +683,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn words_are_quoted_for_sh_only_where_needed() {
+        for (word, quoted) in [
+            ("/usr/bin/repowire", "/usr/bin/repowire"),
+            ("a-b_c.d+e=f:g@h%i,j", "a-b_c.d+e=f:g@h%i,j"),
+            ("", "''"),
+            ("/opt/my tools/repowire", "'/opt/my tools/repowire'"),
+            ("/it's", r"'/it'\''s'"),
+            ("$x", "'$x'"),
+            ("a;b", "'a;b'"),
+            ("~/x", "'~/x'"),
+        ] {
+            assert_eq!(sh_quote(word), quoted, "{word:?}");
+        }
+    }
+
+    #[test]
     fn shell_words_round_trip_quoting() {
         for path in [
             "/usr/bin/repowire",
