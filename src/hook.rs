@@ -33,7 +33,7 @@ use crate::session;
 use crate::spool::Spool;
 
 /// The most of a payload kept; the rest is read and dropped so the writer is never blocked.
-/// A hook must stay small (see README.md's figures): an answer longer than this is not passed
+/// A hook must stay small (see GUIDE.md's figures): an answer longer than this is not passed
 /// on, and the asker is told where to read it.
 pub const MAX_PAYLOAD: usize = 1024 * 1024;
 /// Marks a payload cut at [`MAX_PAYLOAD`].

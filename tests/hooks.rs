@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::util::fake_agent::{FakeAgent, ask_delivered, header, hook};
-use crate::util::{Mesh, text};
+use crate::util::{Mesh, spawn_piped, text};
 
 #[test]
 fn hooks_exit_zero_silently_on_any_input() {
@@ -374,14 +374,7 @@ fn gemini_payloads_answer_and_an_interrupted_turn_is_no_answer() {
 fn a_hook_whose_stdin_never_ends_gives_up_with_status_zero() {
     let m = Mesh::new();
     let start = Instant::now();
-    let mut child = m
-        .cmd()
-        .args(["hook", "stop"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_piped(m.cmd().args(["hook", "stop"]).stdin(Stdio::piped()));
     let mut input = child.stdin.take().unwrap();
     input.write_all(br#"{"session_id": "s1", "#).unwrap();
     // `input` stays open until the hook is gone.

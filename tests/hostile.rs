@@ -27,7 +27,7 @@ fn a_corpus_of_hostile_texts_arrives_as_inert_text() {
     let m = Mesh::new();
     let b = m.agent("beta", &[]);
     let pwned = m.dir.path().join("pwned");
-    // Each text with what the agent must receive (README.md, "Text between agents"): line
+    // Each text with what the agent must receive (GUIDE.md, "Text between agents"): line
     // ends as LF, a tab as four spaces, every other control character as its picture (C0 as
     // U+2400 + the code, DEL as U+2421), a C1 control as U+FFFD; nothing else changes.
     let mut corpus: Vec<(String, String)> = [

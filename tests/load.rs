@@ -4,7 +4,7 @@
 //! brings the spool back to a size that does not grow with the traffic.
 //!
 //! The soak runs a few rounds in the normal suite; `REPOWIRE_SOAK=ROUNDS` makes it longer
-//! (README.md gives the command and the figures of a long run).
+//! (GUIDE.md gives the command and the figures of a long run).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;

@@ -237,3 +237,26 @@ fn status_compares_each_installed_agent_with_the_tested_releases() {
         "tested releases: {found:?}"
     );
 }
+
+/// The README's table of supported versions names, for each agent, the oldest and the newest
+/// release `repowire status` knows as tested (`Kind::tested`).
+#[test]
+fn the_readmes_supported_versions_are_the_ones_status_knows() {
+    let readme =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+            .unwrap();
+    let table = readme
+        .split("## Supported versions")
+        .nth(1)
+        .expect("README.md has a Supported versions section");
+    for a in Agent::ALL {
+        let title = a.title();
+        let row = table
+            .lines()
+            .find(|l| l.starts_with(&format!("| {title} ")))
+            .unwrap_or_else(|| panic!("no row for {title} in README.md's Supported versions"));
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        let (oldest, newest) = a.tested();
+        assert_eq!((cells[2], cells[4]), (oldest, newest), "{row}");
+    }
+}

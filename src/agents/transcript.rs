@@ -6,7 +6,7 @@
 //! an assistant message is written one content block per line, all with the same
 //! `message.id`. The reader walks lines backwards in blocks, so its cost does not grow with the
 //! file, and it stops at the turn's prompt or after [`MAX_SCAN`] bytes: a hook must stay small
-//! (see README.md's figures), so a longer answer is not read at all rather than read in part.
+//! (see GUIDE.md's figures), so a longer answer is not read at all rather than read in part.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};

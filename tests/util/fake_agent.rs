@@ -7,19 +7,16 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::{Mesh, text};
+use super::{Mesh, spawn_piped, text};
 
 /// Runs `repowire hook EVENT` (`event` may carry more words: `stop --agent codex`).
 pub(crate) fn hook(cmd: &mut Command, event: &str, stdin: &[u8]) -> (Output, Duration) {
     let start = Instant::now();
-    let mut child = cmd
-        .arg("hook")
-        .args(event.split_whitespace())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_piped(
+        cmd.arg("hook")
+            .args(event.split_whitespace())
+            .stdin(Stdio::piped()),
+    );
     let mut input = child.stdin.take().unwrap();
     let data = stdin.to_vec();
     let writer = std::thread::spawn(move || {
