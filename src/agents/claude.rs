@@ -20,8 +20,8 @@ use super::edit::{
 };
 use super::hooks::{Found, hook_states, install_hooks, remove_hooks};
 use super::{
-    Agent, Event, Health, Kind, TurnEnd, Typing, is_rule, join_trimmed, lines, strip_escapes,
-    transcript,
+    Agent, Event, Health, Identity, Kind, TurnEnd, Typing, is_rule, join_trimmed, lines,
+    strip_escapes, transcript,
 };
 
 pub(super) struct Claude;
@@ -32,21 +32,17 @@ pub(super) const CLAUDE: Agent = Agent(&Claude);
 /// (2.0.x runs the hook that early at times; it is written within milliseconds).
 const TRANSCRIPT_PATIENCE: Duration = Duration::from_secs(2);
 
+const IDENTITY: Identity = Identity {
+    name: "claude",
+    title: "Claude Code",
+    about: "Claude Code",
+    package: "@anthropic-ai/claude-code",
+    tested: ("2.0.77", "2.1.332"),
+};
+
 impl Kind for Claude {
-    fn name(&self) -> &'static str {
-        "claude"
-    }
-    fn title(&self) -> &'static str {
-        "Claude Code"
-    }
-    fn about(&self) -> &'static str {
-        "Claude Code"
-    }
-    fn package(&self) -> &'static str {
-        "@anthropic-ai/claude-code"
-    }
-    fn tested(&self) -> (&'static str, &'static str) {
-        ("2.0.77", "2.1.332")
+    fn identity(&self) -> &'static Identity {
+        &IDENTITY
     }
 
     fn typing(&self) -> Typing {

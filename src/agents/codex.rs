@@ -23,7 +23,7 @@ use super::edit::{
     Change, Edit, MCP_NAME, Ours, Verb, home_dir, parse_toml, read_object, read_opt, resolve,
 };
 use super::hooks::{install_hooks, remove_hooks};
-use super::{Agent, Event, Health, Kind, Typing, join_trimmed, lines, strip_escapes};
+use super::{Agent, Event, Health, Identity, Kind, Typing, join_trimmed, lines, strip_escapes};
 use crate::process;
 use crate::tmux::Server;
 
@@ -31,21 +31,17 @@ pub(super) struct Codex;
 
 pub(super) const CODEX: Agent = Agent(&Codex);
 
+const IDENTITY: Identity = Identity {
+    name: "codex",
+    title: "Codex",
+    about: "OpenAI's Codex CLI",
+    package: "@openai/codex",
+    tested: ("0.169.0", "0.171.0"),
+};
+
 impl Kind for Codex {
-    fn name(&self) -> &'static str {
-        "codex"
-    }
-    fn title(&self) -> &'static str {
-        "Codex"
-    }
-    fn about(&self) -> &'static str {
-        "OpenAI's Codex CLI"
-    }
-    fn package(&self) -> &'static str {
-        "@openai/codex"
-    }
-    fn tested(&self) -> (&'static str, &'static str) {
-        ("0.169.0", "0.171.0")
+    fn identity(&self) -> &'static Identity {
+        &IDENTITY
     }
 
     fn typing(&self) -> Typing {

@@ -18,29 +18,25 @@ use super::edit::{
 };
 use super::hooks::{install_hooks, remove_hooks};
 use super::{
-    Agent, Event, Health, Kind, TurnEnd, Typing, is_rule, join_trimmed, lines, strip_escapes,
-    transcript,
+    Agent, Event, Health, Identity, Kind, TurnEnd, Typing, is_rule, join_trimmed, lines,
+    strip_escapes, transcript,
 };
 
 pub(super) struct Gemini;
 
 pub(super) const GEMINI: Agent = Agent(&Gemini);
 
+const IDENTITY: Identity = Identity {
+    name: "gemini",
+    title: "Gemini CLI",
+    about: "Google's Gemini CLI",
+    package: "@google/gemini-cli",
+    tested: ("0.61.0", "0.61.0"),
+};
+
 impl Kind for Gemini {
-    fn name(&self) -> &'static str {
-        "gemini"
-    }
-    fn title(&self) -> &'static str {
-        "Gemini CLI"
-    }
-    fn about(&self) -> &'static str {
-        "Google's Gemini CLI"
-    }
-    fn package(&self) -> &'static str {
-        "@google/gemini-cli"
-    }
-    fn tested(&self) -> (&'static str, &'static str) {
-        ("0.61.0", "0.61.0")
+    fn identity(&self) -> &'static Identity {
+        &IDENTITY
     }
 
     /// Gemini CLI still takes an Enter up to ~0.1 s after the paste shows for part of it.

@@ -29,19 +29,39 @@ pub mod transcript;
 use edit::Ours;
 use hooks::{Found, hook_states};
 
-/// One kind of agent session, as repowire meets it.
-pub trait Kind: Sync {
+/// What names an agent, and which of its releases repowire is tested with.
+pub struct Identity {
     /// The name in peer records, `--agent`, team files and listings.
-    fn name(&self) -> &'static str;
+    pub name: &'static str,
     /// The people-facing name.
-    fn title(&self) -> &'static str;
+    pub title: &'static str,
     /// Its line in `--agent`'s help.
-    fn about(&self) -> &'static str;
+    pub about: &'static str,
     /// The npm package the agent comes in.
-    fn package(&self) -> &'static str;
+    pub package: &'static str,
     /// The oldest and the newest release that repowire's test suite runs against (README.md,
     /// "Supported versions"); `repowire status` compares the installed one with them.
-    fn tested(&self) -> (&'static str, &'static str);
+    pub tested: (&'static str, &'static str),
+}
+
+/// One kind of agent session, as repowire meets it.
+pub trait Kind: Sync {
+    fn identity(&self) -> &'static Identity;
+    fn name(&self) -> &'static str {
+        self.identity().name
+    }
+    fn title(&self) -> &'static str {
+        self.identity().title
+    }
+    fn about(&self) -> &'static str {
+        self.identity().about
+    }
+    fn package(&self) -> &'static str {
+        self.identity().package
+    }
+    fn tested(&self) -> (&'static str, &'static str) {
+        self.identity().tested
+    }
 
     /// How text is typed into its prompt box.
     fn typing(&self) -> Typing;

@@ -21,27 +21,23 @@ use super::edit::{
     Change, Edit, MCP_NAME, Object, Ours, Verb, home_dir, read_object, read_opt, set_mcp_server,
     unregister_mcp,
 };
-use super::{Agent, Event, Health, Kind, Typing, join_trimmed, lines, strip_escapes};
+use super::{Agent, Event, Health, Identity, Kind, Typing, join_trimmed, lines, strip_escapes};
 
 pub(super) struct OpenCode;
 
 pub(super) const OPENCODE: Agent = Agent(&OpenCode);
 
+const IDENTITY: Identity = Identity {
+    name: "opencode",
+    title: "OpenCode",
+    about: "OpenCode (npm `opencode-ai`)",
+    package: "opencode-ai",
+    tested: ("1.14.41", "1.18.33"),
+};
+
 impl Kind for OpenCode {
-    fn name(&self) -> &'static str {
-        "opencode"
-    }
-    fn title(&self) -> &'static str {
-        "OpenCode"
-    }
-    fn about(&self) -> &'static str {
-        "OpenCode (npm `opencode-ai`)"
-    }
-    fn package(&self) -> &'static str {
-        "opencode-ai"
-    }
-    fn tested(&self) -> (&'static str, &'static str) {
-        ("1.14.41", "1.18.33")
+    fn identity(&self) -> &'static Identity {
+        &IDENTITY
     }
 
     /// OpenCode handles every key on its own (measured: 3,000 characters typed as keys kept
