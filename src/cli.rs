@@ -4,9 +4,11 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 
 use crate::agents::{Agent, Event};
+use crate::commands::{ConfigCommand, GcArgs, LogArgs, PeerCommand};
+use crate::setup::{HooksCommand, SetupArgs};
 
 /// Let AI coding-agent sessions in tmux ask each other questions.
 ///
@@ -137,7 +139,7 @@ pub enum Command {
         #[arg(short = 'f', long = "file", value_name = "FILE")]
         file: Option<PathBuf>,
         /// How long to wait for the agents to register
-        #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+        #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = crate::time::parse_duration)]
         timeout: Duration,
     },
 
@@ -235,212 +237,6 @@ pub enum Command {
     },
 }
 
-#[derive(Debug, Subcommand)]
-pub enum PeerCommand {
-    /// List the peers with their status (online, busy, offline), pane, path and last activity
-    ///
-    /// With --all, also the peers of the hosts listed under `remotes:` in config.yaml, named
-    /// NAME@HOST, asked over ssh all at once; a host that does not answer within 5 seconds is
-    /// shown as unreachable, with the reason.
-    ///
-    /// DESCRIPTION is what a person gave the peer (the team file, `peer describe`), else the
-    /// first line of prose of its repository's CLAUDE.md, AGENTS.md or README.md.
-    List {
-        /// Print JSON instead of a table (with --all, remote peers have a "host"; an
-        /// unreachable host is {"host", "status": "unreachable", "error"})
-        #[arg(long)]
-        json: bool,
-        /// Include the peers of the remotes in config.yaml
-        #[arg(long)]
-        all: bool,
-    },
-
-    /// Give the agent in a tmux pane a peer name
-    ///
-    /// Claude Code sessions register themselves through the SessionStart hook, named after
-    /// their repository. Use this to choose the name: it is kept when the session restarts in
-    /// that pane or that path.
-    Register {
-        /// The peer name: letters, digits, '.', '_' and '-'
-        name: String,
-        /// The tmux session, window or pane the agent runs in (e.g. backend, backend:1, %3)
-        #[arg(short = 't', long = "tmux-session", value_name = "TARGET")]
-        tmux_session: String,
-        /// The agent's working directory
-        #[arg(short = 'p', long, value_name = "PATH")]
-        path: PathBuf,
-        /// One line on what the peer knows (see `peer describe`)
-        #[arg(short = 'd', long, value_name = "TEXT")]
-        description: Option<String>,
-    },
-
-    /// Start one peer in a new tmux window, as `repowire up` does for a team file's peers
-    ///
-    /// Starts its agent in DIR, in a window named NAME of tmux session `repowire` (or
-    /// --tmux-session) of your tmux server, and waits until it has registered as NAME. Exit
-    /// status 0 when it runs, 1 otherwise.
-    Spawn {
-        /// The peer name: letters, digits, '.', '_' and '-'
-        name: String,
-        /// Its directory
-        #[arg(short = 'p', long, value_name = "DIR")]
-        path: PathBuf,
-        /// Its agent
-        #[arg(long, value_enum, default_value_t)]
-        agent: Agent,
-        /// The command line that starts it, instead of the agent's own (run by the shell)
-        #[arg(long, value_name = "COMMAND")]
-        command: Option<String>,
-        /// One line on what the peer knows
-        #[arg(short = 'd', long, value_name = "TEXT")]
-        description: Option<String>,
-        /// The tmux session to put its window in
-        #[arg(long, value_name = "NAME", default_value = "repowire")]
-        tmux_session: String,
-        /// How long to wait for it to register
-        #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
-        timeout: Duration,
-    },
-
-    /// Set the one line that tells the agents what a peer knows
-    ///
-    /// It is shown in `peer list` and by the list_peers tool, and stays across the peer's
-    /// restarts. At most 100 characters, one line. An empty TEXT gives the peer its
-    /// repository's own again: the first line of prose of its CLAUDE.md, AGENTS.md or
-    /// README.md.
-    Describe {
-        /// The peer name
-        name: String,
-        /// The description
-        text: String,
-    },
-
-    /// Forget a peer (messages already queued for it stay in the spool)
-    Unregister {
-        /// The peer name
-        name: String,
-    },
-
-    /// Ask a peer (or several) a question and print the answer
-    ///
-    /// The question is typed into the peer's pane when it is idle, after the questions queued
-    /// before it. The answer is printed on stdout. On a terminal, progress goes to stderr.
-    ///
-    /// Several names (or --all: every peer not offline, but you) ask each of them at once.
-    /// Each answer is printed as it comes, under a line `==> NAME <==`; a peer that does not
-    /// answer (unknown, offline, deadlock refused, timeout with its query id) is reported on
-    /// stderr and does not hold up the others. Exit status 0 when all answered, 10 when some
-    /// did, and when none did the status of the first named peer's error. With --no-wait,
-    /// each line is NAME QUERY-ID.
-    ///
-    /// A peer on another host is NAME@HOST, HOST being anything ssh takes (an alias from your
-    /// ssh config too): repowire runs `ssh HOST repowire remote` (or $REPOWIRE_SSH instead of
-    /// ssh) and the question goes through the spool there. ssh runs in batch mode: it must log
-    /// in without a prompt. The query id of such a question is ID@HOST.
-    ///
-    /// Exit status: 0 answered, 1 other error, 2 bad input, 3 unknown peer, 4 peer offline,
-    /// 5 timeout (the error names the query id; fetch the answer later with repowire peer
-    /// wait), 6 deadlock refused, 7 the question failed, 8 tmux failed, 9 the other host could
-    /// not be reached or used (ssh failed, authentication failed, no repowire there, the
-    /// connection was lost).
-    Ask {
-        /// The peer's name (NAME@HOST for another host's), several for a fan-out, then the
-        /// question ('-' reads it from stdin)
-        #[arg(value_name = "NAME... QUESTION", required = true, num_args = 1..)]
-        args: Vec<OsString>,
-        /// Ask every peer not offline but you
-        #[arg(long)]
-        all: bool,
-        /// Answer at once from a read-only fork of the peer's session, whatever the peer is
-        /// doing (busy, offline: its last session). Nothing is typed into its pane; the fork
-        /// can read files but not change them or run commands, and leaves no session behind.
-        /// It re-reads the whole session, which costs tokens. Claude Code and Codex peers.
-        #[arg(long)]
-        fork: bool,
-        /// How long to wait for the answer (e.g. 90s, 5m) [default: ask_timeout in config.yaml, 120s]
-        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-        timeout: Option<Duration>,
-        /// Print the query id and return at once; fetch the answer with repowire peer wait ID
-        #[arg(long)]
-        no_wait: bool,
-    },
-
-    /// Wait for the answer to an earlier question and print it
-    ///
-    /// Prints it at once if it has come. Exit status as for repowire peer ask.
-    Wait {
-        /// The query id printed by `peer ask --no-wait` or by a timeout (ID@HOST for a peer on
-        /// another host)
-        id: String,
-        /// How long to wait for the answer (e.g. 90s, 5m) [default: ask_timeout in config.yaml, 120s]
-        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-        timeout: Option<Duration>,
-    },
-
-    /// Send a peer a message that needs no answer; returns at once
-    ///
-    /// A busy peer gets it when its turn ends, an offline one when it comes back, in order.
-    Notify {
-        /// The peer name, or NAME@HOST
-        name: String,
-        /// The message ('-' reads it from stdin)
-        text: OsString,
-    },
-
-    /// Send a message to every online peer but yourself; returns at once
-    Broadcast {
-        /// The message ('-' reads it from stdin)
-        text: OsString,
-        /// Also to the online peers of the remotes in config.yaml (exit status 9 if a host
-        /// could not be reached; the others still get it)
-        #[arg(long)]
-        all: bool,
-    },
-}
-
-#[derive(Debug, Args)]
-pub struct SetupArgs {
-    /// Set up this agent (repeat for several); default: every one found (on PATH, or its
-    /// configuration directory exists)
-    #[arg(long, value_enum, value_name = "AGENT")]
-    pub agent: Vec<Agent>,
-    /// Show what would change, change nothing
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Also let the agents run the repowire MCP tools without a permission prompt (Claude
-    /// Code: mcp__repowire in permissions.allow; Gemini CLI: the server is trusted)
-    #[arg(long)]
-    pub allow_tools: bool,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum HooksCommand {
-    /// Add repowire's hooks to ~/.claude/settings.json
-    Install {
-        /// Show what would change, change nothing
-        #[arg(long)]
-        dry_run: bool,
-    },
-    /// Remove repowire's hooks from ~/.claude/settings.json
-    Uninstall {
-        /// Show what would change, change nothing
-        #[arg(long)]
-        dry_run: bool,
-    },
-    /// Say for each hook whether it is installed and runs this binary
-    ///
-    /// Exit status 0 when all four do, 1 otherwise.
-    Status,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum ConfigCommand {
-    /// Print every setting with its value (defaults for what config.yaml leaves out)
-    Show,
-    /// Print the path of config.yaml
-    Path,
-}
-
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum CompletionShell {
     Bash,
@@ -448,29 +244,21 @@ pub enum CompletionShell {
     Fish,
 }
 
-#[derive(Debug, Args)]
-pub struct LogArgs {
-    /// Keep printing new entries as they come
-    #[arg(short, long)]
-    pub follow: bool,
-    /// Only messages from or to this peer
-    #[arg(long, value_name = "NAME")]
-    pub peer: Option<String>,
-    /// Print the raw JSON lines
-    #[arg(long)]
-    pub json: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct GcArgs {
-    /// Prune finished messages, their answers and days of history older than this (an
-    /// answer nobody has received yet stays; `30d`, `12h`, ...)
-    #[arg(long, default_value = "7d", value_name = "AGE", value_parser = crate::time::parse_age)]
-    pub older_than: Duration,
-}
-
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    crate::time::parse_duration(s)
+/// `repowire completions SHELL`: the completion script on stdout.
+pub fn completions(shell: CompletionShell) -> anyhow::Result<()> {
+    use clap::CommandFactory;
+    use std::io::Write;
+    let shell = match shell {
+        CompletionShell::Bash => clap_complete::Shell::Bash,
+        CompletionShell::Zsh => clap_complete::Shell::Zsh,
+        CompletionShell::Fish => clap_complete::Shell::Fish,
+    };
+    let mut cmd = Cli::command();
+    // Into a buffer first: clap_complete panics on a write error such as a closed pipe.
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "repowire", &mut script);
+    std::io::stdout().write_all(&script)?;
+    Ok(())
 }
 
 /// `hook EVENT [--agent AGENT]`, read without clap: agents run a hook on every turn, and

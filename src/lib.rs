@@ -114,7 +114,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Uninstall { dry_run, purge } => setup::uninstall(&home, dry_run, purge),
         Command::Hooks(cmd) => setup::hooks(cmd),
         Command::Status { json } => status::run(&home, json),
-        Command::Completions { shell } => commands::completions(shell),
+        Command::Completions { shell } => cli::completions(shell),
         Command::Demo { keep } => demo::run(keep),
         // Its errors are replies too, even one opening the spool.
         Command::Remote => remote::serve(&home),

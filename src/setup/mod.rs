@@ -20,12 +20,47 @@ use std::fs;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
 
 use crate::agents::Agent;
 use crate::agents::edit::{Edit, Ours, commit_all, plan_all, read_object};
 use crate::agents::hooks::{Found, hook_states, install_hooks, remove_hooks};
-use crate::cli::{HooksCommand, SetupArgs};
 use crate::spool::{self, Spool};
+
+#[derive(Debug, Args)]
+pub struct SetupArgs {
+    /// Set up this agent (repeat for several); default: every one found (on PATH, or its
+    /// configuration directory exists)
+    #[arg(long, value_enum, value_name = "AGENT")]
+    pub agent: Vec<Agent>,
+    /// Show what would change, change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Also let the agents run the repowire MCP tools without a permission prompt (Claude
+    /// Code: mcp__repowire in permissions.allow; Gemini CLI: the server is trusted)
+    #[arg(long)]
+    pub allow_tools: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HooksCommand {
+    /// Add repowire's hooks to ~/.claude/settings.json
+    Install {
+        /// Show what would change, change nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Remove repowire's hooks from ~/.claude/settings.json
+    Uninstall {
+        /// Show what would change, change nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Say for each hook whether it is installed and runs this binary
+    ///
+    /// Exit status 0 when all four do, 1 otherwise.
+    Status,
+}
 
 pub fn setup(home: &Path, args: &SetupArgs) -> Result<()> {
     let agents = if args.agent.is_empty() {

@@ -1,20 +1,20 @@
-//! What each CLI command does, on top of the library modules: reading arguments, printing
-//! results for people (tables, progress) and for scripts (`--json`).
+//! `repowire peer …`: listing, naming and describing peers, and talking to them (ask, wait,
+//! notify, broadcast), with results for people (tables, progress) and for scripts (`--json`).
 
 use std::ffi::OsString;
 use std::io::{IsTerminal, Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use clap::Subcommand;
 use serde::Serialize;
 
+use crate::agents::Agent;
 use crate::ask::Progress;
-use crate::cli::{CompletionShell, ConfigCommand, GcArgs, LogArgs, PeerCommand};
 use crate::config::Config;
 use crate::error::Error;
 use crate::fanout;
-use crate::history::{self, Entry};
 use crate::message;
 use crate::peer::{self, Status};
 use crate::reach::{self, Target};
@@ -23,6 +23,169 @@ use crate::spool::Spool;
 use crate::team;
 use crate::time;
 use crate::time::now_ms;
+
+#[derive(Debug, Subcommand)]
+pub enum PeerCommand {
+    /// List the peers with their status (online, busy, offline), pane, path and last activity
+    ///
+    /// With --all, also the peers of the hosts listed under `remotes:` in config.yaml, named
+    /// NAME@HOST, asked over ssh all at once; a host that does not answer within 5 seconds is
+    /// shown as unreachable, with the reason.
+    ///
+    /// DESCRIPTION is what a person gave the peer (the team file, `peer describe`), else the
+    /// first line of prose of its repository's CLAUDE.md, AGENTS.md or README.md.
+    List {
+        /// Print JSON instead of a table (with --all, remote peers have a "host"; an
+        /// unreachable host is {"host", "status": "unreachable", "error"})
+        #[arg(long)]
+        json: bool,
+        /// Include the peers of the remotes in config.yaml
+        #[arg(long)]
+        all: bool,
+    },
+
+    /// Give the agent in a tmux pane a peer name
+    ///
+    /// Claude Code sessions register themselves through the SessionStart hook, named after
+    /// their repository. Use this to choose the name: it is kept when the session restarts in
+    /// that pane or that path.
+    Register {
+        /// The peer name: letters, digits, '.', '_' and '-'
+        name: String,
+        /// The tmux session, window or pane the agent runs in (e.g. backend, backend:1, %3)
+        #[arg(short = 't', long = "tmux-session", value_name = "TARGET")]
+        tmux_session: String,
+        /// The agent's working directory
+        #[arg(short = 'p', long, value_name = "PATH")]
+        path: PathBuf,
+        /// One line on what the peer knows (see `peer describe`)
+        #[arg(short = 'd', long, value_name = "TEXT")]
+        description: Option<String>,
+    },
+
+    /// Start one peer in a new tmux window, as `repowire up` does for a team file's peers
+    ///
+    /// Starts its agent in DIR, in a window named NAME of tmux session `repowire` (or
+    /// --tmux-session) of your tmux server, and waits until it has registered as NAME. Exit
+    /// status 0 when it runs, 1 otherwise.
+    Spawn {
+        /// The peer name: letters, digits, '.', '_' and '-'
+        name: String,
+        /// Its directory
+        #[arg(short = 'p', long, value_name = "DIR")]
+        path: PathBuf,
+        /// Its agent
+        #[arg(long, value_enum, default_value_t)]
+        agent: Agent,
+        /// The command line that starts it, instead of the agent's own (run by the shell)
+        #[arg(long, value_name = "COMMAND")]
+        command: Option<String>,
+        /// One line on what the peer knows
+        #[arg(short = 'd', long, value_name = "TEXT")]
+        description: Option<String>,
+        /// The tmux session to put its window in
+        #[arg(long, value_name = "NAME", default_value = "repowire")]
+        tmux_session: String,
+        /// How long to wait for it to register
+        #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = crate::time::parse_duration)]
+        timeout: Duration,
+    },
+
+    /// Set the one line that tells the agents what a peer knows
+    ///
+    /// It is shown in `peer list` and by the list_peers tool, and stays across the peer's
+    /// restarts. At most 100 characters, one line. An empty TEXT gives the peer its
+    /// repository's own again: the first line of prose of its CLAUDE.md, AGENTS.md or
+    /// README.md.
+    Describe {
+        /// The peer name
+        name: String,
+        /// The description
+        text: String,
+    },
+
+    /// Forget a peer (messages already queued for it stay in the spool)
+    Unregister {
+        /// The peer name
+        name: String,
+    },
+
+    /// Ask a peer (or several) a question and print the answer
+    ///
+    /// The question is typed into the peer's pane when it is idle, after the questions queued
+    /// before it. The answer is printed on stdout. On a terminal, progress goes to stderr.
+    ///
+    /// Several names (or --all: every peer not offline, but you) ask each of them at once.
+    /// Each answer is printed as it comes, under a line `==> NAME <==`; a peer that does not
+    /// answer (unknown, offline, deadlock refused, timeout with its query id) is reported on
+    /// stderr and does not hold up the others. Exit status 0 when all answered, 10 when some
+    /// did, and when none did the status of the first named peer's error. With --no-wait,
+    /// each line is NAME QUERY-ID.
+    ///
+    /// A peer on another host is NAME@HOST, HOST being anything ssh takes (an alias from your
+    /// ssh config too): repowire runs `ssh HOST repowire remote` (or $REPOWIRE_SSH instead of
+    /// ssh) and the question goes through the spool there. ssh runs in batch mode: it must log
+    /// in without a prompt. The query id of such a question is ID@HOST.
+    ///
+    /// Exit status: 0 answered, 1 other error, 2 bad input, 3 unknown peer, 4 peer offline,
+    /// 5 timeout (the error names the query id; fetch the answer later with repowire peer
+    /// wait), 6 deadlock refused, 7 the question failed, 8 tmux failed, 9 the other host could
+    /// not be reached or used (ssh failed, authentication failed, no repowire there, the
+    /// connection was lost).
+    Ask {
+        /// The peer's name (NAME@HOST for another host's), several for a fan-out, then the
+        /// question ('-' reads it from stdin)
+        #[arg(value_name = "NAME... QUESTION", required = true, num_args = 1..)]
+        args: Vec<OsString>,
+        /// Ask every peer not offline but you
+        #[arg(long)]
+        all: bool,
+        /// Answer at once from a read-only fork of the peer's session, whatever the peer is
+        /// doing (busy, offline: its last session). Nothing is typed into its pane; the fork
+        /// can read files but not change them or run commands, and leaves no session behind.
+        /// It re-reads the whole session, which costs tokens. Claude Code and Codex peers.
+        #[arg(long)]
+        fork: bool,
+        /// How long to wait for the answer (e.g. 90s, 5m) [default: ask_timeout in config.yaml, 120s]
+        #[arg(long, value_name = "DURATION", value_parser = crate::time::parse_duration)]
+        timeout: Option<Duration>,
+        /// Print the query id and return at once; fetch the answer with repowire peer wait ID
+        #[arg(long)]
+        no_wait: bool,
+    },
+
+    /// Wait for the answer to an earlier question and print it
+    ///
+    /// Prints it at once if it has come. Exit status as for repowire peer ask.
+    Wait {
+        /// The query id printed by `peer ask --no-wait` or by a timeout (ID@HOST for a peer on
+        /// another host)
+        id: String,
+        /// How long to wait for the answer (e.g. 90s, 5m) [default: ask_timeout in config.yaml, 120s]
+        #[arg(long, value_name = "DURATION", value_parser = crate::time::parse_duration)]
+        timeout: Option<Duration>,
+    },
+
+    /// Send a peer a message that needs no answer; returns at once
+    ///
+    /// A busy peer gets it when its turn ends, an offline one when it comes back, in order.
+    Notify {
+        /// The peer name, or NAME@HOST
+        name: String,
+        /// The message ('-' reads it from stdin)
+        text: OsString,
+    },
+
+    /// Send a message to every online peer but yourself; returns at once
+    Broadcast {
+        /// The message ('-' reads it from stdin)
+        text: OsString,
+        /// Also to the online peers of the remotes in config.yaml (exit status 9 if a host
+        /// could not be reached; the others still get it)
+        #[arg(long)]
+        all: bool,
+    },
+}
 
 pub fn peer(spool: &Spool, cmd: PeerCommand) -> Result<()> {
     match cmd {
@@ -468,148 +631,5 @@ fn list(spool: &Spool, json: bool, all: bool) -> Result<()> {
     for u in &unreachable {
         writeln!(out, "{u}")?;
     }
-    Ok(())
-}
-
-pub fn log(spool: &Spool, args: LogArgs) -> Result<()> {
-    if let Some(p) = &args.peer {
-        peer::validate_name(p).or_else(|e| if p == peer::USER { Ok(()) } else { Err(e) })?;
-    }
-    let mut out = std::io::stdout().lock();
-    let mut offsets: std::collections::HashMap<std::path::PathBuf, u64> = Default::default();
-    let mut print_new = |out: &mut std::io::StdoutLock| -> Result<()> {
-        for f in history::files(spool)? {
-            let start = offsets.get(&f).copied().unwrap_or(0);
-            let mut file = crate::spool::open_private(&f, std::fs::OpenOptions::new().read(true))?;
-            let len = file.metadata()?.len();
-            if len <= start {
-                continue;
-            }
-            use std::io::{Seek, SeekFrom};
-            file.seek(SeekFrom::Start(start))?;
-            let mut buf = Vec::new();
-            file.take(len - start).read_to_end(&mut buf)?;
-            // Only whole lines: a line being appended right now is read next time.
-            let whole = buf.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-            offsets.insert(f.clone(), start + whole as u64);
-            for line in buf[..whole]
-                .split(|&b| b == b'\n')
-                .filter(|l| !l.is_empty())
-            {
-                let Ok(e) = serde_json::from_slice::<Entry>(line) else {
-                    continue;
-                };
-                if args
-                    .peer
-                    .as_ref()
-                    .is_some_and(|p| *p != e.from && *p != e.to)
-                {
-                    continue;
-                }
-                if args.json {
-                    out.write_all(line)?;
-                    out.write_all(b"\n")?;
-                } else {
-                    writeln!(out, "{}", format_entry(&e))?;
-                }
-            }
-        }
-        out.flush()?;
-        Ok(())
-    };
-    print_new(&mut out)?;
-    if !args.follow {
-        return Ok(());
-    }
-    let watch = crate::wait::Watch::new(&[spool.path("log")]);
-    loop {
-        watch.wait(Duration::from_secs(1));
-        print_new(&mut out)?;
-    }
-}
-
-fn format_entry(e: &Entry) -> String {
-    let what = match e.event {
-        history::Event::Sent => format!("{:?}", e.kind).to_lowercase(),
-        ev => format!("{ev:?}").to_lowercase(),
-    };
-    let arrow = match e.event {
-        history::Event::Answered => format!("{} → {}", e.to, e.from),
-        _ => format!("{} → {}", e.from, e.to),
-    };
-    let mut line = format!(
-        "{}  {:9}  {}  {}",
-        time::format_utc(e.ts_ms),
-        what,
-        e.id,
-        arrow
-    );
-    if let Some(t) = &e.text {
-        let first: String = message::neutralize(t)
-            .lines()
-            .next()
-            .unwrap_or("")
-            .chars()
-            .take(100)
-            .collect();
-        line.push_str(": ");
-        line.push_str(&first);
-        if t.lines().count() > 1 || first.chars().count() == 100 {
-            line.push('…');
-        }
-    }
-    if let Some(err) = &e.error {
-        line.push_str(&format!(" ({err})"));
-    }
-    line
-}
-
-pub fn gc(spool: &Spool, args: GcArgs) -> Result<()> {
-    let r = crate::gc::run(spool, args.older_than)?;
-    println!(
-        "removed {} finished messages, {} answers, {} days of history, {} temporary files, {} lock files",
-        r.messages, r.responses, r.history_days, r.temp_files, r.lock_files
-    );
-    if r.unread_kept > 0 {
-        println!(
-            "kept {} older answers nobody has received yet (`repowire peer wait ID` fetches one)",
-            r.unread_kept
-        );
-    }
-    Ok(())
-}
-
-pub fn config(spool: &Spool, cmd: ConfigCommand) -> Result<()> {
-    let path = spool.path("config.yaml");
-    match cmd {
-        ConfigCommand::Path => println!("{}", path.display()),
-        ConfigCommand::Show => {
-            let config = Config::load(spool)?;
-            if path.exists() {
-                println!("# {} (defaults for what it leaves out)", path.display());
-            } else {
-                println!(
-                    "# {} does not exist: these are the defaults",
-                    path.display()
-                );
-            }
-            print!("{}", config.show());
-        }
-    }
-    Ok(())
-}
-
-pub fn completions(shell: CompletionShell) -> Result<()> {
-    use clap::CommandFactory;
-    let shell = match shell {
-        CompletionShell::Bash => clap_complete::Shell::Bash,
-        CompletionShell::Zsh => clap_complete::Shell::Zsh,
-        CompletionShell::Fish => clap_complete::Shell::Fish,
-    };
-    let mut cmd = crate::cli::Cli::command();
-    // Into a buffer first: clap_complete panics on a write error such as a closed pipe.
-    let mut script = Vec::new();
-    clap_complete::generate(shell, &mut cmd, "repowire", &mut script);
-    std::io::stdout().write_all(&script)?;
     Ok(())
 }
