@@ -90,6 +90,9 @@ pub fn ask(
         }
         .into());
     }
+    if !fork {
+        check_locks(spool, to)?;
+    }
     let (msg, lock) = message::send(
         spool,
         &Draft {
@@ -103,9 +106,20 @@ pub fn ask(
         },
     )?;
     if fork {
-        fork::kick(spool, &msg.id)?;
+        // Nothing else would start its fork: a question whose fork cannot start has failed.
+        if let Err(e) = fork::kick(spool, &msg.id) {
+            message::finish(
+                spool,
+                to,
+                &msg.id,
+                None,
+                State::Failed,
+                Some(format!("{e:#}")),
+            )?;
+            return Err(e);
+        }
     } else {
-        deliver::kick(spool, to)?;
+        start_delivery(spool, to);
     }
     Ok((msg, lock.expect("an ask has a waiter lock")))
 }
@@ -402,6 +416,7 @@ pub fn notify(spool: &Spool, from: &str, to: &str, text: &str) -> Result<Notifie
         ))
         .into());
     }
+    check_locks(spool, &p.name)?;
     let msg = send_unanswered(spool, Kind::Notify, from, &p.name, text)?;
     Ok(Notified {
         id: msg.id,
@@ -422,14 +437,35 @@ fn send_unanswered(spool: &Spool, kind: Kind, from: &str, to: &str, text: &str) 
         fork: false,
     };
     let (msg, _) = message::send(spool, &draft)?;
-    deliver::kick(spool, to)?;
+    start_delivery(spool, to);
     Ok(msg)
 }
 
-/// Who a broadcast went to: idle peers get it now, busy ones when their turn ends.
+/// Checks, before anything is published to `to`, the locks its delivery takes: a broken one
+/// fails now, naming itself and its fix, rather than later where nobody sees it.
+fn check_locks(spool: &Spool, to: &str) -> Result<()> {
+    for lock in [peer::lock_name(to), deliver::lock_name(to)] {
+        spool.check_lock(&lock)?;
+    }
+    Ok(())
+}
+
+/// Starts the delivery of a message just published. A failure is said, not returned: the
+/// message is in the spool, and the peer's next turn's end (or its next session) delivers it.
+fn start_delivery(spool: &Spool, to: &str) {
+    if let Err(e) = deliver::kick(spool, to) {
+        eprintln!(
+            "repowire: the message to {to} is queued, but its delivery did not start now ({e:#}); it is delivered when {to}'s turn ends or its session starts again"
+        );
+    }
+}
+
+/// Who a broadcast went to: idle peers get it now, busy ones when their turn ends; and to
+/// whom it could not be sent, with why.
 pub struct Broadcast {
     pub now: Vec<String>,
     pub later: Vec<String>,
+    pub failed: Vec<String>,
 }
 
 impl std::fmt::Display for Broadcast {
@@ -446,6 +482,9 @@ impl std::fmt::Display for Broadcast {
         if !self.later.is_empty() {
             write!(f, "; {} when their turn ends", self.later.join(", "))?;
         }
+        if !self.failed.is_empty() {
+            write!(f, "; not sent to {}", self.failed.join("; "))?;
+        }
         Ok(())
     }
 }
@@ -458,14 +497,19 @@ pub fn broadcast(spool: &Spool, from: &str, text: &str) -> Result<Broadcast> {
     let mut sent = Broadcast {
         now: Vec::new(),
         later: Vec::new(),
+        failed: Vec::new(),
     };
     for p in &peers {
         let (status, _) = peer::status_of(p, &panes);
         if p.name == from || status == Status::Offline || p.fork_only() {
             continue;
         }
-        send_unanswered(spool, Kind::Broadcast, from, &p.name, text)?;
-        if status == Status::Busy {
+        // One peer that cannot be sent to does not keep the others from getting it.
+        let copy = check_locks(spool, &p.name)
+            .and_then(|()| send_unanswered(spool, Kind::Broadcast, from, &p.name, text));
+        if let Err(e) = copy {
+            sent.failed.push(format!("{} ({e:#})", p.name));
+        } else if status == Status::Busy {
             sent.later.push(p.name.clone());
         } else {
             sent.now.push(p.name.clone());

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Deserializer};
 
 use crate::spool::Spool;
@@ -105,13 +105,18 @@ fn hosts<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
 
 impl Config {
     /// Reads `config.yaml` from the spool; the defaults when there is none.
+    /// It is read as every file of the spool is (see `spool::open_private`): no symlink or
+    /// FIFO is followed, and one that others could write is refused, each naming its fix.
     pub fn load(spool: &Spool) -> Result<Config> {
         let path = spool.path("config.yaml");
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
+        let bytes = match crate::spool::read_nofollow(&path, MAX_SIZE) {
+            Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
+            Err(e) if crate::spool::unusable(&e) => return Err(e.into()),
             Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
         };
+        let text = String::from_utf8(bytes)
+            .map_err(|_| anyhow::anyhow!("{} is not UTF-8 text", path.display()))?;
         Config::parse(&text).with_context(|| {
             format!(
                 "{} is not valid (`repowire config show` lists the keys and their defaults)",
@@ -127,6 +132,11 @@ impl Config {
             .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
         {
             return Ok(Config::default());
+        }
+        // The YAML parser takes quadratic time over deep nesting (100,000 levels: over 20 s),
+        // and no setting nests more than two.
+        if let Some(line) = nested_deeper_than(text, MAX_DEPTH) {
+            bail!("line {line}: it nests more than {MAX_DEPTH} levels deep; no setting does");
         }
         serde_yaml::from_str(text).map_err(|e| located(&e, text))
     }
@@ -217,11 +227,57 @@ fn located(e: &serde_yaml::Error, text: &str) -> anyhow::Error {
 }
 
 fn show_age(d: Duration) -> String {
+    if d.is_zero() {
+        return "0".into();
+    }
     match d.as_secs() {
-        0 => "0".into(),
-        s if s.is_multiple_of(86_400) => format!("{}d", s / 86_400),
+        s if d.subsec_nanos() == 0 && s.is_multiple_of(86_400) => format!("{}d", s / 86_400),
         _ => show(d),
     }
+}
+
+/// The largest `config.yaml` read; every setting fits in a few hundred bytes.
+const MAX_SIZE: u64 = 64 * 1024;
+/// How deep `config.yaml` may nest.
+const MAX_DEPTH: usize = 16;
+
+/// The line where `text` first nests deeper than `max` levels, by flow brackets (`[`, `{`)
+/// or by indentation, if it does. Quoted strings and comments are skipped.
+fn nested_deeper_than(text: &str, max: usize) -> Option<usize> {
+    let mut flow = 0usize;
+    let mut indents: Vec<usize> = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let indent = line.len() - line.trim_start().len();
+        if flow == 0 && !line.trim().is_empty() && !line.trim_start().starts_with('#') {
+            while indents.last().is_some_and(|&i| i >= indent) {
+                indents.pop();
+            }
+            indents.push(indent);
+        }
+        let mut quote: Option<char> = None;
+        let mut prev = ' ';
+        for c in line.chars() {
+            match (quote, c) {
+                (Some(q), c) if c == q => quote = None,
+                (Some(_), _) => {}
+                (None, '"' | '\'') => quote = Some(c),
+                (None, '#') if prev.is_whitespace() => break,
+                (None, '[' | '{') => {
+                    flow += 1;
+                    if flow + indents.len() > max {
+                        return Some(n + 1);
+                    }
+                }
+                (None, ']' | '}') => flow = flow.saturating_sub(1),
+                _ => {}
+            }
+            prev = c;
+        }
+        if flow + indents.len() > max {
+            return Some(n + 1);
+        }
+    }
+    None
 }
 
 fn show(d: Duration) -> String {
@@ -236,6 +292,40 @@ fn show(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn config_show_keeps_a_keep_of_1ms_not_0() {
+        let c = Config::parse("keep: 1ms\n").unwrap();
+        assert_eq!(c.keep, Duration::from_millis(1));
+        assert!(c.show().contains("\nkeep: 1ms"), "{}", c.show());
+        assert_eq!(
+            Config::parse(&c.show()).unwrap().keep,
+            Duration::from_millis(1)
+        );
+        let c = Config::parse("keep: 86400001ms\n").unwrap();
+        assert_eq!(Config::parse(&c.show()).unwrap().keep, c.keep);
+    }
+
+    #[test]
+    fn very_deep_yaml_nesting_is_refused_at_once() {
+        for deep in [
+            format!("remotes: {}{}\n", "[".repeat(30_000), "]".repeat(30_000)),
+            format!("keep: {}1{}\n", "{a: ".repeat(20), "}".repeat(20)),
+            (0..40)
+                .map(|i| format!("{}k{i}:\n", " ".repeat(i)))
+                .collect(),
+        ] {
+            let e = format!("{:#}", Config::parse(&deep).unwrap_err());
+            assert!(e.contains("nests more than 16 levels"), "{e}");
+        }
+        // Brackets in a comment are no nesting.
+        let c = Config::parse(&format!(
+            "remotes: [a, 'b']  # {}\nkeep: 2d\n",
+            "[".repeat(40)
+        ))
+        .unwrap();
+        assert_eq!(c.remotes, ["a", "b"]);
+    }
 
     #[test]
     fn defaults_and_overrides() {

@@ -96,8 +96,10 @@ struct Demo {
 
 impl Demo {
     fn start() -> Result<Demo> {
+        // Private, as the agents' transcripts and the spool in it are.
         let dir = tempfile::Builder::new()
             .prefix("repowire-demo-")
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
             .tempdir()
             .context("cannot create the demo's temporary directory")?;
         let spool = Spool::open(&dir.path().join("spool"))?;

@@ -6,7 +6,11 @@
 //! - the spool and its subdirectories are 0700 and owned by us, files 0600; a spool, or a file
 //!   in it, that is writable by others or owned by someone else is refused with the command that
 //!   fixes it, and no symlink (or FIFO) planted in it is followed or read;
-//! - a write that fails (a full disk) leaves nothing behind and says what to do.
+//! - a write that fails (a full disk) leaves nothing behind and says what to do;
+//! - a record that cannot be used (not a regular file, not yours, writable by others, too big,
+//!   not a valid record) is moved aside into `corrupt/` with a note of why, and read as
+//!   missing: one bad file never stops the work around it, and nothing of it is lost
+//!   ([`Spool::read_json`]);
 //! - locks are `flock`s, which the kernel drops when their holder dies ([`Spool::lock`]).
 
 use std::fs::{self, File, OpenOptions};
@@ -20,7 +24,18 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 /// Subdirectories, created on open.
-const DIRS: [&str; 6] = ["peers", "queue", "done", "responses", "log", "tmp"];
+const DIRS: [&str; 7] = [
+    "peers",
+    "queue",
+    "done",
+    "responses",
+    "log",
+    "tmp",
+    "corrupt",
+];
+
+/// The largest record read: a message holds at most 32 KiB of text, an answer at most 1 MiB.
+pub const MAX_RECORD: u64 = 4 * 1024 * 1024;
 
 /// An opened, checked spool directory.
 #[derive(Debug, Clone)]
@@ -162,15 +177,64 @@ impl Spool {
     }
 
     /// Reads and parses a JSON record; `None` if it does not exist. Never follows a symlink.
+    /// A record that cannot be used (see [`open_private`], [`MAX_RECORD`], or not a record of
+    /// this type) is moved aside ([`Spool::quarantine`]) and read as missing.
     pub fn read_json<T: DeserializeOwned>(&self, path: &Path) -> Result<Option<T>> {
-        let bytes = match read_nofollow(path) {
+        let bytes = match read_nofollow(path, MAX_RECORD) {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if unusable(&e) => {
+                self.quarantine(path, &e.to_string());
+                return Ok(None);
+            }
             Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
         };
-        let v = serde_json::from_slice(&bytes)
-            .with_context(|| format!("{} is not a valid record", path.display()))?;
-        Ok(Some(v))
+        match serde_json::from_slice(&bytes) {
+            Ok(v) => Ok(Some(v)),
+            Err(e) => {
+                self.quarantine(path, &format!("not a valid record: {e}"));
+                Ok(None)
+            }
+        }
+    }
+
+    /// Moves `path`, a file of the spool that cannot be used for `why`, into `corrupt/`, with
+    /// a note beside it (`NAME.why`: when, where it was, why), and says so on stderr. Nothing
+    /// of it is lost, and `repowire status` lists it until it is removed. Another process
+    /// that moved it first wins.
+    pub fn quarantine(&self, path: &Path, why: &str) {
+        let rel = path.strip_prefix(&self.root).unwrap_or(path);
+        let name = format!("{}.{}", rel.to_string_lossy().replace('/', "_"), new_id());
+        let dest = self.root.join("corrupt").join(&name);
+        match fs::rename(path, &dest) {
+            Ok(()) => {
+                let note = format!(
+                    "{}\t{}\t{}\n",
+                    crate::time::format_utc(crate::time::now_ms()),
+                    rel.display(),
+                    why.replace(['\n', '\t'], " ")
+                );
+                let _ =
+                    self.write_new(&dest.with_file_name(format!("{name}.why")), note.as_bytes());
+                eprintln!(
+                    "repowire: {} cannot be used ({why}); moved it to {}",
+                    path.display(),
+                    dest.display()
+                );
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => eprintln!(
+                "repowire: {} cannot be used ({why}), nor moved aside: {e}",
+                path.display()
+            ),
+        }
+    }
+
+    /// Checks lock `rel` (creating it if missing) without taking it: a lock that is not a
+    /// lock file (a directory, FIFO, symlink, someone else's) is an error naming it and the
+    /// fix, at once, rather than when something waits for it.
+    pub fn check_lock(&self, rel: &str) -> io::Result<()> {
+        open_lock_file(&self.root.join(rel)).map(drop)
     }
 
     /// The ids (file stems) of the `*.json` records in `dir`, sorted, so by time for ULIDs.
@@ -237,43 +301,72 @@ fn open_lock_file(path: &Path) -> io::Result<File> {
     )
 }
 
-fn read_nofollow(path: &Path) -> io::Result<Vec<u8>> {
+/// The file at `path` (see [`open_private`]), if it holds at most `limit` bytes.
+pub fn read_nofollow(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
     use std::io::Read;
-    let mut f = open_private(path, OpenOptions::new().read(true))?;
+    let f = open_private(path, OpenOptions::new().read(true))?;
     let mut buf = Vec::new();
-    f.read_to_end(&mut buf)?;
+    f.take(limit + 1).read_to_end(&mut buf)?;
+    if buf.len() as u64 > limit {
+        return Err(unusable_error(format!(
+            "{} is over {limit} bytes, more than any file of repowire's holds",
+            path.display()
+        )));
+    }
     Ok(buf)
 }
 
 /// Opens an existing file of the spool with `opts`, refusing a symlink, anything but a regular
-/// file (a FIFO would block the reader), and a file someone else owns or could write.
+/// file (a FIFO would block the reader), and a file someone else owns or could write: each
+/// with an error that names the file and the command that fixes it, and that [`unusable`]
+/// tells apart.
 pub fn open_private(path: &Path, opts: &mut OpenOptions) -> io::Result<File> {
     let f = opts
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(path)
-        .map_err(|e| explain_link(e, path))?;
+        .map_err(|e| explain_open(e, path))?;
     check_private_file(&f, path)?;
     Ok(f)
 }
 
-/// `open` with `O_NOFOLLOW` fails with ELOOP on a symlink: say so, and what to do.
-fn explain_link(e: io::Error, path: &Path) -> io::Error {
-    if e.raw_os_error() != Some(libc::ELOOP) {
-        return e;
+/// Whether `e`, from [`open_private`] or [`read_nofollow`], says the file itself cannot be
+/// used (rather than that reading failed).
+pub fn unusable(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::InvalidData
+}
+
+fn unusable_error(msg: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, msg)
+}
+
+/// `open` of something that is no file of ours: a symlink (`O_NOFOLLOW` fails with ELOOP), a
+/// directory, or a file we may not read. Say so, and what to do.
+fn explain_open(e: io::Error, path: &Path) -> io::Error {
+    let p = path.display();
+    match e.raw_os_error() {
+        Some(libc::ELOOP) => unusable_error(format!(
+            "{p} is a symbolic link; repowire does not follow links in its spool. Remove it: `rm {p}`"
+        )),
+        Some(libc::EISDIR) => unusable_error(format!(
+            "{p} is a directory, not a file of repowire's; remove it: `rm -r {p}`"
+        )),
+        Some(libc::EACCES) => unusable_error(format!(
+            "{p} cannot be read or written by you; fix it with `chmod 600 {p}`"
+        )),
+        _ => e,
     }
-    io::Error::new(
-        io::ErrorKind::InvalidInput,
-        format!(
-            "{} is a symbolic link; repowire does not follow links in its spool. Remove it: `rm {}`",
-            path.display(),
-            path.display()
-        ),
-    )
 }
 
 fn check_private_file(f: &File, path: &Path) -> io::Result<()> {
     let md = f.metadata()?;
-    let refuse = |msg: String| Err(io::Error::new(io::ErrorKind::PermissionDenied, msg));
+    let refuse = |msg: String| Err(unusable_error(msg));
+    if md.is_dir() {
+        return refuse(format!(
+            "{} is a directory, not a file of repowire's; remove it: `rm -r {}`",
+            path.display(),
+            path.display()
+        ));
+    }
     if !md.is_file() {
         return refuse(format!(
             "{} is not a regular file; remove it: `rm {}`",
@@ -405,16 +498,45 @@ mod tests {
         assert_eq!(fs::read_dir(s.path("tmp")).unwrap().count(), 0);
     }
 
+    /// What was moved into `corrupt/`: each file's bytes (a link's target), and its note.
+    fn moved_aside(s: &Spool) -> Vec<(Vec<u8>, String)> {
+        let mut out = Vec::new();
+        for e in fs::read_dir(s.path("corrupt")).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "why") {
+                continue;
+            }
+            let md = fs::symlink_metadata(&p).unwrap();
+            let bytes = if md.file_type().is_symlink() {
+                fs::read_link(&p)
+                    .unwrap()
+                    .into_os_string()
+                    .into_encoded_bytes()
+            } else {
+                fs::read(&p).unwrap()
+            };
+            let why = fs::read_to_string(format!("{}.why", p.display())).unwrap();
+            out.push((bytes, why));
+        }
+        out
+    }
+
     #[test]
     fn reads_do_not_follow_planted_symlinks() {
         let t = tempfile::tempdir().unwrap();
         let s = Spool::open(&t.path().join("s")).unwrap();
-        fs::write(t.path().join("secret"), b"{}").unwrap();
-        std::os::unix::fs::symlink(t.path().join("secret"), s.path("peers/evil.json")).unwrap();
-        assert!(
-            s.read_json::<serde_json::Value>(&s.path("peers/evil.json"))
-                .is_err()
-        );
+        let secret = t.path().join("secret");
+        fs::write(&secret, b"{}").unwrap();
+        std::os::unix::fs::symlink(&secret, s.path("peers/evil.json")).unwrap();
+        let read = s.read_json::<serde_json::Value>(&s.path("peers/evil.json"));
+        assert_eq!(read.unwrap(), None);
+        assert!(!s.path("peers/evil.json").exists());
+        let moved = moved_aside(&s);
+        assert_eq!(moved.len(), 1);
+        assert_eq!(moved[0].0, secret.as_os_str().as_encoded_bytes());
+        assert!(moved[0].1.contains("peers/evil.json\t"), "{}", moved[0].1);
+        assert!(moved[0].1.contains("symbolic link"), "{}", moved[0].1);
+        assert_eq!(fs::read(&secret).unwrap(), b"{}");
     }
 
     #[test]
@@ -451,19 +573,23 @@ mod tests {
         #![proptest_config(ProptestConfig { cases: 128, failure_persistence: None,
                                             ..ProptestConfig::default() })]
 
-        /// Whatever bytes a record holds, reading it returns a value or an error, never panics;
-        /// and no typed record is made up from bytes that are not JSON.
+        /// Whatever bytes a record holds, reading it never panics; bytes that are not JSON
+        /// are never taken for a record, but moved aside whole, with a note.
         #[test]
         fn any_bytes_in_a_record_read_without_panicking(bytes in prop::collection::vec(any::<u8>(), 0..2048)) {
             let t = tempfile::tempdir().unwrap();
             let s = Spool::open(t.path()).unwrap();
             let p = s.path("queue/X.json");
             fs::write(&p, &bytes).unwrap();
-            let as_value = s.read_json::<serde_json::Value>(&p);
-            let as_message = s.read_json::<crate::message::Message>(&p);
-            let as_peer = s.read_json::<crate::peer::Peer>(&p);
+            let as_message = s.read_json::<crate::message::Message>(&p).unwrap();
+            let as_peer = s.read_json::<crate::peer::Peer>(&p).unwrap();
+            let as_value = s.read_json::<serde_json::Value>(&p).unwrap();
             if serde_json::from_slice::<serde_json::Value>(&bytes).is_err() {
-                prop_assert!(as_value.is_err() && as_message.is_err() && as_peer.is_err());
+                prop_assert!(as_value.is_none() && as_message.is_none() && as_peer.is_none());
+                let moved = moved_aside(&s);
+                prop_assert_eq!(moved.len(), 1);
+                prop_assert_eq!(&moved[0].0, &bytes);
+                prop_assert!(moved[0].1.contains("not a valid record"), "{}", moved[0].1);
             }
         }
 
@@ -483,7 +609,8 @@ mod tests {
             if v.is_object() || v.is_array() {
                 let n = cut.index(whole);
                 fs::write(&p, &bytes[..n]).unwrap();
-                prop_assert!(s.read_json::<serde_json::Value>(&p).is_err(), "{:?}", &bytes[..n]);
+                prop_assert_eq!(s.read_json::<serde_json::Value>(&p).unwrap(), None, "{:?}", &bytes[..n]);
+                prop_assert_eq!(&moved_aside(&s)[0].0, &bytes[..n]);
             }
             prop_assert_eq!(fs::read_dir(s.path("tmp")).unwrap().count(), 0);
         }

@@ -39,6 +39,7 @@
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -123,7 +124,11 @@ impl Agent {
             || std::env::temp_dir().join("repowire-standin"),
             PathBuf::from,
         );
-        std::fs::create_dir_all(&dir)
+        // Private, as Claude Code keeps its transcripts.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
             .with_context(|| format!("creating transcript folder {}", dir.display()))?;
         let session_id = new_id();
         let events = match &opts.events {
@@ -131,6 +136,7 @@ impl Agent {
                 OpenOptions::new()
                     .create(true)
                     .append(true)
+                    .mode(0o600)
                     .open(path)
                     .with_context(|| format!("opening events file {}", path.display()))?,
             ),
@@ -456,6 +462,7 @@ impl Agent {
         let file = OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
             .open(&self.transcript)
             .with_context(|| format!("opening transcript {}", self.transcript.display()))?;
         write_line(&file, line).context("writing the transcript")

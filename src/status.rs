@@ -2,10 +2,12 @@
 //!
 //! It checks the spool, the hooks and the MCP server in the files of each agent found
 //! (with none found, Claude Code's), each installed agent's release against the ones repowire
-//! is tested with, tmux and the inotify limits, and lists the peers. It creates nothing: a
-//! missing spool is reported (an existing one is opened as by every command, which adds a
-//! missing subdirectory). Every problem comes with the command that fixes it; a warning is
-//! worth knowing but does not stop anything from working, and a note even less. The exit status is non-zero when there is a problem.
+//! is tested with, tmux and the inotify limits, every file of the spool (a record that cannot
+//! be used is moved aside, as every command does, and reported with what was moved aside
+//! before), and lists the peers. It creates nothing: a missing spool is reported (an existing
+//! one is opened as by every command, which adds a missing subdirectory). Every problem comes
+//! with the command that fixes it; a warning is worth knowing but does not stop anything from
+//! working, and a note even less. The exit status is non-zero when there is a problem.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -16,8 +18,9 @@ use serde::Serialize;
 use crate::agents::edit::Ours;
 use crate::agents::{Agent, Health};
 use crate::config::Config;
+use crate::message;
 use crate::peer::{self, Status};
-use crate::spool::Spool;
+use crate::spool::{self, Spool};
 
 /// tmux older than this lacks what repowire relies on.
 const TMUX_MIN: (u32, u32) = (3, 0);
@@ -115,10 +118,21 @@ pub fn run(home: &Path, json: bool) -> Result<()> {
     checks.extend(Agent::ALL.into_iter().filter_map(check_version));
     checks.push(check_tmux());
     checks.push(check_inotify());
+    let mut peers = Vec::new();
     if let Some(s) = &spool {
         checks.push(check_size(s));
+        // Read first: a record that cannot be used is moved aside as it is read, and then
+        // reported with what was moved aside before.
+        match peer_states(s) {
+            Ok(p) => peers = p,
+            Err(e) => checks.push(Check::problem(
+                "peers",
+                format!("cannot list the peers: {e:#}"),
+                "see the message",
+            )),
+        }
+        checks.extend(check_files(s));
     }
-    let peers = spool.map(|s| peers(&s)).unwrap_or_default();
     let report = Report {
         ok: checks.iter().all(|c| c.ok),
         checks,
@@ -183,10 +197,7 @@ fn check_spool(home: &Path) -> (Check, Option<Spool>) {
         Err(e) => {
             let msg = format!("{e:#}");
             // The spool's errors name their fix in backquotes (`chmod 700 DIR`).
-            let fix = msg
-                .split('`')
-                .nth(1)
-                .map_or("see the message".to_string(), str::to_string);
+            let fix = fix_in(&msg);
             (Check::problem("spool", msg, fix), None)
         }
     }
@@ -415,12 +426,10 @@ fn inotify_instances_in_use() -> u64 {
     n
 }
 
-fn peers(spool: &Spool) -> Vec<PeerState> {
-    let Ok(peers) = peer::all(spool) else {
-        return Vec::new();
-    };
+fn peer_states(spool: &Spool) -> Result<Vec<PeerState>> {
+    let peers = peer::all(spool)?;
     let panes = peer::live_panes(&peers);
-    peers
+    Ok(peers
         .iter()
         .map(|p| {
             let (status, why) = peer::status_of(p, &panes);
@@ -432,7 +441,84 @@ fn peers(spool: &Spool) -> Vec<PeerState> {
                 path: p.path.display().to_string(),
             }
         })
-        .collect()
+        .collect())
+}
+
+/// Every file of the spool that cannot be used, each with its fix: `config.yaml`, the records
+/// (read as every command reads them, so a bad one is moved aside), the locks and the
+/// history's files (checked as they are opened), and whatever was moved aside into `corrupt/`.
+fn check_files(spool: &Spool) -> Vec<Check> {
+    let mut checks = Vec::new();
+    if let Err(e) = Config::load(spool) {
+        let msg = format!("{e:#}");
+        let fix = fix_in(&msg);
+        checks.push(Check::problem("config", msg, fix));
+    }
+    if let Err(e) = message::read_all(spool) {
+        checks.push(Check::problem(
+            "records",
+            format!("cannot read the messages: {e:#}"),
+            "see the message",
+        ));
+    }
+    for dir in ["peers", "queue", "done", "responses", "log"] {
+        for entry in std::fs::read_dir(spool.path(dir))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let path = entry.path();
+            if name.starts_with(".pane-") {
+                // The pane index: read as the hooks read it (a bad one is moved aside).
+                let _ = spool.read_json::<String>(&path);
+                continue;
+            }
+            let opened_as_is = name.ends_with(".lock") || name.ends_with(".jsonl");
+            if !opened_as_is {
+                continue;
+            }
+            if let Err(e) = spool::open_private(&path, std::fs::OpenOptions::new().read(true)) {
+                let msg = e.to_string();
+                let fix = fix_in(&msg);
+                checks.push(Check::problem("file", msg, fix));
+            }
+        }
+    }
+    let corrupt = spool.path("corrupt");
+    let mut moved: Vec<_> = std::fs::read_dir(&corrupt)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_none_or(|x| x != "why"))
+        .collect();
+    moved.sort();
+    for p in moved {
+        let note = format!("{}.why", p.display());
+        let why = std::fs::read_to_string(&note).unwrap_or_default();
+        let mut fields = why.trim_end().splitn(3, '\t');
+        let (when, what, why) = (fields.next(), fields.next(), fields.next());
+        checks.push(Check::problem(
+            "corrupt",
+            format!(
+                "{} could not be used ({}) and was moved aside{}: {}",
+                what.unwrap_or("a file"),
+                why.unwrap_or("no note"),
+                when.map_or(String::new(), |w| format!(" at {w}")),
+                p.display()
+            ),
+            format!("look at it, then remove it: `rm -r {} {note}`", p.display()),
+        ));
+    }
+    checks
+}
+
+/// The command a message of the spool's names in backquotes (`chmod 600 FILE`).
+fn fix_in(msg: &str) -> String {
+    msg.split('`')
+        .nth(1)
+        .map_or("see the message".to_string(), str::to_string)
 }
 
 #[cfg(test)]

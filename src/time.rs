@@ -82,10 +82,12 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "h" => n * 3600.0,
         _ => return Err(format!("unknown unit '{unit}' in '{s}'; use ms, s, m or h")),
     };
-    if !(secs.is_finite() && secs > 0.0 && secs <= 7.0 * 86_400.0) {
+    // Whole milliseconds: what is shown (`config show`) is then exactly what was given.
+    let ms = (secs * 1000.0).round();
+    if !(1.0..=7.0 * 86_400_000.0).contains(&ms) {
         return Err(format!("'{s}' is out of range: from 1ms to 7 days"));
     }
-    Ok(Duration::from_secs_f64(secs))
+    Ok(Duration::from_millis(ms as u64))
 }
 
 /// The longest age [`parse_age`] takes, in days: a century.
@@ -148,6 +150,8 @@ mod tests {
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("0").is_err());
         assert!(parse_duration("5y").is_err());
+        assert!(parse_duration("0.4ms").is_err());
+        assert_eq!(parse_duration("1.5ms").unwrap(), Duration::from_millis(2));
     }
 
     #[test]

@@ -89,7 +89,7 @@ impl Server {
                 .target_pane(pane)
                 .disable_lookup()
                 .key("--")
-                .key(text),
+                .key(escape_trailing_semicolon(text)),
         )
         .map(drop)
     }
@@ -293,9 +293,34 @@ pub fn socket_from_tmux_env(tmux: Option<&str>) -> Option<PathBuf> {
     (!socket.is_empty()).then(|| PathBuf::from(socket))
 }
 
+/// `text` as tmux must be given it to keep it whole: tmux reads a `;` that ends an argument
+/// as the end of a command, even given as an argument of its own (`send-keys -l -- 'ls;'`
+/// types `ls`), and a trailing `\;` as a literal `;` (measured with tmux 3.3a).
+fn escape_trailing_semicolon(text: &str) -> std::borrow::Cow<'_, str> {
+    match text.strip_suffix(';') {
+        Some(head) => format!("{head}\\;").into(),
+        None => text.into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_trailing_semicolon_is_escaped() {
+        for (text, arg) in [
+            ("run ls;", r"run ls\;"),
+            (";", r"\;"),
+            ("a;;", r"a;\;"),
+            (r"a\;", r"a\\;"),
+            ("a;b", "a;b"),
+            ("plain", "plain"),
+            ("", ""),
+        ] {
+            assert_eq!(escape_trailing_semicolon(text), arg, "{text:?}");
+        }
+    }
 
     #[test]
     fn socket_from_env() {

@@ -97,6 +97,17 @@ pub(crate) fn answers_asks_and_gets_notifications(claude: &ClaudeCode) {
     cc.assert_online("beta");
     assert_eq!(cc.event_names(&id), ["sent", "delivered", "answered"]);
 
+    // 2b. A `;` ending a piece of typed text is no end of a tmux command (it was dropped).
+    for text in ["run ls;".to_string(), ";".repeat(450), "a;".repeat(120)] {
+        cc.ask("beta", &text);
+        let id = cc.last_sent("user", "beta");
+        let Some((_, submitted)) = cc.prompt_of("beta", &id) else {
+            panic!("beta's UserPromptSubmit for {id} is missing");
+        };
+        let prompt = submitted["prompt"].as_str().unwrap();
+        assert_eq!(prompt.split_once('\n').unwrap().1, text);
+    }
+
     // 3. A notification reaches alpha's conversation as its own turn.
     let note = "Heads up: the API moves to /v2 on Friday.\nNo need to answer.";
     let out = cc.rw_ok(&["peer", "notify", "alpha", note]);

@@ -186,6 +186,7 @@ fn demo_keep_leaves_agents_to_ask_until_ctrl_c_then_cleans_up() {
         .args(["peer", "ask", "backend", "hello from a test"])
         .ok();
     assert!(asked.contains("hello from a test"), "{asked}");
+    the_demos_files_are_private_while_it_runs(announced_dir(&out));
 
     // SAFETY: the pid is our own child's, still running (it waits for this signal).
     assert_eq!(
@@ -199,6 +200,40 @@ fn demo_keep_leaves_agents_to_ask_until_ctrl_c_then_cleans_up() {
     // tmux leaves its socket file behind when its server is killed; the demo removes it.
     assert!(!socket.exists(), "{}", socket.display());
     run.assert_left_nothing();
+}
+
+/// The demo's temporary directory was 0755 and its agents' transcripts 0644 while it ran.
+fn the_demos_files_are_private_while_it_runs(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(dir), 0o700, "{}", dir.display());
+    let transcripts: Vec<_> = walk(&dir.join("transcripts"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .collect();
+    assert!(
+        !transcripts.is_empty(),
+        "no transcript under {}",
+        dir.display()
+    );
+    for t in transcripts {
+        assert_eq!(mode(&t), 0o600, "{}", t.display());
+        assert_eq!(mode(t.parent().unwrap()), 0o700, "{}", t.display());
+    }
+}
+
+/// Every file below `dir`.
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
 }
 
 #[test]

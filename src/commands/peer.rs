@@ -303,6 +303,11 @@ pub fn peer(spool: &Spool, cmd: PeerCommand) -> Result<()> {
             };
             let (sent, failed) = reach::broadcast(spool, &text, &hosts)?;
             println!("{sent}");
+            // Copies that were published are sent; failing for the rest would invite a retry
+            // that sends them twice. Only a broadcast that reached nobody fails.
+            if sent.now.is_empty() && sent.later.is_empty() && !sent.failed.is_empty() {
+                return Err(anyhow::anyhow!("the broadcast reached nobody"));
+            }
             if failed.is_empty() {
                 return Ok(());
             }

@@ -36,7 +36,8 @@ const BUSY_WAIT: Duration = Duration::from_secs(30);
 /// A session that just started may not read its terminal yet; input typed then can be lost.
 const STARTUP_GRACE_MS: u64 = 1500;
 
-fn lock_name(name: &str) -> String {
+/// The lock a deliverer to peer `name` holds.
+pub fn lock_name(name: &str) -> String {
     format!("peers/{name}.deliver.lock")
 }
 

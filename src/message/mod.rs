@@ -10,7 +10,7 @@
 //! repowire writes, then the text with every control character made visible and inert. The
 //! deadlock check is `deadlock`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::Error;
 pub use crate::history::Kind;
 use crate::history::{self, Entry, Event};
-use crate::peer::{Peer, USER};
+use crate::peer::{Peer, USER, validate_name};
 use crate::spool::{Spool, Staged, new_id};
 use crate::time::now_ms;
 
@@ -173,15 +173,66 @@ pub fn validate_id(id: &str) -> Result<(), Error> {
 pub fn load(spool: &Spool, id: &str) -> Result<Option<Message>> {
     // The open copy first: a message is written to done/ before it leaves queue/, so in this
     // order one that finishes meanwhile is still found.
-    let open = spool.read_json(&queue_path(spool, id))?;
-    if let Some(m) = spool.read_json(&done_path(spool, id))? {
+    let open = read(spool, &queue_path(spool, id), id)?;
+    if let Some(m) = read(spool, &done_path(spool, id), id)? {
         return Ok(Some(m));
     }
     Ok(open)
 }
 
+/// The message record at `path`, which must be message `id`'s. Its id, sender and addressee
+/// name files and locks, so a record whose id is not its file's, or whose peer names are no
+/// names, is moved aside as unusable.
+fn read(spool: &Spool, path: &Path, id: &str) -> Result<Option<Message>> {
+    let Some(m) = spool.read_json::<Message>(path)? else {
+        return Ok(None);
+    };
+    let why = if m.id != id {
+        Some("its id is not its file's")
+    } else if validate_name(&m.to).is_err() {
+        Some("it is addressed to no valid peer name")
+    } else if !(m.from == USER
+        || validate_name(&m.from).is_ok()
+        || m.from
+            .split_once('@')
+            .is_some_and(|(n, _)| n == USER || validate_name(n).is_ok()))
+    {
+        Some("it is from no valid peer name")
+    } else {
+        None
+    };
+    match why {
+        Some(why) => {
+            spool.quarantine(path, why);
+            Ok(None)
+        }
+        None => Ok(Some(m)),
+    }
+}
+
+/// Reads every message and answer record, so that each one that cannot be used is moved
+/// aside (see `Spool::read_json`): how `repowire status` finds them all.
+pub fn read_all(spool: &Spool) -> Result<()> {
+    for dir in ["queue", "done"] {
+        for id in spool.list(dir)? {
+            read(spool, &spool.path(&format!("{dir}/{id}.json")), &id)?;
+        }
+    }
+    for id in spool.list("responses")? {
+        load_response(spool, &id)?;
+    }
+    Ok(())
+}
+
 pub fn load_response(spool: &Spool, id: &str) -> Result<Option<Response>> {
-    spool.read_json(&spool.path(&format!("responses/{id}.json")))
+    let path = spool.path(&format!("responses/{id}.json"));
+    match spool.read_json::<Response>(&path)? {
+        Some(r) if r.id != id => {
+            spool.quarantine(&path, "its id is not its file's");
+            Ok(None)
+        }
+        r => Ok(r),
+    }
 }
 
 /// `responses/ID.read`: the empty file that says someone received the answer to `id` (the
@@ -210,7 +261,7 @@ pub fn mark_read(spool: &Spool, id: &str) {
 pub fn open_messages(spool: &Spool) -> Result<Vec<Message>> {
     let mut out = Vec::new();
     for id in spool.list("queue")? {
-        if let Some(m) = spool.read_json::<Message>(&queue_path(spool, &id))? {
+        if let Some(m) = read(spool, &queue_path(spool, &id), &id)? {
             // A copy left behind by a crash between moving it to done/ and unlinking it here.
             if m.state.is_open() && !done_path(spool, &id).exists() {
                 out.push(m);
@@ -341,7 +392,7 @@ pub fn update_locked(
     f: impl FnOnce(&mut Message) -> bool,
 ) -> Result<Option<Message>> {
     let qp = queue_path(spool, id);
-    let Some(mut m) = spool.read_json::<Message>(&qp)? else {
+    let Some(mut m) = read(spool, &qp, id)? else {
         return Ok(None);
     };
     if !m.state.is_open() || !f(&mut m) {
@@ -436,8 +487,7 @@ pub fn answer(
     let answer = record_bytes(&resp)?;
     let answer_path = spool.path(&format!("responses/{}.json", msg.id));
     // The message as it will be finished, staged with the answer: the two writes overlap.
-    let finished = spool
-        .read_json::<Message>(&queue_path(spool, &msg.id))?
+    let finished = read(spool, &queue_path(spool, &msg.id), &msg.id)?
         .filter(|m| m.state.is_open())
         .map(|mut m| {
             m.state = State::Answered;

@@ -157,18 +157,19 @@ pub fn validate_name(name: &str) -> Result<(), Error> {
 pub fn load(spool: &Spool, name: &str) -> Result<Option<Peer>> {
     let path = record_path(spool, name);
     let peer: Option<Peer> = spool.read_json(&path)?;
-    // The name inside is used in paths (its lock, its record): it must be the file's own.
-    if let Some(p) = &peer
-        && p.name != name
-    {
-        anyhow::bail!(
-            "{} holds a peer named {:?}, not '{name}'; remove it (`rm {}`) and register the peer again",
-            path.display(),
-            p.name.chars().take(80).collect::<String>(),
-            path.display()
-        );
+    // The name inside is used in paths (its lock, its record): it must be the file's own, and
+    // a name repowire gives.
+    match peer {
+        Some(p) if p.name != name || validate_name(name).is_err() => {
+            let why = format!(
+                "it holds a peer named {:?}, not one named after the file",
+                p.name.chars().take(80).collect::<String>()
+            );
+            spool.quarantine(&path, &why);
+            Ok(None)
+        }
+        peer => Ok(peer),
     }
-    Ok(peer)
 }
 
 /// Loads a peer that must exist, with a "did you mean" hint otherwise.

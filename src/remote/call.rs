@@ -165,6 +165,8 @@ pub fn broadcast(
                     Ok(ask::Broadcast {
                         now: at(now),
                         later: at(later),
+                        // The other host reports only what it sent.
+                        failed: Vec::new(),
                     })
                 }
                 other => Err(unexpected_reply(&host, &other)),

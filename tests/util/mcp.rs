@@ -86,13 +86,6 @@ impl Mcp {
         }
     }
 
-    /// Writes one line as it is, JSON or not.
-    pub(crate) fn send_raw(&mut self, line: &str) {
-        let stdin = self.stdin.as_mut().expect("stdin is open");
-        writeln!(stdin, "{line}").unwrap();
-        stdin.flush().unwrap();
-    }
-
     pub fn send(&mut self, v: Value) {
         let stdin = self.stdin.as_mut().expect("stdin is open");
         writeln!(stdin, "{v}").unwrap();

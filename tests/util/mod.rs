@@ -357,6 +357,7 @@ pub fn rw(home: &Path) -> Command {
 /// [`RUN_TIMEOUT`] and checked: its status, and the stdout or stderr the test reads.
 pub struct Rw {
     cmd: Command,
+    stdin: Option<String>,
 }
 
 impl Rw {
@@ -367,7 +368,7 @@ impl Rw {
 
     /// Runs `cmd`.
     pub fn of(cmd: Command) -> Rw {
-        Rw { cmd }
+        Rw { cmd, stdin: None }
     }
 
     pub fn args<I, S>(mut self, args: I) -> Rw
@@ -384,6 +385,12 @@ impl Rw {
         self
     }
 
+    /// Gives it `text` on stdin (as `peer ask NAME -` reads its question).
+    pub fn stdin_text(mut self, text: &str) -> Rw {
+        self.stdin = Some(text.to_string());
+        self
+    }
+
     pub fn env_remove(mut self, key: &str) -> Rw {
         self.cmd.env_remove(key);
         self
@@ -391,7 +398,7 @@ impl Rw {
 
     /// Runs it; fails the test if it does not finish in time.
     pub fn output(self) -> Output {
-        run_for(self.cmd, RUN_TIMEOUT)
+        run_with(self.cmd, self.stdin.as_deref(), RUN_TIMEOUT).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Runs it; its stdout, failing the test if it did not exit 0.
@@ -434,14 +441,28 @@ pub fn run_for(cmd: Command, timeout: Duration) -> Output {
 }
 
 /// [`run_for`] that reports instead of panicking (for a teardown).
-pub fn try_run_for(mut cmd: Command, timeout: Duration) -> Result<Output, String> {
+pub fn try_run_for(cmd: Command, timeout: Duration) -> Result<Output, String> {
+    run_with(cmd, None, timeout)
+}
+
+/// [`try_run_for`] with `stdin` (through a file) as the command's input.
+fn run_with(mut cmd: Command, stdin: Option<&str>, timeout: Duration) -> Result<Output, String> {
     let what = format!("{cmd:?}");
     let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let (out_p, err_p) = (tmp.path().join("out"), tmp.path().join("err"));
+    let (in_p, out_p, err_p) = (
+        tmp.path().join("in"),
+        tmp.path().join("out"),
+        tmp.path().join("err"),
+    );
     let file = |p: &Path| std::fs::File::create(p).map_err(|e| e.to_string());
-    cmd.stdin(Stdio::null())
-        .stdout(file(&out_p)?)
-        .stderr(file(&err_p)?);
+    match stdin {
+        Some(text) => {
+            std::fs::write(&in_p, text).map_err(|e| e.to_string())?;
+            cmd.stdin(std::fs::File::open(&in_p).map_err(|e| e.to_string())?)
+        }
+        None => cmd.stdin(Stdio::null()),
+    };
+    cmd.stdout(file(&out_p)?).stderr(file(&err_p)?);
     let mut child = cmd.spawn().map_err(|e| format!("cannot run {what}: {e}"))?;
     let end = Instant::now() + timeout;
     let status = loop {

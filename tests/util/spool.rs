@@ -1,8 +1,8 @@
 //! Checks of a spool's invariants, as any reader of it relies on them.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// The spool's invariants as a reader sees them: every record parses; an answer belongs to an
 /// existing message, under that message's id, addressed to its asker; no temporary file is
@@ -61,4 +61,38 @@ pub fn check_spool(home: &Path, partial_tail: bool) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Every path below `dir`, sorted.
+pub fn listing(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if std::fs::symlink_metadata(&p).unwrap().is_dir() {
+                todo.push(p.clone());
+            }
+            out.push(p);
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The files moved aside into the spool's `corrupt/` (their notes left out).
+pub fn moved_aside(home: &Path) -> Vec<PathBuf> {
+    listing(&home.join("corrupt"))
+        .into_iter()
+        .filter(|p| p.extension().is_none_or(|x| x != "why"))
+        .collect()
+}
+
+/// A peer record for an offline peer `name`: messages to it wait, no tmux needed.
+pub fn peer_record(name: &str) -> String {
+    json!({
+        "name": name, "agent": "claude", "tmux_socket": "/nonexistent/tmux.sock", "pane": "%1",
+        "path": "/", "online": false, "registered_ms": 1, "last_activity_ms": 1
+    })
+    .to_string()
 }

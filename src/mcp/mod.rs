@@ -13,13 +13,12 @@
 //!   error with the library's message, never a protocol error or a crash;
 //! - a cancelled `ask_peer` stops waiting within a tenth of a second and withdraws its
 //!   question if the peer does not have it yet (see [`ask::wait_answer`]); when stdin closes
-//!   or the parent dies, every wait is cancelled that way and the server exits.
+//!   or the parent dies, every wait is cancelled that way and the server exits;
+//! - every line the client sends is answered: a line that is no JSON, or too long, gets a
+//!   JSON-RPC error naming why (`lines`).
 
 use std::fmt::Write as _;
-use std::io;
 use std::path::Path;
-use std::pin::Pin;
-use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
@@ -30,7 +29,6 @@ use rmcp::schemars::{self, JsonSchema};
 use rmcp::service::{RequestContext, ServerInitializeError};
 use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt, tool, tool_handler, tool_router};
 use serde::Deserialize;
-use tokio::io::{AsyncRead, ReadBuf};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
 
@@ -48,6 +46,8 @@ const MAX_TIMEOUT_SECS: u64 = 3600;
 /// How often the server looks whether its parent (the agent) is still alive.
 const PARENT_POLL: Duration = Duration::from_millis(200);
 
+mod lines;
+
 /// Serves MCP on stdin and stdout until stdin closes or the parent dies.
 pub fn run(spool: Spool) -> Result<()> {
     // Cancelled when the client is gone: ends the service and, through it, every call.
@@ -58,22 +58,22 @@ pub fn run(spool: Spool) -> Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     let res = rt.block_on(async {
-        let stdin = Stdin {
-            inner: tokio::io::stdin(),
-            closing: closing.clone(),
-        };
-        let transport = (stdin, tokio::io::stdout());
+        let (input, output, pumps) = lines::start(closing.clone());
         let server = Server { spool };
-        let service = match server.serve_with_ct(transport, closing).await {
-            Ok(s) => s,
+        let res = match server.serve_with_ct((input, output), closing).await {
+            Ok(service) => service
+                .waiting()
+                .await
+                .map(drop)
+                .context("the MCP server failed"),
             // Gone before it initialized (as `claude mcp list` may be): nothing to serve.
             Err(ServerInitializeError::ConnectionClosed(_) | ServerInitializeError::Cancelled) => {
-                return Ok(());
+                Ok(())
             }
-            Err(e) => return Err(anyhow!(e).context("MCP initialization failed")),
+            Err(e) => Err(anyhow!(e).context("MCP initialization failed")),
         };
-        service.waiting().await.context("the MCP server failed")?;
-        Ok(())
+        pumps.finish().await;
+        res
     });
     // Every call has ended (rmcp waits for them); a read of stdin that never returns (the
     // parent died, another process holds the pipe) must not hold up the exit.
@@ -92,30 +92,6 @@ fn watch_parent(closing: CancellationToken) {
         }
         closing.cancel();
     });
-}
-
-/// Stdin that cancels `closing` at its end, so calls still waiting end at once: rmcp would
-/// first give them seconds to answer a client that is gone.
-struct Stdin {
-    inner: tokio::io::Stdin,
-    closing: CancellationToken,
-}
-
-impl AsyncRead for Stdin {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut TaskContext<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let (before, room) = (buf.filled().len(), buf.remaining() > 0);
-        let res = Pin::new(&mut self.inner).poll_read(cx, buf);
-        match &res {
-            Poll::Ready(Ok(())) if room && buf.filled().len() == before => self.closing.cancel(),
-            Poll::Ready(Err(_)) => self.closing.cancel(),
-            _ => {}
-        }
-        res
-    }
 }
 
 #[derive(Clone)]
