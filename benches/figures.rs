@@ -154,13 +154,7 @@ impl World {
             .tmux(&["display-message", "-p", "-t", pane, "#{pane_pid}"])
             .parse()
             .unwrap();
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-        let start = stat[stat.rfind(')').unwrap() + 1..]
-            .split_whitespace()
-            .nth(19)
-            .unwrap()
-            .parse()
-            .unwrap();
+        let start = repowire::process::Process::of(pid).unwrap().start;
         let p = Peer {
             name: name.into(),
             agent: Agent::default(),
@@ -348,7 +342,13 @@ fn wait4(child: &Child) -> (i32, i64) {
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     let r = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
     assert_eq!(r, child.id() as i32, "wait4 failed");
-    (libc::WEXITSTATUS(status), usage.ru_maxrss)
+    // Linux counts `ru_maxrss` in KiB, macOS in bytes.
+    let kib = if cfg!(target_os = "macos") {
+        usage.ru_maxrss / 1024
+    } else {
+        usage.ru_maxrss
+    };
+    (libc::WEXITSTATUS(status), kib)
 }
 
 /// The Stop payload Claude Code sends (samples/hook_examples.json), with or without the answer.
@@ -616,13 +616,13 @@ fn mcp_initialize(w: &World) -> (Child, BufReader<std::process::ChildStdout>, f6
     (child, out, ms)
 }
 
+/// The resident memory of process `pid` now, in MB (`ps` says KiB on Linux and macOS alike).
 fn rss_mb(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kb: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+    let out = Command::new("ps")
+        .args(["-o", "rss=", "-p", &pid.to_string()])
+        .output()
         .unwrap();
+    let kb: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
     kb / 1024.0
 }
 
@@ -910,15 +910,17 @@ fn main() {
         quick,
     };
     let cpu = Cpu::join();
+    let mut load = [0f64; 3];
+    // SAFETY: `load` holds the three samples getloadavg writes.
+    let got = unsafe { libc::getloadavg(load.as_mut_ptr(), 3) };
     println!(
         "repowire figures ({} CPUs, load average {})",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
-        std::fs::read_to_string("/proc/loadavg")
-            .unwrap_or_default()
-            .split_whitespace()
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" ")
+        if got == 3 {
+            format!("{:.2} {:.2} {:.2}", load[0], load[1], load[2])
+        } else {
+            "unknown".into()
+        }
     );
     // Whatever ran before must not be written back while the figures are taken.
     // SAFETY: sync has no preconditions.

@@ -24,9 +24,11 @@ use crate::spool::{self, Spool};
 
 /// tmux older than this lacks what repowire relies on.
 const TMUX_MIN: (u32, u32) = (3, 0);
+#[cfg(target_os = "linux")]
 /// Fewer free inotify instances than this, and waits soon fall back to polling: every
 /// waiting asker and every deliverer holds one.
 const INOTIFY_INSTANCES_LOW: u64 = 32;
+#[cfg(target_os = "linux")]
 /// Each wait watches a few spool directories; other programs (editors) take thousands.
 const INOTIFY_WATCHES_LOW: u64 = 8192;
 
@@ -73,6 +75,10 @@ impl Check {
         Check::with_fix(Level::Problem, check, detail.into(), fix.into())
     }
 
+    #[cfg_attr(
+        not(target_os = "linux"),
+        expect(dead_code, reason = "only Linux's inotify limits warn")
+    )]
     fn warning(check: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
         Check::with_fix(Level::Warning, check, detail.into(), fix.into())
     }
@@ -117,7 +123,7 @@ pub fn run(home: &Path, json: bool) -> Result<()> {
     checks.extend(found.into_iter().flat_map(check_agent));
     checks.extend(Agent::ALL.into_iter().filter_map(check_version));
     checks.push(check_tmux());
-    checks.push(check_inotify());
+    checks.push(check_events());
     let mut peers = Vec::new();
     if let Some(s) = &spool {
         checks.push(check_size(s));
@@ -363,7 +369,15 @@ fn tmux_version(s: &str) -> Option<(u32, u32)> {
     Some((major, minor))
 }
 
-fn check_inotify() -> Check {
+/// macOS: FSEvents has no per-user limits to run out of.
+#[cfg(target_os = "macos")]
+fn check_events() -> Check {
+    Check::ok("events", "FSEvents (macOS): no limits to check")
+}
+
+/// Linux: inotify's limits, and how much of them this user's processes hold.
+#[cfg(target_os = "linux")]
+fn check_events() -> Check {
     let read = |name: &str| -> Option<u64> {
         std::fs::read_to_string(format!("/proc/sys/fs/inotify/{name}"))
             .ok()?
@@ -399,6 +413,7 @@ fn check_inotify() -> Check {
     Check::ok("inotify", limits)
 }
 
+#[cfg(target_os = "linux")]
 /// How many inotify instances this user's processes hold (the limit is per user): open
 /// files that are `anon_inode:inotify`, in every process of ours that /proc lets us see.
 fn inotify_instances_in_use() -> u64 {

@@ -1,8 +1,9 @@
 //! Waiting for the spool to change, the right way round: arm the watch, then check, then
-//! block; on any event, check again. Where inotify is unavailable or exhausted (ENOSPC,
-//! EMFILE) or the filesystem sends no events, it polls instead, so a wait always ends.
+//! block; on any event, check again. The events come from inotify on Linux and FSEvents on
+//! macOS. Where they are unavailable or exhausted (ENOSPC, EMFILE) or the filesystem sends
+//! none, it polls instead, so a wait always ends.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
@@ -39,8 +40,12 @@ impl Watch {
             .collect();
         dirs.sort();
         dirs.dedup();
+        // Events name files by their real path (FSEvents: `/private/var/…` for `/var/…`,
+        // `/private/tmp` for `/tmp`): the files are matched under both names.
+        let mut only = files.to_vec();
+        only.extend(files.iter().filter_map(|f| real_path(f)));
         Watch {
-            events: arm(&dirs, Some(files.to_vec())).ok(),
+            events: arm(&dirs, Some(only)).ok(),
         }
     }
 
@@ -101,6 +106,14 @@ fn arm(
         w.watch(d, RecursiveMode::NonRecursive)?;
     }
     Ok((rx, w))
+}
+
+/// `file`'s path with its directory's symlinks resolved, where that differs (the file itself
+/// may not exist yet).
+fn real_path(file: &Path) -> Option<PathBuf> {
+    let dir = file.parent()?.canonicalize().ok()?;
+    let real = dir.join(file.file_name()?);
+    (real != file).then_some(real)
 }
 
 /// Opening, reading or closing a file changes nothing; every change that matters (a record
@@ -164,6 +177,18 @@ fn watching<T, E>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_is_matched_by_its_real_path_too() {
+        let t = tempfile::tempdir().unwrap();
+        let real = t.path().canonicalize().unwrap().join("real");
+        std::fs::create_dir(&real).unwrap();
+        let link = t.path().join("link");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        assert_eq!(real_path(&link.join("x.json")), Some(real.join("x.json")));
+        assert_eq!(real_path(&real.join("x.json")), None);
+        assert_eq!(real_path(Path::new("/nonexistent/dir/x")), None);
+    }
 
     #[test]
     fn a_check_that_reads_the_spool_does_not_wake_itself() {

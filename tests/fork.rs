@@ -259,7 +259,7 @@ fn forks_time_out_wait_and_cancel_like_any_ask() {
     let m = Mesh::new();
     let fake = FakeClaude::new(&m);
     let _b = m.warm_agent("beta");
-    let alive = |pid: u64| Path::new(&format!("/proc/{pid}")).exists();
+    let alive = |pid: u64| crate::util::procs::alive(pid as u32);
 
     let out = run(
         fake.on_path(m.cmd()),

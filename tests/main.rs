@@ -13,6 +13,8 @@ mod faults;
 mod fork;
 mod hooks;
 mod hostile;
+#[cfg(target_os = "linux")]
+mod linux_faults;
 mod load;
 mod man;
 mod mcp;

@@ -79,7 +79,11 @@ fn a_deadlock_across_hosts_is_refused_at_once() {
 
 /// The name this machine gives itself in a question's sender, `NAME@HOST`.
 fn this_host() -> String {
-    let h = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let h = crate::util::run_for(
+        std::process::Command::new("hostname"),
+        std::time::Duration::from_secs(10),
+    );
+    let h = text(&h.stdout);
     h.trim()
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
@@ -227,9 +231,7 @@ fn a_dropped_connection_leaves_the_question_whose_answer_is_fetched_later() {
 /// Every process below `pid`, deepest first.
 fn descendants(pid: u32) -> Vec<u32> {
     let mut out = Vec::new();
-    let children =
-        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
-    for c in children.split_whitespace().filter_map(|c| c.parse().ok()) {
+    for c in crate::util::procs::children(pid) {
         out.extend(descendants(c));
         out.push(c);
     }

@@ -114,9 +114,9 @@ impl Kind for Codex {
 
     /// The pane is ours when this process descends from the pane's foreground job (see
     /// [`process::agent_process`]) and not through a Codex app-server daemon (which is the
-    /// starting TUI's child while it runs). Where that cannot be checked (no `/proc`), it is.
+    /// starting TUI's child while it runs). Where processes cannot be read (a sandbox), it is.
     fn check_pane(&self, socket: &Path, pane: &str) -> Result<(), String> {
-        if !Path::new("/proc/self/stat").exists() {
+        if !process::readable() {
             return Ok(());
         }
         let descends = matches!(Server::at(socket).pane(pane), Ok(Some(p)) if process::agent_process(p.pid).is_some());

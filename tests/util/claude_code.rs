@@ -413,9 +413,8 @@ impl Claude {
             )
             .unwrap();
             let pid = &record["agent_process"]["pid"];
-            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
             assert!(
-                pid.is_u64() && !comm.is_empty(),
+                pid.as_u64().is_some_and(|p| util::procs::alive(p as u32)),
                 "{}: no live agent process recorded: {record}",
                 s.name
             );

@@ -13,6 +13,7 @@ pub mod claude_code;
 pub mod fake_agent;
 pub mod files;
 pub mod mcp;
+pub mod procs;
 mod real;
 pub mod spool;
 #[macro_use]
@@ -305,35 +306,12 @@ pub fn target_dir() -> PathBuf {
 }
 
 /// Waits until no helper or hook of the spool at `home` runs: no deliverer, housekeeping,
-/// fork runner or hook process (found through `/proc`: their `REPOWIRE_HOME`). What they were
+/// fork runner or hook process (found by their `REPOWIRE_HOME`). What they were
 /// started to do is then done, so what has not happened by then will not: the positive event
 /// a check that something does *not* happen waits for, instead of a fixed sleep.
 pub fn helpers_done(home: &Path) {
-    let mut want = b"REPOWIRE_HOME=".to_vec();
-    want.extend_from_slice(home.as_os_str().as_encoded_bytes());
-    want.push(0);
-    let running = || -> Vec<String> {
-        let mut found = Vec::new();
-        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-            let pid = entry.file_name();
-            if !pid.to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
-                continue;
-            }
-            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-            let argv: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
-            let helper = argv.len() > 1
-                && argv[0].ends_with(b"repowire")
-                && [&b"deliver"[..], b"gc", b"fork", b"hook"].contains(&argv[1]);
-            if !helper {
-                continue;
-            }
-            let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
-            if environ.windows(want.len()).any(|w| w == want) {
-                found.push(String::from_utf8_lossy(&cmdline).replace('\0', " "));
-            }
-        }
-        found
-    };
+    let var = format!("REPOWIRE_HOME={}", home.display());
+    let running = || procs::repowire_with_env(&["deliver", "gc", "fork", "hook"], &var);
     let done = eventually(Duration::from_secs(60), || running().is_empty());
     assert!(done, "still running after 60 s: {:?}", running());
 }
@@ -642,58 +620,16 @@ impl Tmux {
     /// pane's hangup), then waits up to `grace` for them to exit: their SessionEnd hooks
     /// write to the spool, which must not go before they are done.
     pub fn shut_down(&self, grace: Duration) {
-        let procs = process_trees(&self.pane_pids());
+        let procs = procs::trees(&self.pane_pids());
         let _ = self.run(["kill-server"]);
         for pid in &procs {
             // SIGTERM; an error for a process already gone is fine.
             unsafe { libc::kill(*pid as i32, libc::SIGTERM) };
         }
-        let gone = |pid: &u32| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| {
-                s.rsplit(')')
-                    .next()
-                    .unwrap_or("")
-                    .trim_start()
-                    .starts_with('Z')
-            })
-        };
-        eventually(grace, || process_trees(&procs).iter().all(gone));
+        eventually(grace, || {
+            procs::trees(&procs).iter().all(|p| !procs::alive(*p))
+        });
     }
-}
-
-/// Every process under `roots` (by parent id), roots included.
-pub fn process_trees(roots: &[u32]) -> Vec<u32> {
-    let mut parents: Vec<(u32, u32)> = Vec::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|p| p.parse().ok()) else {
-            continue;
-        };
-        let ppid = std::fs::read_to_string(entry.path().join("stat"))
-            .ok()
-            .and_then(|s| {
-                s.rsplit_once(')')?
-                    .1
-                    .split_whitespace()
-                    .nth(1)?
-                    .parse()
-                    .ok()
-            });
-        if let Some(ppid) = ppid {
-            parents.push((pid, ppid));
-        }
-    }
-    let mut out: Vec<u32> = roots.to_vec();
-    let mut i = 0;
-    while i < out.len() {
-        let p = out[i];
-        for (child, _) in parents.iter().filter(|(_, pp)| *pp == p) {
-            if !out.contains(child) {
-                out.push(*child);
-            }
-        }
-        i += 1;
-    }
-    out
 }
 
 /// [`sh_quote`] builds the hook commands the setup tests expect: it is checked against a table

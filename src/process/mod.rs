@@ -1,5 +1,16 @@
-//! The processes repowire looks at, through `/proc`: an agent's own process (a session lasts
-//! as long as it runs) and the ancestry of the process asking.
+//! The processes repowire looks at: an agent's own process (a session lasts as long as it
+//! runs) and the ancestry of the process asking. What the operating system answers
+//! differently (a process's parent, session, process group, start, name and arguments) is
+//! in one file per platform: `linux` (`/proc`) and `macos` (`proc_pidinfo`, `sysctl`).
+
+#[cfg(target_os = "linux")]
+#[path = "linux.rs"]
+mod sys;
+#[cfg(target_os = "macos")]
+#[path = "macos.rs"]
+mod sys;
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
+compile_error!("repowire runs on Linux and macOS (on Windows, in WSL 2)");
 
 use serde::{Deserialize, Serialize};
 
@@ -7,41 +18,43 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Process {
     pub pid: u32,
-    /// Clock ticks after boot (`/proc/PID/stat`, field 22).
+    /// When it started: clock ticks after boot on Linux (`/proc/PID/stat`, field 22),
+    /// microseconds since the epoch on macOS. Only compared, on the machine that read it.
     pub start: u64,
 }
 
 impl Process {
+    /// Process `pid`, if it runs and may be read.
+    pub fn of(pid: u32) -> Option<Process> {
+        let s = Stat::read(pid)?;
+        (!s.dead).then_some(Process {
+            pid,
+            start: s.start,
+        })
+    }
+
     /// Whether this very process still runs (not exited, not a zombie).
     pub fn alive(&self) -> bool {
         Stat::read(self.pid).is_some_and(|s| s.start == self.start && !s.dead)
     }
 }
 
-/// The few fields of `/proc/PID/stat` repowire reads.
+/// The few facts of a process repowire reads.
 struct Stat {
+    /// Exited, or a zombie.
     dead: bool,
     ppid: u32,
     pgrp: i64,
     session: i64,
     /// The foreground process group of the process's terminal, or -1.
     tpgid: i64,
+    /// When it started, in the platform's unit (see [`Process::start`]).
     start: u64,
 }
 
 impl Stat {
     fn read(pid: u32) -> Option<Stat> {
-        let raw = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        // The command name may hold spaces and parentheses: fields start after the last ')'.
-        let f: Vec<&str> = raw[raw.rfind(')')? + 1..].split_whitespace().collect();
-        Some(Stat {
-            dead: matches!(*f.first()?, "Z" | "X" | "x"),
-            ppid: f.get(1)?.parse().ok()?,
-            pgrp: f.get(2)?.parse().ok()?,
-            session: f.get(3)?.parse().ok()?,
-            tpgid: f.get(5)?.parse().ok()?,
-            start: f.get(19)?.parse().ok()?,
-        })
+        sys::stat(pid)
     }
 }
 
@@ -92,24 +105,21 @@ pub fn ancestors() -> impl Iterator<Item = u32> {
 /// The command line of process `pid`: its program and arguments (empty when it cannot be
 /// read).
 pub fn command_line(pid: u32) -> Vec<String> {
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    let mut argv: Vec<String> = cmdline
-        .split(|&b| b == 0)
-        .map(|a| String::from_utf8_lossy(a).into_owned())
-        .collect();
-    if argv.last().is_some_and(String::is_empty) {
-        argv.pop();
-    }
-    argv
+    sys::command_line(pid)
+}
+
+/// Whether this system lets repowire read its own process (a sandbox may not).
+pub fn readable() -> bool {
+    Stat::read(std::process::id()).is_some()
 }
 
 /// The agent a hook runs for when it has no pane to go by: the nearest ancestor that is not a
 /// shell (agents run a hook's command line through `sh -c`).
 pub fn hook_agent() -> Option<Process> {
     nearest_ancestor(16, |pid, _| {
-        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+        let name = sys::name(pid)?;
         Some(!matches!(
-            comm.trim(),
+            name.as_str(),
             "sh" | "bash" | "dash" | "zsh" | "fish" | "ksh" | "env"
         ))
     })

@@ -1,0 +1,60 @@
+//! Processes on Linux, through `/proc`.
+
+use super::Stat;
+
+/// The fields of `/proc/PID/stat` repowire reads.
+pub(super) fn stat(pid: u32) -> Option<Stat> {
+    let raw = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: fields start after the last ')'.
+    let f: Vec<&str> = raw[raw.rfind(')')? + 1..].split_whitespace().collect();
+    Some(Stat {
+        dead: matches!(*f.first()?, "Z" | "X" | "x"),
+        ppid: f.get(1)?.parse().ok()?,
+        pgrp: f.get(2)?.parse().ok()?,
+        session: f.get(3)?.parse().ok()?,
+        tpgid: f.get(5)?.parse().ok()?,
+        start: f.get(19)?.parse().ok()?,
+    })
+}
+
+/// `/proc/PID/cmdline`: the program and its arguments.
+pub(super) fn command_line(pid: u32) -> Vec<String> {
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let mut argv: Vec<String> = cmdline
+        .split(|&b| b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    if argv.last().is_some_and(String::is_empty) {
+        argv.pop();
+    }
+    argv
+}
+
+/// `/proc/PID/comm`: the program's name.
+pub(super) fn name(pid: u32) -> Option<String> {
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+    Some(comm.trim_end_matches('\n').to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_its_own_process() {
+        let me = std::process::id();
+        let s = stat(me).expect("its own process");
+        assert!(!s.dead);
+        assert_eq!(s.ppid, std::os::unix::process::parent_id());
+        // SAFETY: getpgrp and getsid have no preconditions.
+        assert_eq!(s.pgrp, i64::from(unsafe { libc::getpgrp() }));
+        assert_eq!(s.session, i64::from(unsafe { libc::getsid(0) }));
+        let argv = command_line(me);
+        assert_eq!(
+            argv.first().map(String::as_str),
+            std::env::args().next().as_deref()
+        );
+        assert!(name(me).is_some_and(|n| !n.is_empty()));
+        assert!(stat(u32::MAX).is_none());
+    }
+}

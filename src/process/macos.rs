@@ -1,0 +1,152 @@
+//! Processes on macOS: `proc_pidinfo` (libproc) for a process's state, parent, process group,
+//! terminal's foreground group, start and name; `getsid` for its session; `sysctl`
+//! (`KERN_PROCARGS2`) for its arguments.
+
+use std::ffi::CStr;
+
+use super::Stat;
+
+/// A process's BSD info, if it exists and may be read.
+fn bsd_info(pid: u32) -> Option<libc::proc_bsdinfo> {
+    let pid = libc::c_int::try_from(pid).ok()?;
+    // SAFETY: proc_bsdinfo is plain data, for which all zeroes is a valid value.
+    let mut info: libc::proc_bsdinfo = unsafe { std::mem::zeroed() };
+    let size = std::mem::size_of::<libc::proc_bsdinfo>() as libc::c_int;
+    // SAFETY: the buffer is a proc_bsdinfo of `size` bytes, which PROC_PIDTBSDINFO fills.
+    let n =
+        unsafe { libc::proc_pidinfo(pid, libc::PROC_PIDTBSDINFO, 0, (&raw mut info).cast(), size) };
+    (n == size).then_some(info)
+}
+
+pub(super) fn stat(pid: u32) -> Option<Stat> {
+    let info = bsd_info(pid)?;
+    // SAFETY: getsid has no preconditions; it fails (-1) for a process we may not see.
+    let session = unsafe { libc::getsid(pid as libc::pid_t) };
+    if session < 0 {
+        return None;
+    }
+    Some(Stat {
+        dead: info.pbi_status == libc::SZOMB,
+        ppid: info.pbi_ppid,
+        pgrp: i64::from(info.pbi_pgid),
+        session: i64::from(session),
+        // No controlling terminal: no foreground group (as Linux's -1).
+        tpgid: match info.e_tpgid {
+            0 => -1,
+            g => i64::from(g),
+        },
+        start: info.pbi_start_tvsec * 1_000_000 + info.pbi_start_tvusec,
+    })
+}
+
+/// `KERN_PROCARGS2`: the argument count, the executable's path, padding, then the arguments,
+/// each NUL-terminated, then the environment.
+pub(super) fn command_line(pid: u32) -> Vec<String> {
+    let Some(raw) = procargs(pid) else {
+        return Vec::new();
+    };
+    parse_procargs(&raw)
+}
+
+fn procargs(pid: u32) -> Option<Vec<u8>> {
+    let mut mib = [
+        libc::CTL_KERN,
+        libc::KERN_PROCARGS2,
+        libc::c_int::try_from(pid).ok()?,
+    ];
+    let mut size: libc::size_t = 0;
+    // SAFETY: a null buffer asks for the size, which is written to `size`.
+    let sized = unsafe {
+        libc::sysctl(
+            mib.as_mut_ptr(),
+            3,
+            std::ptr::null_mut(),
+            &mut size,
+            std::ptr::null_mut(),
+            0,
+        )
+    };
+    if sized != 0 || size == 0 {
+        return None;
+    }
+    let mut buf = vec![0u8; size];
+    // SAFETY: `buf` holds `size` bytes; sysctl writes at most that and says how many.
+    let read = unsafe {
+        libc::sysctl(
+            mib.as_mut_ptr(),
+            3,
+            buf.as_mut_ptr().cast(),
+            &mut size,
+            std::ptr::null_mut(),
+            0,
+        )
+    };
+    if read != 0 {
+        return None;
+    }
+    buf.truncate(size);
+    Some(buf)
+}
+
+/// The arguments in a `KERN_PROCARGS2` buffer.
+fn parse_procargs(raw: &[u8]) -> Vec<String> {
+    let Some(argc) = raw
+        .get(..4)
+        .and_then(|b| b.try_into().ok())
+        .map(i32::from_ne_bytes)
+    else {
+        return Vec::new();
+    };
+    let rest = &raw[4..];
+    // The executable's path, then NUL padding up to the first argument.
+    let Some(path_end) = rest.iter().position(|&b| b == 0) else {
+        return Vec::new();
+    };
+    let args_start = rest[path_end..]
+        .iter()
+        .position(|&b| b != 0)
+        .map_or(rest.len(), |i| path_end + i);
+    rest[args_start..]
+        .split(|&b| b == 0)
+        .take(usize::try_from(argc).unwrap_or(0))
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect()
+}
+
+pub(super) fn name(pid: u32) -> Option<String> {
+    let info = bsd_info(pid)?;
+    // SAFETY: pbi_comm is NUL-terminated within its MAXCOMLEN bytes.
+    let comm = unsafe { CStr::from_ptr(info.pbi_comm.as_ptr()) };
+    Some(comm.to_string_lossy().into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_its_own_process() {
+        let me = std::process::id();
+        let s = stat(me).expect("its own process");
+        assert!(!s.dead);
+        assert_eq!(s.ppid, std::os::unix::process::parent_id());
+        // SAFETY: getpgrp and getsid have no preconditions.
+        assert_eq!(s.pgrp, i64::from(unsafe { libc::getpgrp() }));
+        assert_eq!(s.session, i64::from(unsafe { libc::getsid(0) }));
+        assert!(stat(u32::MAX).is_none());
+        let argv = command_line(me);
+        assert_eq!(
+            argv.first().map(String::as_str),
+            std::env::args().next().as_deref()
+        );
+        assert!(name(me).is_some());
+    }
+
+    #[test]
+    fn parses_procargs() {
+        let mut raw = 2i32.to_ne_bytes().to_vec();
+        raw.extend_from_slice(b"/bin/codex\0\0\0\0codex\0app-server\0HOME=/x\0");
+        assert_eq!(parse_procargs(&raw), ["codex", "app-server"]);
+        assert!(parse_procargs(b"").is_empty());
+    }
+}
