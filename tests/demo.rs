@@ -186,7 +186,6 @@ fn demo_keep_leaves_agents_to_ask_until_ctrl_c_then_cleans_up() {
         .args(["peer", "ask", "backend", "hello from a test"])
         .ok();
     assert!(asked.contains("hello from a test"), "{asked}");
-    the_demos_files_are_private_while_it_runs(announced_dir(&out));
 
     // SAFETY: the pid is our own child's, still running (it waits for this signal).
     assert_eq!(
@@ -203,7 +202,24 @@ fn demo_keep_leaves_agents_to_ask_until_ctrl_c_then_cleans_up() {
 }
 
 /// The demo's temporary directory was 0755 and its agents' transcripts 0644 while it ran.
-fn the_demos_files_are_private_while_it_runs(dir: &Path) {
+#[test]
+fn the_demos_files_are_private_while_it_runs() {
+    need_tmux!();
+    let mut run = Run::start(&["--keep"]);
+    run.wait_for_output("Press Ctrl-C");
+    let out = run.stdout();
+    assert_private(announced_dir(&out));
+    // SAFETY: the pid is our own child's, still running (it waits for this signal).
+    assert_eq!(
+        unsafe { libc::kill(run.child.id() as libc::pid_t, libc::SIGINT) },
+        0
+    );
+    assert!(run.finish().success(), "{}", run.stderr());
+    run.assert_left_nothing();
+}
+
+/// `dir`, and every transcript in it, is private.
+fn assert_private(dir: &Path) {
     use std::os::unix::fs::PermissionsExt;
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(dir), 0o700, "{}", dir.display());
