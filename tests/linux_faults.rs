@@ -60,33 +60,24 @@ fn with_inotify_exhausted_waiting_polls_and_still_delivers() {
     for limit in ["max_inotify_instances", "max_inotify_watches"] {
         // The asker, and the deliverer it starts, run without inotify; the agent's hooks too
         // when the question is about the agent being busy first.
-        let q = format!("asked with {limit} exhausted");
-        let mut cmd = without_inotify(limit, &[b.to_str().unwrap(), "peer", "ask", "beta", &q]);
-        cmd.env("REPOWIRE_HOME", &home)
-            .env_remove("TMUX")
-            .env_remove("TMUX_PANE");
-        let out = crate::util::run_for(cmd, Duration::from_secs(60));
-        assert!(out.status.success(), "{limit}: {}", text(&out.stderr));
-        assert!(
-            text(&out.stdout).ends_with(&format!("{q}\n")),
-            "{}",
-            text(&out.stdout)
-        );
+        let ask = |q: &str| {
+            let mut cmd = without_inotify(limit, &[b.to_str().unwrap(), "peer", "ask", "beta", q]);
+            cmd.env("REPOWIRE_HOME", &home)
+                .env_remove("TMUX")
+                .env_remove("TMUX_PANE");
+            let out = crate::util::run_for(cmd, Duration::from_secs(60));
+            assert!(out.status.success(), "{limit}: {}", text(&out.stderr));
+            assert!(
+                text(&out.stdout).ends_with(&format!("{q}\n")),
+                "{}",
+                text(&out.stdout)
+            );
+        };
+        ask(&format!("asked with {limit} exhausted"));
         // A question queued behind a busy peer: the poller must notice the turn end.
         m.ok(["peer", "ask", "beta", "SLEEP 1", "--no-wait"]);
         assert!(m.eventually(T, || m.status("beta") == "busy"));
-        let q = format!("queued with {limit} exhausted");
-        let mut cmd = without_inotify(limit, &[b.to_str().unwrap(), "peer", "ask", "beta", &q]);
-        cmd.env("REPOWIRE_HOME", &home)
-            .env_remove("TMUX")
-            .env_remove("TMUX_PANE");
-        let out = crate::util::run_for(cmd, Duration::from_secs(60));
-        assert!(out.status.success(), "{limit}: {}", text(&out.stderr));
-        assert!(
-            text(&out.stdout).ends_with(&format!("{q}\n")),
-            "{}",
-            text(&out.stdout)
-        );
+        ask(&format!("queued with {limit} exhausted"));
     }
 }
 

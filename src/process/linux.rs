@@ -35,26 +35,3 @@ pub(super) fn name(pid: u32) -> Option<String> {
     let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
     Some(comm.trim_end_matches('\n').to_string())
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_its_own_process() {
-        let me = std::process::id();
-        let s = stat(me).expect("its own process");
-        assert!(!s.dead);
-        assert_eq!(s.ppid, std::os::unix::process::parent_id());
-        // SAFETY: getpgrp and getsid have no preconditions.
-        assert_eq!(s.pgrp, i64::from(unsafe { libc::getpgrp() }));
-        assert_eq!(s.session, i64::from(unsafe { libc::getsid(0) }));
-        let argv = command_line(me);
-        assert_eq!(
-            argv.first().map(String::as_str),
-            std::env::args().next().as_deref()
-        );
-        assert!(name(me).is_some_and(|n| !n.is_empty()));
-        assert!(stat(u32::MAX).is_none());
-    }
-}

@@ -125,24 +125,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_its_own_process() {
-        let me = std::process::id();
-        let s = stat(me).expect("its own process");
-        assert!(!s.dead);
-        assert_eq!(s.ppid, std::os::unix::process::parent_id());
-        // SAFETY: getpgrp and getsid have no preconditions.
-        assert_eq!(s.pgrp, i64::from(unsafe { libc::getpgrp() }));
-        assert_eq!(s.session, i64::from(unsafe { libc::getsid(0) }));
-        assert!(stat(u32::MAX).is_none());
-        let argv = command_line(me);
-        assert_eq!(
-            argv.first().map(String::as_str),
-            std::env::args().next().as_deref()
-        );
-        assert!(name(me).is_some());
-    }
-
-    #[test]
     fn parses_procargs() {
         let mut raw = 2i32.to_ne_bytes().to_vec();
         raw.extend_from_slice(b"/bin/codex\0\0\0\0codex\0app-server\0HOME=/x\0");

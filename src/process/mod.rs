@@ -170,3 +170,29 @@ pub fn start_helper(args: &[&str], home: &std::path::Path) -> std::io::Result<()
     std::thread::spawn(move || child.wait());
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The platform's reader (`sys`) tells this very process as the kernel knows it.
+    #[test]
+    fn reads_its_own_process() {
+        let me = std::process::id();
+        let s = Stat::read(me).expect("its own process");
+        assert!(!s.dead);
+        assert_eq!(s.ppid, std::os::unix::process::parent_id());
+        // SAFETY: getpgrp and getsid have no preconditions.
+        assert_eq!(s.pgrp, i64::from(unsafe { libc::getpgrp() }));
+        assert_eq!(s.session, i64::from(unsafe { libc::getsid(0) }));
+        assert!(Stat::read(u32::MAX).is_none());
+        assert_eq!(
+            command_line(me).first().map(String::as_str),
+            std::env::args().next().as_deref()
+        );
+        assert!(sys::name(me).is_some_and(|n| !n.is_empty()));
+        assert_eq!(Process::of(me).map(|p| p.pid), Some(me));
+        assert!(Process::of(me).unwrap().alive());
+        assert!(readable());
+    }
+}
