@@ -618,16 +618,8 @@ fn status_report(m: &Mesh) -> String {
     text(&out.stdout)
 }
 
-/// `YYYY-MM-DD` of a day number since the Unix epoch (Howard Hinnant's civil_from_days).
+/// `YYYY-MM-DD` of day `days` since the Unix epoch, as the history names its files.
 fn civil(days: u64) -> String {
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(mo <= 2);
-    format!("{y:04}-{mo:02}-{d:02}")
+    let (y, m, d) = repowire::time::civil_date(days * 86_400_000);
+    format!("{y:04}-{m:02}-{d:02}")
 }
