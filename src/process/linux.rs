@@ -35,3 +35,27 @@ pub(super) fn name(pid: u32) -> Option<String> {
     let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
     Some(comm.trim_end_matches('\n').to_string())
 }
+
+/// Runs `f`, a write to `_fd`, with SIGPIPE blocked for this thread (Linux sends the SIGPIPE
+/// of a write to the thread that wrote), then takes the SIGPIPE it left pending.
+pub(super) fn without_sigpipe<T>(
+    _fd: std::os::fd::RawFd,
+    f: impl FnOnce() -> std::io::Result<T>,
+) -> std::io::Result<T> {
+    // SAFETY: the sets are initialized by sigemptyset before use; the masks are this thread's.
+    unsafe {
+        let mut pipe: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut pipe);
+        libc::sigaddset(&mut pipe, libc::SIGPIPE);
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::pthread_sigmask(libc::SIG_BLOCK, &pipe, &mut old);
+        let res = f();
+        let none = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        while libc::sigtimedwait(&pipe, std::ptr::null_mut(), &none) == libc::SIGPIPE {}
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+        res
+    }
+}

@@ -120,6 +120,18 @@ pub(super) fn name(pid: u32) -> Option<String> {
     Some(comm.to_string_lossy().into_owned())
 }
 
+/// Runs `f`, a write to `fd`, with SIGPIPE off for that pipe (`F_SETNOSIGPIPE`).
+pub(super) fn without_sigpipe<T>(
+    fd: std::os::fd::RawFd,
+    f: impl FnOnce() -> std::io::Result<T>,
+) -> std::io::Result<T> {
+    // SAFETY: fcntl on a descriptor the caller holds open.
+    unsafe {
+        libc::fcntl(fd, libc::F_SETNOSIGPIPE, 1);
+    }
+    f()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -108,6 +108,17 @@ pub fn command_line(pid: u32) -> Vec<String> {
     sys::command_line(pid)
 }
 
+/// Writes `bytes` to `stdin`, a pipe to a child that may have exited already: that is an
+/// error (EPIPE), never the SIGPIPE that would end this process. Commands a person runs
+/// restore SIGPIPE's default (see `lib::run`), so that `repowire log | head` ends quietly.
+pub fn write_to_child<W>(stdin: &mut W, bytes: &[u8]) -> std::io::Result<()>
+where
+    W: std::io::Write + std::os::fd::AsRawFd,
+{
+    let fd = stdin.as_raw_fd();
+    sys::without_sigpipe(fd, || stdin.write_all(bytes).and_then(|()| stdin.flush()))
+}
+
 /// Whether this system lets repowire read its own process (a sandbox may not).
 pub fn readable() -> bool {
     Stat::read(std::process::id()).is_some()
@@ -194,5 +205,43 @@ mod tests {
         assert_eq!(Process::of(me).map(|p| p.pid), Some(me));
         assert!(Process::of(me).unwrap().alive());
         assert!(readable());
+    }
+
+    /// `peer broadcast --all` died of SIGPIPE, silently, when an ssh it had just started
+    /// exited before reading the request (an unreachable host), on a loaded machine.
+    #[test]
+    fn a_write_to_a_child_that_is_gone_is_an_error_not_a_sigpipe() {
+        // In a child process of its own, with SIGPIPE's default as a person's command has.
+        // SAFETY: the child only calls async-signal-safe functions (signal, pipe, close,
+        // pthread_sigmask, write, sigtimedwait, _exit) before it exits.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork failed");
+        if pid == 0 {
+            unsafe {
+                libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+                let mut fds = [0; 2];
+                libc::pipe(fds.as_mut_ptr());
+                libc::close(fds[0]);
+                let mut w = std::mem::ManuallyDrop::new(
+                    <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fds[1]),
+                );
+                let res = write_to_child(&mut *w, b"request\n");
+                let broken = res.is_err_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe);
+                libc::_exit(if broken { 0 } else { 1 });
+            }
+        }
+        let mut status = 0;
+        // SAFETY: `pid` is our own child.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        assert!(
+            libc::WIFEXITED(status),
+            "killed by signal {}",
+            libc::WTERMSIG(status)
+        );
+        assert_eq!(
+            libc::WEXITSTATUS(status),
+            0,
+            "the write did not fail with EPIPE"
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! The calling side: `ssh HOST repowire remote`, one [`Request`] line in, [`Reply`] lines
 //! out, each failure told apart (see the module above for what it promises).
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
@@ -11,6 +11,7 @@ use anyhow::Result;
 use crate::ask::{self, Checked, Notified, Progress};
 use crate::error::Error;
 use crate::message;
+use crate::process;
 
 use super::{
     EXIT_REMOTE, HostPeers, LIST_BOUND, MAX_WAIT_SECS, Op, PROTOCOL, Reply, Request, VERSION,
@@ -303,11 +304,9 @@ impl Call {
             op,
         })?;
         if let Some(s) = stdin.as_mut() {
-            // A remote that cannot take it (no repowire there) is diagnosed from its exit.
-            let _ = s
-                .write_all(request.as_bytes())
-                .and_then(|_| s.write_all(b"\n"))
-                .and_then(|_| s.flush());
+            // A remote that cannot take it (no repowire there, an ssh that failed at once) is
+            // diagnosed from its exit.
+            let _ = process::write_to_child(s, format!("{request}\n").as_bytes());
         }
         Ok(Call {
             host: host.to_string(),
@@ -379,7 +378,7 @@ impl Call {
         loop {
             if cancel_sent.is_none() && cancelled.is_some_and(|c| c()) {
                 if let Some(s) = self.stdin.as_mut() {
-                    let _ = s.write_all(b"cancel\n").and_then(|_| s.flush());
+                    let _ = process::write_to_child(s, b"cancel\n");
                 }
                 cancel_sent = Some(Instant::now());
             }
