@@ -1,5 +1,5 @@
 //! End to end against the real Claude Code CLI: two interactive sessions in tmux, driven by
-//! `tests/claude_code.rs`, talking to the scripted fake model (nothing leaves 127.0.0.1), with
+//! `tests/util/claude_code.rs`, talking to the scripted fake model (nothing leaves 127.0.0.1), with
 //! repowire's four hooks in their `~/.claude/settings.json`.
 //!
 //! The fake "model" answers `REPLY <text>` with that text, `CALL_TOOL Bash {...}` with a Bash

@@ -1,5 +1,5 @@
 //! The real-client rows: asks to a real Claude Code session (the pinned release, driven by the
-//! tests' own driver, `tests/claude_code.rs`) on the fake model API, and how much of each
+//! tests' own driver, `tests/util/claude_code.rs`) on the fake model API, and how much of each
 //! round trip is Claude Code's own turn (its UserPromptSubmit to its Stop hook, as the
 //! sessions' hook logger timed them) and how much is repowire's.
 
