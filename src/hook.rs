@@ -9,8 +9,9 @@
 //! | session-end   | SessionEnd       | SessionEnd       | SessionEnd   | session.deleted   |
 //!
 //! The payloads differ in a few field names ([`Agent`] knows them); this module only turns
-//! them into the events of one session model (`session`), which does the rest. OpenCode runs no hooks: repowire's plugin for it (`setup/opencode.js`) runs these
-//! with payloads in Claude Code's field names. A turn cut short with Esc is never taken for
+//! them into the events of one session model (`session`), which does the rest. OpenCode runs
+//! no hooks: repowire's plugin for it (`agents/opencode.js`) runs these with payloads in
+//! Claude Code's field names. A turn cut short with Esc is never taken for
 //! an answer: Codex reports it with its Interrupt event, Gemini CLI with an AfterAgent without
 //! a reply after a "Request cancelled." in its chat file, OpenCode with a session.error; the
 //! asker is told the turn was interrupted.
