@@ -36,7 +36,7 @@ fn sources(dir: &Path, out: &mut Vec<(String, String)>) {
     }
 }
 
-/// The top-level module a file of `src/` belongs to (`src/setup/edit.rs` is `setup`).
+/// The top-level module a file of `src/` belongs to (`src/agents/edit.rs` is `agents`).
 fn module_of(src: &Path, file: &str) -> String {
     let rel = Path::new(file).strip_prefix(src).unwrap();
     let first = rel.components().next().unwrap().as_os_str();
