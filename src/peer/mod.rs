@@ -156,7 +156,25 @@ pub fn validate_name(name: &str) -> Result<(), Error> {
 
 pub fn load(spool: &Spool, name: &str) -> Result<Option<Peer>> {
     let path = record_path(spool, name);
-    let peer: Option<Peer> = spool.read_json(&path)?;
+    let Some(record) = spool.read_json::<serde_json::Value>(&path)? else {
+        return Ok(None);
+    };
+    // A peer of an agent this binary does not know was registered by a newer repowire that
+    // shares the spool (an agent's MCP server outlives an upgrade): not ours to read, and
+    // not ours to move aside either.
+    if record["agent"]
+        .as_str()
+        .is_some_and(|a| Agent::named(a).is_none())
+    {
+        return Ok(None);
+    }
+    let peer = match serde_json::from_value::<Peer>(record) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            spool.quarantine(&path, &format!("not a valid record: {e}"));
+            return Ok(None);
+        }
+    };
     // The name inside is used in paths (its lock, its record): it must be the file's own, and
     // a name repowire gives.
     match peer {
@@ -371,6 +389,45 @@ mod tests {
         assert_eq!(edit_distance("beta", "betta"), 1);
         assert_eq!(edit_distance("kitten", "sitting"), 3);
         assert_eq!(edit_distance("", "ab"), 2);
+    }
+
+    /// An agent's MCP server outlives an upgrade of repowire: this binary may share the spool
+    /// with a newer one that registers a peer of an agent it does not know. That record is
+    /// neither read nor moved aside, and its name is not given again.
+    #[test]
+    fn a_newer_repowires_peer_of_an_unknown_agent_is_left_alone() {
+        let t = tempfile::tempdir().unwrap();
+        let spool = Spool::open(&t.path().join("s")).unwrap();
+        let mut newer = serde_json::to_value(test_peer("web", "%1")).unwrap();
+        newer["agent"] = serde_json::json!("a-newer-agent");
+        let path = record_path(&spool, "web");
+        std::fs::write(&path, newer.to_string()).unwrap();
+        std::fs::set_permissions(
+            &path,
+            <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o600),
+        )
+        .unwrap();
+        assert_eq!(load(&spool, "web").unwrap(), None);
+        assert!(all(&spool).unwrap().is_empty());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), newer.to_string());
+        let cwd = t.path().join("web");
+        std::fs::create_dir_all(&cwd).unwrap();
+        let p = session_started(
+            &spool,
+            &SessionStart {
+                socket: Path::new(""),
+                pane: "",
+                cwd: &cwd,
+                session_id: Some("s1"),
+                agent: Agent::default(),
+                agent_command: None,
+                agent_process: None,
+                naming: crate::config::Naming::Directory,
+            },
+        )
+        .unwrap();
+        assert_eq!(p.name, "web-2");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), newer.to_string());
     }
 
     #[test]
