@@ -173,6 +173,9 @@ impl World {
             last_activity_ms: now,
             turn: Turn::default(),
             queued_turns: vec![],
+            transport: None,
+            no_inbox: None,
+            transcript: None,
         };
         peer::save_with_pane(&self.spool, &p).unwrap();
         p

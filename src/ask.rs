@@ -411,8 +411,9 @@ impl std::fmt::Display for Notified {
 pub fn notify(spool: &Spool, from: &str, to: &str, text: &str) -> Result<Notified> {
     let p = peer::require(spool, to)?;
     if p.fork_only() {
+        let why = p.no_inbox.as_deref().unwrap_or("its agent has none");
         return Err(Error::BadInput(format!(
-            "'{to}' runs outside tmux, so nothing can be typed into it: it can only be asked, and answers from a fork of its session (`repowire peer ask {to} --fork`)"
+            "'{to}' runs outside tmux and has no inbox repowire can post to ({why}), so nothing can reach its session: it can only be asked, and answers from a fork of its session (`repowire peer ask {to} --fork`)"
         ))
         .into());
     }

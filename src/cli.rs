@@ -234,6 +234,9 @@ pub enum Command {
         /// Keep running after the terminal hangs up, until SIGTERM
         #[arg(long)]
         outlive_pane: bool,
+        /// Serve an inbox as Claude Code 2.1.330 does (its hooks get the socket and token)
+        #[arg(long)]
+        inbox: bool,
     },
 }
 

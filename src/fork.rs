@@ -39,6 +39,15 @@ pub fn check(peer: &Peer) -> Result<(), Error> {
             peer.name
         )));
     }
+    // The agent keeps a conversation once it has one: before its first turn there is nothing
+    // to resume ("No conversation found").
+    if let Some(t) = peer.transcript.as_ref().filter(|t| !t.exists()) {
+        return Err(Error::BadInput(format!(
+            "'{}' has had no turn yet in its session, so there is no conversation to fork ({} does not exist); ask again after its first turn",
+            peer.name,
+            t.display()
+        )));
+    }
     agent
         .fork_command("", "", &peer.path)
         .map(drop)

@@ -105,10 +105,12 @@ pub fn run(cli: Cli) -> Result<()> {
             events,
             no_last_message,
             outlive_pane,
+            inbox,
         } => standin::run(&standin::Options {
             events,
             no_last_message,
             outlive_pane,
+            inbox,
         }),
         Command::Setup(args) => setup::setup(&home, &args),
         Command::Uninstall { dry_run, purge } => setup::uninstall(&home, dry_run, purge),

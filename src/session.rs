@@ -73,14 +73,16 @@ pub fn started(
     cwd: Option<PathBuf>,
     transcript: Option<&Path>,
 ) -> Result<()> {
+    let inbox = agent.inbox();
     let Some((socket, pane)) = peer::own_pane() else {
-        // Nothing can be typed into a session outside tmux; some can answer by fork.
+        // Outside tmux nothing can be typed into the session: it is reached through its
+        // inbox, else (where its agent forks) asked through forks only.
         if agent.registers_outside_tmux()
             && let (Some(cwd), Some(agent_process)) = (cwd, process::hook_agent())
             && session_id.is_some()
         {
             let config = Config::load(spool)?;
-            peer::session_started(
+            let peer = peer::session_started(
                 spool,
                 &peer::SessionStart {
                     socket: Path::new(""),
@@ -91,8 +93,11 @@ pub fn started(
                     agent_process: Some(agent_process),
                     agent_command: None,
                     naming: config.naming,
+                    inbox,
+                    transcript,
                 },
             )?;
+            deliver::kick(spool, &peer.name)?;
         }
         return Ok(());
     };
@@ -138,6 +143,8 @@ pub fn started(
             agent_process,
             agent_command: Some(live.command),
             naming: config.naming,
+            inbox,
+            transcript,
         },
     )?;
     if !continued {

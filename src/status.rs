@@ -16,7 +16,7 @@ use anyhow::{Result, bail};
 use serde::Serialize;
 
 use crate::agents::edit::Ours;
-use crate::agents::{Agent, Health};
+use crate::agents::{Agent, Health, newer};
 use crate::config::Config;
 use crate::message;
 use crate::peer::{self, Status};
@@ -284,12 +284,6 @@ fn release(printed: &str) -> Option<String> {
         .map(|w| w.trim_matches('.'))
         .find(|w| w.split('.').count() >= 3 && w.split('.').all(|n| n.parse::<u32>().is_ok()))
         .map(str::to_string)
-}
-
-/// Whether release `a` is newer than `b` (both `N.N.N`).
-fn newer(a: &str, b: &str) -> bool {
-    let nums = |v: &str| -> Vec<u32> { v.split('.').filter_map(|n| n.parse().ok()).collect() };
-    nums(a) > nums(b)
 }
 
 /// How much the spool holds and how old its oldest record is, against `keep`.

@@ -413,6 +413,9 @@ fn claim(spool: &Spool, m: &Member, path: &Path, socket: &Path, pane: &str) -> R
         last_activity_ms: now,
         turn: Turn::default(),
         queued_turns: Vec::new(),
+        transport: None,
+        no_inbox: None,
+        transcript: None,
     };
     peer::save_with_pane(spool, &p)
 }

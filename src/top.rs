@@ -109,6 +109,8 @@ pub fn run(spool: &Spool) -> Result<()> {
 struct PeerRow {
     name: String,
     agent: String,
+    /// How it is reached (`inbox`, `tmux`, `fork`).
+    via: String,
     status: Status,
     queued: usize,
     /// When the running turn started.
@@ -157,6 +159,7 @@ impl View {
                 PeerRow {
                     name: p.name.clone(),
                     agent: p.agent.name().to_string(),
+                    via: p.transport().to_string(),
                     status,
                     queued: open.iter().filter(|m| m.to == p.name).count(),
                     turn_since: busy.then_some(p.turn.since_ms),
@@ -347,6 +350,7 @@ impl Ui {
             Row::new(vec![
                 Cell::from(p.name.clone()),
                 Cell::from(p.agent.clone()),
+                Cell::from(p.via.clone()),
                 Cell::from(p.status.as_str()).style(Style::new().fg(color)),
                 Cell::from(p.queued.to_string()),
                 Cell::from(p.turn_since.map(|t| v.age(t)).unwrap_or_default()),
@@ -358,6 +362,7 @@ impl Ui {
             [
                 Constraint::Length(14),
                 Constraint::Length(8),
+                Constraint::Length(5),
                 Constraint::Length(8),
                 Constraint::Length(6),
                 Constraint::Length(7),
@@ -365,8 +370,16 @@ impl Ui {
             ],
         )
         .header(
-            Row::new(["NAME", "AGENT", "STATUS", "QUEUE", "TURN", "ANSWERING"])
-                .style(Style::new().add_modifier(Modifier::BOLD)),
+            Row::new([
+                "NAME",
+                "AGENT",
+                "VIA",
+                "STATUS",
+                "QUEUE",
+                "TURN",
+                "ANSWERING",
+            ])
+            .style(Style::new().add_modifier(Modifier::BOLD)),
         )
         .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED))
         .block(Block::bordered().title(" peers "));

@@ -13,6 +13,7 @@ mod faults;
 mod fork;
 mod hooks;
 mod hostile;
+mod inbox;
 #[cfg(target_os = "linux")]
 mod linux_faults;
 mod load;

@@ -150,6 +150,9 @@ pub fn fork_figures(b: &mut Bench) {
                 last_activity_ms: now,
                 turn: Turn::default(),
                 queued_turns: vec![],
+                transport: None,
+                no_inbox: None,
+                transcript: None,
             },
         )
         .unwrap();

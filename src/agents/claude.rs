@@ -20,8 +20,8 @@ use super::edit::{
 };
 use super::hooks::{Found, hook_states, install_hooks, remove_hooks};
 use super::{
-    Agent, Event, Health, Identity, Kind, TurnEnd, Typing, is_rule, join_trimmed, lines,
-    strip_escapes, transcript,
+    Agent, Event, Health, Identity, Inbox, Kind, TurnEnd, Typing, is_rule, join_trimmed, lines,
+    newer, strip_escapes, transcript,
 };
 
 pub(super) struct Claude;
@@ -31,6 +31,17 @@ pub(super) const CLAUDE: Agent = Agent(&Claude);
 /// How long a Stop hook waits for a reply Claude Code has not yet written to its transcript
 /// (2.0.x runs the hook that early at times; it is written within milliseconds).
 const TRANSCRIPT_PATIENCE: Duration = Duration::from_secs(2);
+
+/// The first release whose hooks are given the session's inbox.
+const INBOX_SINCE: &str = "2.1.224";
+/// The inbox protocol (`peerProtocol`) repowire was tested with.
+const INBOX_PROTOCOL: u64 = 1;
+/// Each of these in a session's environment turns its messaging off.
+pub(super) const MESSAGING_OFF: [&str; 3] = [
+    "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC",
+    "DISABLE_TELEMETRY",
+    "DO_NOT_TRACK",
+];
 
 const IDENTITY: Identity = Identity {
     name: "claude",
@@ -127,10 +138,77 @@ impl Kind for Claude {
         Ok(result.to_string())
     }
 
-    /// A session outside tmux registers as a fork-only peer: its hooks name its process and
-    /// session.
+    /// A session outside tmux registers (a full peer with its inbox, else fork-only): its
+    /// hooks name its process and session.
     fn registers_outside_tmux(&self) -> bool {
         true
+    }
+
+    /// Cross-session messaging (2.1.224 and later): every hook's environment names the
+    /// session's socket and token, and `sessions/PID.json` in the configuration directory
+    /// tells the protocol the socket speaks. The frame that carries a message is not
+    /// documented, so only protocol 1 of the tested releases is used.
+    fn inbox(&self) -> Result<Option<Inbox>, String> {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let (Some(socket), Some(token)) = (
+            var("CLAUDE_CODE_MESSAGING_SOCKET"),
+            var("CLAUDE_CODE_MESSAGING_TOKEN"),
+        ) else {
+            return Err(match MESSAGING_OFF.iter().find(|v| var(v).is_some()) {
+                Some(v) => format!("messaging is off in this session: {v} is set"),
+                None => format!(
+                    "its hooks are given no inbox (Claude Code before {INBOX_SINCE}, or on Bedrock, Vertex or Foundry)"
+                ),
+            });
+        };
+        if token.len() > 256 || !token.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err("its inbox token is not the kind repowire knows".into());
+        }
+        let (Some(pid), Some(session_id)) = (
+            var("CLAUDE_PID").and_then(|p| p.parse::<u32>().ok()),
+            var("CLAUDE_CODE_SESSION_ID"),
+        ) else {
+            return Err("CLAUDE_PID or CLAUDE_CODE_SESSION_ID is missing beside its inbox".into());
+        };
+        let file = self
+            .config_dir()
+            .map_err(|e| format!("{e:#}"))?
+            .join(format!("sessions/{pid}.json"));
+        let info: Value = std::fs::File::open(&file)
+            .and_then(|f| {
+                let mut bytes = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::Read::take(f, 64 * 1024), &mut bytes)?;
+                Ok(serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+            })
+            .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+        let protocol = info.get("peerProtocol").and_then(Value::as_u64);
+        if protocol != Some(INBOX_PROTOCOL) {
+            return Err(format!(
+                "its inbox speaks protocol {}, repowire knows {INBOX_PROTOCOL}",
+                protocol.map_or("(none)".into(), |p| p.to_string())
+            ));
+        }
+        let version = info.get("version").and_then(Value::as_str).unwrap_or("");
+        let newest = IDENTITY.tested.1;
+        if version.is_empty() || newer(INBOX_SINCE, version) || newer(version, newest) {
+            return Err(format!(
+                "its release {version:?} is outside the ones repowire delivers to an inbox ({INBOX_SINCE} to {newest})"
+            ));
+        }
+        Ok(Some(Inbox {
+            socket: PathBuf::from(socket),
+            token,
+            session_id,
+        }))
+    }
+
+    fn inbox_not_taken(&self) -> String {
+        let settings = ClaudeFiles::locate().map_or("~/.claude/settings.json".into(), |f| {
+            f.settings.display().to_string()
+        });
+        format!(
+            "the session did not start a turn for it: it holds or refuses messages from other sessions (\"crossSessionInbound\" is \"hold\" or \"refuse\" in its settings, or it bypasses permission prompts). Set \"crossSessionInbound\": \"accept\" in {settings} and restart the session, or ask it with --fork"
+        )
     }
 
     fn hooks(&self) -> &'static [(&'static str, Event)] {

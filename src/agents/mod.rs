@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Result;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 mod claude;
@@ -129,9 +130,21 @@ pub trait Kind: Sync {
     fn registers_from_mcp(&self) -> bool {
         false
     }
-    /// Whether a session outside tmux registers, as a peer that answers by fork only.
+    /// Whether a session outside tmux registers, as a peer that answers by fork only (or a
+    /// full peer, when it has an [`Inbox`]).
     fn registers_outside_tmux(&self) -> bool {
         false
+    }
+    /// The inbox of the session this hook process runs for (read from the hook's environment
+    /// and the agent's own files), or why repowire will not use it. `Ok(None)`: the agent has
+    /// no inbox at all.
+    fn inbox(&self) -> Result<Option<Inbox>, String> {
+        Ok(None)
+    }
+    /// Why a session that stays idle has not taken a message posted to its inbox, and what
+    /// fixes that: the end of "it was posted to its inbox but …".
+    fn inbox_not_taken(&self) -> String {
+        "the session has not taken it".into()
     }
 
     /// The agent's own events repowire runs `repowire hook` on, each with its hook event.
@@ -269,6 +282,23 @@ pub enum TurnEnd {
     Answer(String),
     /// Cancelled (Esc): there is no answer.
     Interrupted,
+}
+
+/// A session's own inbox, as its hook finds it: a Unix stream socket that takes the inbox
+/// protocol (see `deliver::inbox`), and the secret that lets a writer post to it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Inbox {
+    pub socket: PathBuf,
+    /// A secret: kept in a private file, never logged or printed.
+    pub token: String,
+    /// The session the messages are for.
+    pub session_id: String,
+}
+
+/// Whether release `a` is newer than `b` (both `N.N.N`).
+pub fn newer(a: &str, b: &str) -> bool {
+    let nums = |v: &str| -> Vec<u32> { v.split('.').filter_map(|n| n.parse().ok()).collect() };
+    nums(a) > nums(b)
 }
 
 /// One check of an agent's files, for `repowire status`.

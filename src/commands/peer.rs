@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::fanout;
 use crate::message;
-use crate::peer::{self, Status};
+use crate::peer::{self, Status, Transport};
 use crate::reach::{self, Target};
 use crate::remote;
 use crate::spool::Spool;
@@ -112,7 +112,7 @@ pub enum PeerCommand {
 
     /// Ask a peer (or several) a question and print the answer
     ///
-    /// The question is typed into the peer's pane when it is idle, after the questions queued
+    /// The question reaches the peer when it is idle (posted to its inbox, else typed into its pane), after the questions queued
     /// before it. The answer is printed on stdout. On a terminal, progress goes to stderr.
     ///
     /// Several names (or --all: every peer not offline, but you) ask each of them at once.
@@ -477,7 +477,9 @@ struct PeerRow<'a> {
     last_activity_ms: u64,
     queued: usize,
     description: Option<&'a str>,
-    /// Outside tmux: asked by fork only.
+    /// How its live session is reached: `inbox`, `tmux` or `fork` (asked by fork only).
+    transport: Transport,
+    /// Outside tmux without an inbox: asked by fork only.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     fork_only: bool,
 }
@@ -521,6 +523,7 @@ fn list(spool: &Spool, json: bool, all: bool) -> Result<()> {
             last_activity_ms: p.last_activity_ms,
             queued: open.iter().filter(|m| m.to == p.name).count(),
             description: p.description.as_deref(),
+            transport: p.transport(),
             fork_only: p.fork_only(),
         })
         .collect();
@@ -570,15 +573,26 @@ fn list(spool: &Spool, json: bool, all: bool) -> Result<()> {
         writeln!(out)?;
         return Ok(());
     }
-    // name, status, agent, pane, last activity, path, description
-    let mut lines: Vec<(String, &str, &str, &str, u64, String, &str)> = rows
+    // name, status, agent, transport, pane, last activity, path, description
+    type Line<'a> = (
+        String,
+        &'a str,
+        &'a str,
+        String,
+        &'a str,
+        u64,
+        String,
+        &'a str,
+    );
+    let mut lines: Vec<Line> = rows
         .iter()
         .map(|r| {
             (
                 r.name.to_string(),
                 r.status.as_str(),
                 r.agent,
-                if r.fork_only { "-" } else { r.pane },
+                r.transport.to_string(),
+                if r.pane.is_empty() { "-" } else { r.pane },
                 r.last_activity_ms,
                 r.path.display().to_string(),
                 r.description.unwrap_or(""),
@@ -593,7 +607,12 @@ fn list(spool: &Spool, json: bool, all: bool) -> Result<()> {
                     format!("{}@{}", p.name, r.host),
                     p.status.as_str(),
                     p.agent.as_str(),
-                    p.pane.as_str(),
+                    p.transport.clone().unwrap_or_else(|| "?".into()),
+                    if p.pane.is_empty() {
+                        "-"
+                    } else {
+                        p.pane.as_str()
+                    },
                     p.last_activity_ms,
                     p.path.display().to_string(),
                     p.description.as_deref().unwrap_or(""),
@@ -611,11 +630,11 @@ fn list(spool: &Spool, json: bool, all: bool) -> Result<()> {
     }
     let now = now_ms();
     let w = lines.iter().map(|l| l.0.len()).max().unwrap_or(4).max(4);
-    let pw = lines.iter().map(|l| l.5.len()).max().unwrap_or(4).max(4);
-    let described = lines.iter().any(|l| !l.6.is_empty());
+    let pw = lines.iter().map(|l| l.6.len()).max().unwrap_or(4).max(4);
+    let described = lines.iter().any(|l| !l.7.is_empty());
     let head = format!(
-        "{:w$}  {:7}  {:8}  {:5}  {:13}  {:pw$}  DESCRIPTION",
-        "NAME", "STATUS", "AGENT", "PANE", "LAST ACTIVITY", "PATH"
+        "{:w$}  {:7}  {:8}  {:5}  {:5}  {:13}  {:pw$}  DESCRIPTION",
+        "NAME", "STATUS", "AGENT", "VIA", "PANE", "LAST ACTIVITY", "PATH"
     );
     writeln!(
         out,
@@ -626,9 +645,9 @@ fn list(spool: &Spool, json: bool, all: bool) -> Result<()> {
             head.trim_end_matches("DESCRIPTION").trim_end()
         }
     )?;
-    for (name, status, agent, pane, last, path, description) in &lines {
+    for (name, status, agent, via, pane, last, path, description) in &lines {
         let line = format!(
-            "{name:w$}  {status:7}  {agent:8}  {pane:5}  {:13}  {path:pw$}  {description}",
+            "{name:w$}  {status:7}  {agent:8}  {via:5}  {pane:5}  {:13}  {path:pw$}  {description}",
             time::ago(*last, now),
         );
         writeln!(out, "{}", line.trim_end())?;

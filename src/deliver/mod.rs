@@ -1,11 +1,12 @@
 //! Delivery: handing queued messages to a peer's live session, one at a time, only while it is
-//! idle, through the peer's transport (today: typed into its tmux pane, `pane`).
+//! idle, through the peer's transport: posted to the session's own inbox (`inbox`), else
+//! typed into its tmux pane (`pane`).
 //!
 //! There is no daemon. Whoever changes something that could allow a delivery (a sender after
 //! queuing, the Stop hook when a turn ends, SessionStart when a peer comes back) calls [`kick`],
 //! which starts a short-lived `repowire deliver NAME` in the background. That process holds
 //! `peers/NAME.deliver.lock`, delivers while the peer is idle and has mail, and exits. Only one
-//! delivers to a peer at a time, so each message is typed once and in queue order; and since a
+//! delivers to a peer at a time, so each message is handed over once and in queue order; and since a
 //! deliverer looks again after releasing the lock, a kick that found the lock held is never
 //! lost.
 
@@ -20,8 +21,10 @@ use crate::spool::Spool;
 use crate::time::now_ms;
 use crate::wait;
 
+mod inbox;
 mod pane;
 
+use crate::agents::Inbox;
 use pane::Pane;
 
 /// How long to wait for the agent's UserPromptSubmit hook to confirm it took the prompt
@@ -33,6 +36,9 @@ const STUCK_LIMIT_MS: u64 = 10 * 60 * 1000;
 /// How long a deliverer with more mail waits for the peer's turn to end before it leaves that
 /// to the Stop hook's kick.
 const BUSY_WAIT: Duration = Duration::from_secs(30);
+/// A session that keeps a message posted to its inbox this long while idle, without starting
+/// a turn for it, holds or refuses it (a session starts one within about a second).
+const HELD_AFTER: Duration = Duration::from_secs(20);
 /// A session that just started may not read its terminal yet; input typed then can be lost.
 const STARTUP_GRACE_MS: u64 = 1500;
 
@@ -138,16 +144,38 @@ fn drain(spool: &Spool, name: &str) -> Result<bool> {
     }
 }
 
+/// How a message gets into the peer's live session.
+enum Way<'a> {
+    Pane(Pane<'a>),
+    Inbox(Inbox),
+}
+
 /// Hands one message to the peer and waits until the agent's prompt hook confirms it took
 /// it. Returns false when delivery to this peer must stop for now.
 fn deliver_one(spool: &Spool, peer: &Peer, msg: Message) -> Result<bool> {
-    // The transport: how the message reaches the live session.
     let way = match peer.transport() {
-        Transport::Tmux => Pane::of(peer),
+        Transport::Inbox => match peer::load_inbox(spool, &peer.name)? {
+            Some(inbox) => Way::Inbox(inbox),
+            None => {
+                let why = "its inbox is not known (its session-start hook kept none); restart its session";
+                message::finish(
+                    spool,
+                    &peer.name,
+                    &msg.id,
+                    Some(State::Queued),
+                    State::Failed,
+                    Some(why.into()),
+                )?;
+                return Ok(true);
+            }
+        },
+        Transport::Tmux => Way::Pane(Pane::of(peer)),
         // Asked through forks only (see `ask`); nothing is delivered to it.
         Transport::Fork => return Ok(false),
     };
-    if !way.ready() {
+    if let Way::Pane(pane) = &way
+        && !pane.ready()
+    {
         return Ok(false);
     }
     // Marked delivered before it is handed over, so the prompt hook, which may run before we
@@ -168,13 +196,37 @@ fn deliver_one(spool: &Spool, peer: &Peer, msg: Message) -> Result<bool> {
     }
     message::log(spool, history::Event::Delivered, &msg, None);
 
-    if let Err(why) = way.hand_over(&message::prompt_text(&msg)) {
+    let text = message::prompt_text(&msg);
+    let handed = match &way {
+        Way::Pane(pane) => pane.hand_over(&text),
+        Way::Inbox(inbox) => match inbox::post(inbox, &text) {
+            Ok(()) => Ok(()),
+            Err(inbox::Failed::Unsure(why)) => Err(why),
+            // Nothing reached the session: type it where it has a pane to type into.
+            Err(inbox::Failed::NotSent(why)) if !peer.pane.is_empty() => {
+                eprintln!(
+                    "repowire deliver: {why}; typing into pane {} instead",
+                    peer.pane
+                );
+                let pane = Pane::of(peer);
+                if !pane.ready() {
+                    requeue(spool, peer, &msg)?;
+                    return Ok(false);
+                }
+                pane.hand_over(&text)
+            }
+            Err(inbox::Failed::NotSent(why)) => Err(why),
+        },
+    };
+    if let Err(why) = handed {
         fail(spool, peer, &msg, why)?;
         return Ok(false);
     }
     // A busy machine can delay the agent taking it for seconds: keep waiting until the
-    // message's deadline, nudging the transport now and then.
+    // message's deadline, nudging the transport now and then. An inbox that keeps the
+    // message while the session stays idle holds or refuses it.
     let give_up = msg.deadline_ms.unwrap_or(now_ms() + STUCK_LIMIT_MS);
+    let mut idle_since = Instant::now();
     loop {
         let taken = wait::until_file_changes(
             &[
@@ -189,15 +241,50 @@ fn deliver_one(spool: &Spool, peer: &Peer, msg: Message) -> Result<bool> {
         if taken.is_some() {
             return Ok(true);
         }
-        if peer::status(peer).0 == Status::Offline {
+        let now = peer::load(spool, &peer.name)?;
+        if now
+            .as_ref()
+            .is_none_or(|p| peer::status(p).0 == Status::Offline)
+        {
             return Ok(false); // the asker and the SessionEnd hook report it
         }
-        if now_ms() >= give_up {
-            fail(spool, peer, &msg, way.not_taken())?;
-            return Ok(false);
+        if now.is_some_and(|p| p.turn.busy) {
+            idle_since = Instant::now();
         }
-        way.nudge()?;
+        match &way {
+            Way::Pane(pane) => {
+                if now_ms() >= give_up {
+                    fail(spool, peer, &msg, pane.not_taken())?;
+                    return Ok(false);
+                }
+                pane.nudge()?;
+            }
+            Way::Inbox(inbox) => {
+                if now_ms() >= give_up || idle_since.elapsed() >= HELD_AFTER {
+                    let why = format!(
+                        "it was posted to its inbox {} but {}",
+                        inbox.socket.display(),
+                        peer.agent.inbox_not_taken()
+                    );
+                    fail(spool, peer, &msg, why)?;
+                    return Ok(false);
+                }
+            }
+        }
     }
+}
+
+/// Puts a message marked delivered that was not handed over back in the queue.
+fn requeue(spool: &Spool, peer: &Peer, msg: &Message) -> Result<()> {
+    message::update(spool, &peer.name, &msg.id, |m| {
+        if m.state != State::Delivered {
+            return false;
+        }
+        m.state = State::Queued;
+        m.delivered_ms = None;
+        true
+    })
+    .map(drop)
 }
 
 /// Fails a message that was marked delivered, unless something else finished it first.

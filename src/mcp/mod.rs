@@ -157,7 +157,7 @@ struct RegisterArgs {
 #[tool_router]
 impl Server {
     #[tool(
-        description = "List the other agent sessions (peers) you can ask: name, status (online/busy/offline), agent, repository path, what it knows. Marks you."
+        description = "List the other agent sessions (peers) you can ask: name, status (online/busy/offline), agent, how it is reached (inbox, tmux or fork), repository path, what it knows. Marks you."
     )]
     async fn list_peers(&self) -> Result<String, String> {
         self.blocking(|spool| {
@@ -169,14 +169,15 @@ impl Server {
                 let status = peer::status_of(p, &panes).0.as_str();
                 let you = match (p.name == me, p.fork_only()) {
                     (true, _) => " (you)",
-                    (_, true) => " (outside tmux: answers by fork only)",
+                    (_, true) => " (outside tmux, no inbox: answers by fork only)",
                     _ => "",
                 };
                 write!(
                     out,
-                    "{}: {status}, {}, {}{you}",
+                    "{}: {status}, {}, {}, {}{you}",
                     p.name,
                     p.agent,
+                    p.transport(),
                     p.path.display()
                 )?;
                 match &p.description {

@@ -9,7 +9,7 @@ use super::{Kind, Message, validate_id};
 pub fn header(m: &Message) -> String {
     match m.kind {
         Kind::Ask => format!(
-            "[repowire] Question from {} (query {}). Answer it in your reply; your reply is sent back to {} automatically.",
+            "[repowire] Question from {} (query {}). Answer it in this turn's reply text, not with a tool or a message: that reply is sent back to {} automatically.",
             m.from, m.id, m.from
         ),
         Kind::Notify => format!(

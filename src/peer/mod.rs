@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::agents::Agent;
+use crate::agents::{Agent, Inbox};
 use crate::error::{Error, Hint};
 use crate::process::Process;
 use crate::spool::{Spool, Staged};
@@ -76,15 +76,26 @@ pub struct Peer {
     /// queues them): the message id each carries, or `None` for a person's prompt.
     #[serde(default)]
     pub queued_turns: Vec<Option<String>>,
+    /// How its live session is reached, decided when the session started. Absent from the
+    /// records of repowire 0.1 and from `peer register`'s: then by its pane (see
+    /// [`Peer::transport`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport: Option<Transport>,
+    /// Why its agent's inbox is not used, for an agent that has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_inbox: Option<String>,
+    /// The session's transcript, as its session-start hook named it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transcript: Option<PathBuf>,
 }
 
 impl Peer {
     /// How its live session is reached.
     pub fn transport(&self) -> Transport {
-        if self.pane.is_empty() {
-            Transport::Fork
-        } else {
-            Transport::Tmux
+        match self.transport {
+            Some(t) => t,
+            None if self.pane.is_empty() => Transport::Fork,
+            None => Transport::Tmux,
         }
     }
 
@@ -96,12 +107,51 @@ impl Peer {
 
 /// How a peer's live session is reached: how a question gets into it (`deliver`). Any peer
 /// can also be asked through a read-only fork of its session (`fork`) where its agent forks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Transport {
+    /// Posted to the session's own inbox (see [`Inbox`]), in or outside tmux.
+    Inbox,
     /// Typed into the agent's prompt box in its tmux pane.
     Tmux,
-    /// None: a session outside tmux, asked through forks only.
+    /// None: a session outside tmux without an inbox, asked through forks only.
     Fork,
+}
+
+impl std::fmt::Display for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Transport::Inbox => "inbox",
+            Transport::Tmux => "tmux",
+            Transport::Fork => "fork",
+        })
+    }
+}
+
+/// `peers/NAME.inbox`: the inbox of `name`'s session, its token a secret (the file is
+/// private, like every spool file, and nothing prints it). Apart from the record, so that
+/// nothing that shows a record can show the token.
+pub fn inbox_path(spool: &Spool, name: &str) -> PathBuf {
+    spool.path(&format!("peers/{name}.inbox"))
+}
+
+/// The inbox of `name`'s current session, if it has one.
+pub fn load_inbox(spool: &Spool, name: &str) -> Result<Option<Inbox>> {
+    spool.read_json(&inbox_path(spool, name))
+}
+
+/// Keeps `inbox` for `name`'s session, or forgets the previous session's (`None`).
+pub(super) fn save_inbox(spool: &Spool, name: &str, inbox: Option<&Inbox>) -> Result<()> {
+    let path = inbox_path(spool, name);
+    match inbox {
+        Some(i) => spool.write_json(&path, i),
+        None => match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(e).with_context(|| format!("cannot remove {}", path.display()))
+            }
+            _ => Ok(()),
+        },
+    }
 }
 
 /// The agent's turn, from its UserPromptSubmit and Stop hooks.
@@ -303,7 +353,7 @@ fn pane_index(socket: &Path, pane: &str) -> String {
 /// Saves a peer that just took a pane, and indexes it by that pane.
 pub fn save_with_pane(spool: &Spool, peer: &Peer) -> Result<()> {
     save(spool, peer)?;
-    if peer.fork_only() {
+    if peer.pane.is_empty() {
         return Ok(());
     }
     spool.write_json(
@@ -322,14 +372,19 @@ pub fn own_pane() -> Option<(PathBuf, String)> {
 }
 
 /// The name messages from this process are sent as: the peer of the pane it runs in, else
-/// [`USER`].
+/// (outside tmux) the peer whose agent it runs under (an agent's MCP server, a command the
+/// agent runs), else [`USER`].
 pub fn sender_name(spool: &Spool) -> Result<String> {
-    Ok(match own_pane() {
-        Some((socket, pane)) => by_pane(spool, &socket, &pane)?
-            .map(|p| p.name)
-            .unwrap_or_else(|| USER.to_string()),
-        None => USER.to_string(),
-    })
+    let peer = match own_pane() {
+        Some((socket, pane)) => by_pane(spool, &socket, &pane)?,
+        None => match crate::process::hook_agent() {
+            Some(agent) => all(spool)?
+                .into_iter()
+                .find(|p| p.pane.is_empty() && p.agent_process == Some(agent)),
+            None => None,
+        },
+    };
+    Ok(peer.map_or_else(|| USER.to_string(), |p| p.name))
 }
 
 /// A peer of tmux server `/sock`, online and idle, with nothing else set.
@@ -353,6 +408,9 @@ pub(crate) fn test_peer(n: &str, pane: &str) -> Peer {
         last_activity_ms: 0,
         turn: Turn::default(),
         queued_turns: vec![],
+        transport: None,
+        no_inbox: None,
+        transcript: None,
     }
 }
 
@@ -423,6 +481,8 @@ mod tests {
                 agent_command: None,
                 agent_process: None,
                 naming: crate::config::Naming::Directory,
+                inbox: Ok(None),
+                transcript: None,
             },
         )
         .unwrap();

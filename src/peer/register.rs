@@ -7,10 +7,10 @@ use std::path::Path;
 use anyhow::{Context, Result};
 
 use super::{
-    MAX_NAME, Peer, Status, Turn, USER, all, by_pane, load, lock_name, record_path, require,
-    save_with_pane, status, update, validate_name,
+    MAX_NAME, Peer, Status, Transport, Turn, USER, all, by_pane, inbox_path, load, lock_name,
+    record_path, require, save_inbox, save_with_pane, status, update, validate_name,
 };
-use crate::agents::Agent;
+use crate::agents::{Agent, Inbox};
 use crate::config::Naming;
 use crate::describe;
 use crate::error::{Error, Hint};
@@ -63,6 +63,21 @@ pub struct SessionStart<'a> {
     pub agent_command: Option<String>,
     pub agent_process: Option<Process>,
     pub naming: Naming,
+    /// The session's inbox, or why it is not used (see `Kind::inbox`).
+    pub inbox: Result<Option<Inbox>, String>,
+    pub transcript: Option<&'a Path>,
+}
+
+impl SessionStart<'_> {
+    /// How the session is reached: its inbox where it has one, else typing in its pane, else
+    /// forks only.
+    fn transport(&self) -> Transport {
+        match (&self.inbox, self.pane.is_empty()) {
+            (Ok(Some(_)), _) => Transport::Inbox,
+            (_, false) => Transport::Tmux,
+            (_, true) => Transport::Fork,
+        }
+    }
 }
 
 /// Registers (or re-activates) the peer of a starting agent session. The pane's existing peer
@@ -113,8 +128,13 @@ pub fn session_started(spool: &Spool, s: &SessionStart<'_>) -> Result<Peer> {
         last_activity_ms: now,
         turn: Turn::default(),
         queued_turns: Vec::new(),
+        transport: Some(s.transport()),
+        no_inbox: s.inbox.as_ref().err().cloned(),
+        transcript: s.transcript.map(Path::to_path_buf),
     };
     let _lock = spool.lock(&lock_name(&name))?;
+    // The inbox first: a deliverer that sees the record's transport finds its inbox.
+    save_inbox(spool, &name, s.inbox.as_ref().ok().and_then(Option::as_ref))?;
     let peer = match load(spool, &name)? {
         Some(old) if old.described => Peer {
             pinned: old.pinned,
@@ -205,8 +225,27 @@ pub fn register(
         started_ms: base.as_ref().map_or(0, |b| b.started_ms),
         last_activity_ms: now,
         turn: base.as_ref().map(|b| b.turn.clone()).unwrap_or_default(),
-        queued_turns: base.map(|b| b.queued_turns).unwrap_or_default(),
+        queued_turns: base
+            .as_ref()
+            .map(|b| b.queued_turns.clone())
+            .unwrap_or_default(),
+        // The session of this very pane keeps its inbox; another is typed into.
+        transport: base
+            .as_ref()
+            .filter(|b| b.pane == pane.id && b.tmux_socket == socket)
+            .and_then(|b| b.transport)
+            .filter(|t| *t == Transport::Inbox)
+            .or(Some(Transport::Tmux)),
+        no_inbox: base.as_ref().and_then(|b| b.no_inbox.clone()),
+        transcript: base.and_then(|b| b.transcript),
     };
+    // The pane's session keeps its inbox under the new name.
+    if let Some(prev) = previous
+        .as_ref()
+        .filter(|_| peer.transport == Some(Transport::Inbox))
+    {
+        save_inbox(spool, name, super::load_inbox(spool, &prev.name)?.as_ref())?;
+    }
     save_with_pane(spool, &peer)?;
     if let Some(prev) = previous {
         let _prev_lock = spool.lock(&lock_name(&prev.name))?;
@@ -246,12 +285,15 @@ pub fn unregister(spool: &Spool, name: &str) -> Result<()> {
 }
 
 fn remove_record(spool: &Spool, name: &str) -> Result<()> {
-    match std::fs::remove_file(record_path(spool, name)) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            Err(e).context("cannot remove peer record")
+    for path in [record_path(spool, name), inbox_path(spool, name)] {
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).with_context(|| format!("cannot remove {}", path.display()));
+            }
+            _ => {}
         }
-        _ => Ok(()),
     }
+    Ok(())
 }
 
 #[cfg(test)]

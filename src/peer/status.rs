@@ -35,7 +35,7 @@ pub fn live_panes(peers: &[Peer]) -> HashMap<PathBuf, Vec<Pane>> {
     for p in peers {
         if p.online
             && p.agent_process.is_none()
-            && !p.fork_only()
+            && !p.pane.is_empty()
             && !out.contains_key(&p.tmux_socket)
         {
             let panes = Server::at(&p.tmux_socket).panes().unwrap_or_default();
@@ -64,7 +64,7 @@ pub fn status_of(peer: &Peer, panes: &HashMap<PathBuf, Vec<Pane>>) -> (Status, &
             (Status::Online, "")
         };
     }
-    if peer.fork_only() {
+    if peer.pane.is_empty() {
         // Outside tmux, the session's end (SessionEnd) is all there is to go by.
         return (Status::Online, "");
     }

@@ -144,6 +144,9 @@ pub struct PeerInfo {
     /// Not sent by a repowire from before descriptions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// How the peer is reached there; not sent by a repowire from before transports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport: Option<String>,
 }
 
 /// The peers of one remote host, or why they could not be listed.

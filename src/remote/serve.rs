@@ -199,6 +199,7 @@ fn peers(spool: &Spool) -> Result<Vec<PeerInfo>> {
             last_activity_ms: p.last_activity_ms,
             queued: open.iter().filter(|m| m.to == p.name).count(),
             description: p.description.clone(),
+            transport: Some(p.transport().to_string()),
         })
         .collect())
 }

@@ -134,6 +134,18 @@ impl Mesh {
     /// Starts a stand-in agent in a new tmux session `name`, working in `<tmp>/<name>` (a
     /// directory of that name, so the peer is named `name`), and waits until it is ready.
     pub fn agent(&self, name: &str, extra: &[&str]) -> Agent {
+        self.agent_with(name, extra, true, &[])
+    }
+
+    /// [`Mesh::agent`] as a session outside tmux: tmux gives it its terminal, but neither it
+    /// nor its hooks have `TMUX` or `TMUX_PANE` to tell them.
+    pub fn agent_outside_tmux(&self, name: &str, extra: &[&str]) -> Agent {
+        self.agent_with(name, extra, false, &[])
+    }
+
+    /// [`Mesh::agent`] (or, not `in_tmux`, [`Mesh::agent_outside_tmux`]) with `env`
+    /// (`NAME=VALUE`) in its environment and its hooks'.
+    pub fn agent_with(&self, name: &str, extra: &[&str], in_tmux: bool, env: &[&str]) -> Agent {
         let work = self.dir.path().join(name);
         std::fs::create_dir_all(&work).unwrap();
         let events = self.dir.path().join(format!("{name}.events"));
@@ -155,11 +167,21 @@ impl Mesh {
                 "REPOWIRE_STANDIN_DIR={}",
                 self.dir.path().join("transcripts").display()
             ),
+            // Where an inbox's session file goes (never the user's ~/.claude).
+            "-e".into(),
+            format!("CLAUDE_CONFIG_DIR={}", self.claude_dir().display()),
+        ];
+        args.push("env".into());
+        if !in_tmux {
+            args.extend(["-u", "TMUX", "-u", "TMUX_PANE"].map(String::from));
+        }
+        args.extend(env.iter().map(|e| e.to_string()));
+        args.extend([
             bin().display().to_string(),
             "standin".into(),
             "--events".into(),
             events.display().to_string(),
-        ];
+        ]);
         args.extend(extra.iter().map(|s| s.to_string()));
         let out = self.tmux(&args);
         assert!(
@@ -187,6 +209,11 @@ impl Mesh {
             "warm up: the agent reads its input now",
         ]);
         agent
+    }
+
+    /// The configuration directory the stand-ins' inboxes are announced in.
+    pub fn claude_dir(&self) -> PathBuf {
+        self.dir.path().join("claude")
     }
 
     /// The pane id (`%N`) of tmux session `name`.

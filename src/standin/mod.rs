@@ -35,10 +35,15 @@
 //!   `slash`, `bang`, `escape`, `ctrl-c` (text: the discarded input),
 //!   `interrupted` (text: the interrupted prompt), `csi` (text such as
 //!   `ESC[A`) and `exit` (text: the session-end reason).
+//! - With `--inbox`, it serves an inbox as Claude Code does (see `inbox`): a message posted
+//!   to it starts a turn of its own, its `prompt` hook's `prompt` the text exactly, whatever
+//!   is typed in the prompt box; posted during a turn, it runs as its own turn after it
+//!   (its hook fires then). Events: `inbox` (text: the message) and `inbox-refused`.
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
+use std::os::fd::RawFd;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -49,8 +54,12 @@ use anyhow::{Context, Result};
 use serde_json::{Value, json};
 use ulid::Ulid;
 
+mod inbox;
+
 pub struct Options {
     pub events: Option<PathBuf>,
+    /// Serve an inbox like Claude Code's (see `inbox`).
+    pub inbox: bool,
     pub no_last_message: bool,
     /// Keep running when the terminal hangs up, until SIGTERM (as Gemini CLI can).
     pub outlive_pane: bool,
@@ -108,7 +117,10 @@ struct Agent {
     /// The start of an escape sequence cut off at the end of a read.
     carry: Vec<u8>,
     turn: Option<Turn>,
-    queued: VecDeque<String>,
+    /// Prompts that run after the current turn, each with whether its `prompt` hook is still
+    /// to fire (an inbox message's fires when its turn starts, a typed one's when typed).
+    queued: VecDeque<(String, bool)>,
+    inbox: Option<inbox::Inbox>,
     quit: bool,
     /// Whether the prompt box is on screen (its three lines end at the cursor).
     box_drawn: std::cell::Cell<bool>,
@@ -142,11 +154,17 @@ impl Agent {
             ),
             None => None,
         };
+        let cwd = std::env::current_dir()?.to_string_lossy().into_owned();
+        let inbox = match opts.inbox {
+            true => Some(inbox::Inbox::open(&dir, &session_id, &cwd)?),
+            false => None,
+        };
         Ok(Self {
             hook_exe,
             transcript: dir.join(format!("{session_id}.jsonl")),
             session_id,
-            cwd: std::env::current_dir()?.to_string_lossy().into_owned(),
+            cwd,
+            inbox,
             pane: std::env::var("TMUX_PANE").unwrap_or_else(|_| "?".to_owned()),
             events,
             no_last_message: opts.no_last_message,
@@ -194,7 +212,12 @@ impl Agent {
                 return Ok(EXIT_OTHER);
             }
             self.finish_due_turns()?;
-            match read_input(&mut buf).context("reading the terminal")? {
+            let inbox = self.inbox.as_ref().map(inbox::Inbox::fd);
+            let (read, posted) = read_input(&mut buf, inbox).context("reading the terminal")?;
+            if posted {
+                self.take_inbox()?;
+            }
+            match read {
                 Some(0) if self.outlive_pane => {
                     std::thread::sleep(std::time::Duration::from_millis(50));
                 }
@@ -295,7 +318,7 @@ impl Agent {
             self.prompt_hook(&prompt_id, &text);
             self.say("  queued: ", &text);
             self.record(json!({"type": "prompt", "text": text, "queued": true}))?;
-            self.queued.push_back(text);
+            self.queued.push_back((text, false));
             Ok(())
         } else {
             self.begin_turn(text, true)
@@ -387,8 +410,8 @@ impl Agent {
             }
             self.record(json!({"type": "answer", "text": turn.answer}))?;
             self.say("● ", &turn.answer);
-            if let Some(next) = self.queued.pop_front() {
-                self.begin_turn(next, false)?;
+            if let Some((next, hook)) = self.queued.pop_front() {
+                self.begin_turn(next, hook)?;
             }
         }
         Ok(())
@@ -399,10 +422,41 @@ impl Agent {
         let Some(turn) = self.turn.take() else {
             return Ok(());
         };
-        self.queued.clear();
+        // Typed prompts go with it; messages from the inbox wait for their turn.
+        self.queued.retain(|(_, hook)| *hook);
         self.append_transcript(&turn.prompt_id, json!("[Request interrupted by user]"))?;
         self.record(json!({"type": "interrupted", "text": turn.text}))?;
         self.say("  ⎿ ", "Interrupted");
+        match self.queued.pop_front() {
+            Some((next, hook)) => self.begin_turn(next, hook),
+            None => Ok(()),
+        }
+    }
+
+    /// Takes what was posted to the inbox: each message a turn of its own, now or after the
+    /// running one (and those queued before it).
+    fn take_inbox(&mut self) -> Result<()> {
+        let arrived = self
+            .inbox
+            .as_ref()
+            .map(inbox::Inbox::take)
+            .unwrap_or_default();
+        for a in arrived {
+            match a {
+                inbox::Arrived::Message(text) => {
+                    self.record(json!({"type": "inbox", "text": text}))?;
+                    if self.turn.is_some() {
+                        self.queued.push_back((text, true));
+                    } else {
+                        self.begin_turn(text, true)?;
+                    }
+                }
+                inbox::Arrived::Refused(why) => {
+                    self.record(json!({"type": "inbox-refused", "text": why}))?;
+                }
+            }
+        }
+        self.draw_input();
         Ok(())
     }
 
@@ -426,15 +480,24 @@ impl Agent {
         if let (Some(all), Value::Object(extra)) = (payload.as_object_mut(), extra) {
             all.extend(extra);
         }
-        if let Err(e) = run_hook(&self.hook_exe, event, &payload) {
+        if let Err(e) = run_hook(&self.hook_exe, event, &payload, &self.hook_env()) {
             self.say("  ", &format!("hook {event} failed: {e:#}"));
         }
+    }
+
+    /// What its hooks get in their environment besides its own: the inbox's variables.
+    fn hook_env(&self) -> Vec<(&'static str, String)> {
+        self.inbox
+            .as_ref()
+            .map(|i| i.env().to_vec())
+            .unwrap_or_default()
     }
 
     /// Starts a hook and SIGKILLs it at once.
     fn hook_killed(&self, event: &str) {
         let child = Command::new(&self.hook_exe)
             .args(["hook", event])
+            .envs(self.hook_env())
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -550,9 +613,10 @@ fn csi_len(seq: &[u8]) -> usize {
     }
 }
 
-fn run_hook(exe: &Path, event: &str, payload: &Value) -> Result<()> {
+fn run_hook(exe: &Path, event: &str, payload: &Value, env: &[(&str, String)]) -> Result<()> {
     let mut child = Command::new(exe)
         .args(["hook", event])
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -609,27 +673,32 @@ fn terminal_width() -> usize {
     }
 }
 
-/// Waits up to `POLL_MS` for input and reads what is there at once: the size
-/// of a single read is what tells a paste from typing. `None` means nothing
-/// arrived, `Some(0)` that the input is gone.
-fn read_input(buf: &mut [u8]) -> io::Result<Option<usize>> {
-    let mut pfd = libc::pollfd {
-        fd: libc::STDIN_FILENO,
+/// Waits up to `POLL_MS` for input, or a writer at the `inbox` socket, and reads what input
+/// is there at once: the size of a single read is what tells a paste from typing. `None`
+/// means no input arrived, `Some(0)` that the input is gone; the flag, that a writer waits.
+fn read_input(buf: &mut [u8], inbox: Option<RawFd>) -> io::Result<(Option<usize>, bool)> {
+    let mut pfds = [libc::STDIN_FILENO, inbox.unwrap_or(-1)].map(|fd| libc::pollfd {
+        fd,
         events: libc::POLLIN,
         revents: 0,
-    };
-    // SAFETY: one valid pollfd.
-    match unsafe { libc::poll(&mut pfd, 1, POLL_MS) } {
-        0 => return Ok(None),
-        n if n < 0 => return retry_or(io::Error::last_os_error()),
+    });
+    // SAFETY: two valid pollfds (a negative fd is ignored).
+    match unsafe { libc::poll(pfds.as_mut_ptr(), 2, POLL_MS) } {
+        0 => return Ok((None, false)),
+        n if n < 0 => return Ok((retry_or(io::Error::last_os_error())?, false)),
         _ => {}
+    }
+    let posted = pfds[1].revents != 0;
+    if pfds[0].revents == 0 {
+        return Ok((None, posted));
     }
     // SAFETY: `buf` is valid for `buf.len()` bytes.
     let n = unsafe { libc::read(libc::STDIN_FILENO, buf.as_mut_ptr().cast(), buf.len()) };
-    match usize::try_from(n) {
-        Ok(n) => Ok(Some(n)),
-        Err(_) => retry_or(io::Error::last_os_error()),
-    }
+    let read = match usize::try_from(n) {
+        Ok(n) => Some(n),
+        Err(_) => retry_or(io::Error::last_os_error())?,
+    };
+    Ok((read, posted))
 }
 
 fn retry_or(e: io::Error) -> io::Result<Option<usize>> {
