@@ -39,6 +39,9 @@ pub fn check(peer: &Peer) -> Result<(), Error> {
             peer.name
         )));
     }
+    agent
+        .fork_command("", "", &peer.path)
+        .map_err(Error::BadInput)?;
     // The agent keeps a conversation once it has one: before its first turn there is nothing
     // to resume ("No conversation found").
     if let Some(t) = peer.transcript.as_ref().filter(|t| !t.exists()) {
@@ -48,10 +51,7 @@ pub fn check(peer: &Peer) -> Result<(), Error> {
             t.display()
         )));
     }
-    agent
-        .fork_command("", "", &peer.path)
-        .map(drop)
-        .map_err(Error::BadInput)
+    Ok(())
 }
 
 /// Starts the runner of fork question `id` in the background, in a session of its own.
@@ -140,7 +140,14 @@ fn answer(
         .prefix("repowire-fork")
         .tempdir()
         .map_err(io)?;
-    let mut child = Command::new(&argv[0])
+    let mut cmd = Command::new(&argv[0]);
+    // The peer's own environment (its provider settings and credentials) is the one that can
+    // resume its session: read from its running agent now, never stored. Without it (the
+    // session ended, another user's process), the asker's.
+    if let Some(vars) = peer.agent_process.and_then(crate::process::environ) {
+        cmd.env_clear().envs(vars);
+    }
+    let mut child = cmd
         .args(&argv[1..])
         .current_dir(&peer.path)
         .env(ENV, "1")

@@ -19,7 +19,7 @@ use crate::agents::edit::Ours;
 use crate::agents::{Agent, Health, newer};
 use crate::config::Config;
 use crate::message;
-use crate::peer::{self, Status};
+use crate::peer::{self, Status, Transport};
 use crate::spool::{self, Spool};
 
 /// tmux older than this lacks what repowire relies on.
@@ -103,6 +103,11 @@ struct PeerState {
     why: &'static str,
     pane: String,
     path: String,
+    /// How it is reached.
+    transport: Transport,
+    /// Why its agent's inbox is not used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    no_inbox: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -170,7 +175,7 @@ fn print_text(report: &Report) {
         }
     }
     if report.peers.is_empty() {
-        println!("peers: none yet (an agent session in a tmux pane registers itself)");
+        println!("peers: none yet (an agent session registers itself when it starts)");
         return;
     }
     println!("peers:");
@@ -181,7 +186,12 @@ fn print_text(report: &Report) {
         } else {
             format!("{} ({})", p.status.as_str(), p.why)
         };
-        println!("  {:w$}  {:5}  {}  {status}", p.name, p.pane, p.path);
+        let via = match &p.no_inbox {
+            Some(why) => format!("{} (its inbox is not used: {why})", p.transport),
+            None => p.transport.to_string(),
+        };
+        let pane = if p.pane.is_empty() { "-" } else { &p.pane };
+        println!("  {:w$}  {pane:5}  {}  {status}  via {via}", p.name, p.path);
     }
 }
 
@@ -448,6 +458,8 @@ fn peer_states(spool: &Spool) -> Result<Vec<PeerState>> {
                 why,
                 pane: p.pane.clone(),
                 path: p.path.display().to_string(),
+                transport: p.transport(),
+                no_inbox: p.no_inbox.clone(),
             }
         })
         .collect())

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::util::claude_code::{
-    ASK_TIMEOUT, Claude, ClaudeCode, PINNED, need_claude, repowire_hooks,
+    self as claude_code, ASK_TIMEOUT, Claude, ClaudeCode, PINNED, need_claude, repowire_hooks,
 };
 use crate::util::{HOSTILE_QUESTION, HOSTILE_QUESTION_RECEIVED, eventually, rw_command, sh_quote};
 
@@ -30,6 +30,15 @@ fn claude_code_answers_asks_and_gets_notifications() {
 
 pub(crate) fn answers_asks_and_gets_notifications(claude: &ClaudeCode) {
     let cc = Claude::start(claude, json!({}), json!({}));
+    // Posted to its inbox from 2.1.248, typed into its pane before.
+    let via = if claude_code::has_inbox(&claude.version) {
+        "inbox"
+    } else {
+        "tmux"
+    };
+    for name in claude_code::NAMES {
+        assert_eq!(cc.peer(name)["transport"], via, "{name}");
+    }
 
     // 1. A question whose answer the model scripts.
     let (answer, took) = cc.ask(

@@ -10,7 +10,7 @@ Python standard library only; listens on 127.0.0.1. It speaks:
              :countTokens, GET .../models                      (Gemini CLI, GOOGLE_GEMINI_BASE_URL)
 
 The "model" reads the last user text of a request (a repowire prompt: header line, then the
-text that was sent) and follows the first script line it finds there:
+text that was sent; of a message posted to Claude Code's inbox, the message it wraps) and follows the first script line it finds there:
   REPLY <text>              reply <text> (the rest of the message after REPLY, verbatim)
   CALL_TOOL <name> <json>   call tool <name> with arguments <json> (one JSON object)
   SLEEP <seconds>           (any line) wait that long first, e.g. to be interrupted
@@ -201,12 +201,22 @@ def gemini_reply(body):
 SYSTEM_REMINDER = re.compile(r"<system-reminder>.*?</system-reminder>", re.S)
 
 
+# A message posted to Claude Code's inbox (2.1.248 and later) reaches the model between a line
+# before it and a paragraph after it (measured with 2.1.330); the model reads the message.
+INBOX_MESSAGE = re.compile(
+    r"\AAnother Claude session sent a message:\n(.*?)\n\nThis came from another Claude session\b.*\Z",
+    re.S)
+
+
 def anthropic_user_text(message):
-    """What the person typed: the text blocks, without Claude Code's <system-reminder>s."""
+    """What the person typed (or another session posted): the text blocks, without Claude
+    Code's <system-reminder>s and the words it wraps an inbox message in."""
     content = message.get("content")
     parts = [content] if isinstance(content, str) else [
         b.get("text", "") for b in content or [] if isinstance(b, dict) and b.get("type") == "text"]
-    return "\n".join(p for p in (SYSTEM_REMINDER.sub("", p).strip() for p in parts) if p)
+    parts = (SYSTEM_REMINDER.sub("", p).strip() for p in parts)
+    parts = (INBOX_MESSAGE.sub(r"\1", p) for p in parts)
+    return "\n".join(p for p in parts if p)
 
 
 def anthropic_decision(body):

@@ -36,6 +36,7 @@ prompt = sys.argv[-1]
 with open({runs:?}, "a") as f:
     f.write(json.dumps({{"argv": sys.argv[1:], "cwd": os.getcwd(), "pid": os.getpid(),
         "fork_env": os.environ.get("REPOWIRE_FORK"), "tmux": os.environ.get("TMUX"),
+        "peer_only": os.environ.get("RW_PEER_ONLY"),
         "tmux_pane": os.environ.get("TMUX_PANE")}}) + "\n")
 m = re.search(r"^SLEEP ([0-9.]+)$", prompt, re.M)
 if m:
@@ -57,6 +58,17 @@ print(json.dumps({{"type": "result", "is_error": False, "result": "fork of " + s
 
     fn runs(&self) -> Vec<Value> {
         read_jsonl(&self.dir.join("runs.jsonl"))
+    }
+
+    /// A stand-in peer `name` (asked once: see [`Mesh::warm_agent`]) whose environment has
+    /// this `claude` on PATH (a fork runs in the peer's environment while it runs) and
+    /// `RW_PEER_ONLY`, which the askers' has not.
+    fn warm_agent(&self, m: &Mesh, name: &str) -> crate::util::Agent {
+        let path = format!("PATH={}", util::path_with(&self.dir));
+        let peer_only = format!("RW_PEER_ONLY=from {name}'s environment");
+        let a = m.agent_with(name, &[], true, &[&path, &peer_only]);
+        m.ok(["peer", "ask", name, "warm up"]);
+        a
     }
 
     /// repowire as `cmd` runs it, with this `claude` first on PATH.
@@ -88,7 +100,7 @@ fn fork_answers_a_busy_or_offline_peer_without_typing_into_it() {
     need_tmux!();
     let m = Mesh::new();
     let fake = FakeClaude::new(&m);
-    let b = m.warm_agent("beta");
+    let b = fake.warm_agent(&m, "beta");
     let sid = session_id(&m, "beta");
     // beta busy for a while.
     let mut long = m.cmd();
@@ -146,6 +158,8 @@ fn fork_answers_a_busy_or_offline_peer_without_typing_into_it() {
     );
     assert_eq!(r["fork_env"], "1");
     assert_eq!((&r["tmux"], &r["tmux_pane"]), (&Value::Null, &Value::Null));
+    // In the peer's environment, read from its agent process.
+    assert_eq!(r["peer_only"], "from beta's environment");
     let id = m
         .history()
         .into_iter()
@@ -204,6 +218,8 @@ fn fork_answers_a_busy_or_offline_peer_without_typing_into_it() {
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), format!("fork of {sid}: still there?\n"));
+    // Its agent is gone: the fork ran in the asker's environment.
+    assert_eq!(fake.runs().last().unwrap()["peer_only"], Value::Null);
 }
 
 /// `when_busy: fork` and `when_offline: fork` send plain asks to a fork in those states only;
@@ -228,7 +244,7 @@ fn the_policy_forks_asks_to_busy_and_offline_peers() {
         shown.contains("\nwhen_offline: fork  # default: wait\n"),
         "{shown}"
     );
-    let b = m.warm_agent("beta");
+    let b = fake.warm_agent(&m, "beta");
     // Idle: typed into its pane as always.
     let answer = text(&run(fake.on_path(m.cmd()), &["peer", "ask", "beta", "idle one"]).stdout);
     assert!(answer.starts_with("ECHO: [repowire]"), "{answer}");
@@ -258,7 +274,7 @@ fn forks_time_out_wait_and_cancel_like_any_ask() {
     need_tmux!();
     let m = Mesh::new();
     let fake = FakeClaude::new(&m);
-    let _b = m.warm_agent("beta");
+    let _b = fake.warm_agent(&m, "beta");
     let alive = |pid: u64| crate::util::procs::alive(pid as u32);
 
     let out = run(
@@ -525,11 +541,13 @@ pub(crate) fn forks_answer_and_change_nothing(claude: &ClaudeCode) {
     assert_eq!(cc.peers().len(), 2);
 }
 
-/// A Claude Code session started outside tmux registers as a peer that answers by fork only:
-/// listed so, asked (without --fork) through a fork, a notification to it refused with why.
+/// A session outside tmux of a Claude Code release without an inbox (the oldest tested: its
+/// hooks get none) registers as a peer that answers by fork only: listed so, asked (without
+/// --fork) through a fork, a notification to it refused with why.
 #[test]
-fn claude_code_outside_tmux_is_a_peer_that_answers_by_fork() {
-    let Some(claude) = need_claude(PINNED) else {
+fn claude_code_without_an_inbox_outside_tmux_is_a_peer_that_answers_by_fork() {
+    let oldest = repowire::agents::Agent::named("claude").unwrap().tested().0;
+    let Some(claude) = need_claude(oldest) else {
         return;
     };
     let path = util::path_with(claude.bin.parent().unwrap());

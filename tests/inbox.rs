@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::util::{HOSTILE_QUESTION, HOSTILE_QUESTION_RECEIVED, Mesh, body, spawn_piped, text};
+use crate::util::{
+    HOSTILE_QUESTION, HOSTILE_QUESTION_RECEIVED, Mesh, TmuxLog, body, spawn_piped, text,
+};
 
 const T: Duration = Duration::from_secs(20);
 
@@ -91,32 +93,8 @@ fn a_session_outside_tmux_with_an_inbox_is_asked_notified_and_broadcast_to() {
 fn a_pane_with_an_inbox_is_never_typed_into_and_its_draft_stays() {
     need_tmux!();
     let m = Mesh::new();
-    let calls = m.dir.path().join("tmux-calls");
-    let wrapped = m.dir.path().join("wrapped");
-    std::fs::create_dir_all(&wrapped).unwrap();
-    let real = String::from_utf8(
-        std::process::Command::new("sh")
-            .args(["-c", "command -v tmux"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
-    std::fs::write(
-        wrapped.join("tmux"),
-        format!(
-            "#!/bin/sh\nprintf '%s\\n' \"$*\" >> {}\nexec {} \"$@\"\n",
-            crate::util::sh_quote(&calls.display().to_string()),
-            real.trim()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(wrapped.join("tmux"), PermissionsExt::from_mode(0o755)).unwrap();
-    let path = format!(
-        "{}:{}",
-        wrapped.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
+    let tmux = TmuxLog::new(m.dir.path());
+    let path = tmux.path.clone();
     let b = m.agent_with("beta", &["--inbox"], true, &[&format!("PATH={path}")]);
     assert_eq!(peer(&m, "beta")["transport"], "inbox");
     m.tmux(["send-keys", "-t", "beta", "-l", "--", "my own draft"]);
@@ -145,22 +123,11 @@ fn a_pane_with_an_inbox_is_never_typed_into_and_its_draft_stays() {
     assert_eq!(out, "typed\n");
     assert!(posted(&a).is_empty());
     m.helpers_done();
-    let calls = std::fs::read_to_string(&calls).unwrap_or_default();
-    let typed_into = |pane: &str| -> Vec<String> {
-        calls
-            .lines()
-            .filter(|l| {
-                let words: Vec<&str> = l.split_whitespace().collect();
-                words.contains(&pane)
-                    && words
-                        .iter()
-                        .any(|w| ["send-keys", "send", "paste-buffer", "pasteb"].contains(w))
-            })
-            .map(str::to_string)
-            .collect()
-    };
-    assert!(!typed_into(&m.pane("alpha")).is_empty(), "{calls}");
-    let typed = typed_into(&m.pane("beta"));
+    let calls = tmux.calls();
+    // The wrapper is the tmux repowire runs (its hooks look the pane up).
+    assert!(calls.contains(" lsp "), "{calls}");
+    assert!(!tmux.typed_into(&m.pane("alpha")).is_empty(), "{calls}");
+    let typed = tmux.typed_into(&m.pane("beta"));
     assert!(typed.is_empty(), "typed into beta's pane: {typed:?}");
     assert!(
         text(&m.tmux(["capture-pane", "-p", "-t", "beta"]).stdout).contains("❯ my own draft"),

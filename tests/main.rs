@@ -6,6 +6,7 @@ mod util;
 
 mod agents;
 mod claude;
+mod claude_inbox;
 mod cli;
 mod corrupt;
 mod demo;

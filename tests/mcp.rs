@@ -99,7 +99,7 @@ fn mcp_lists_peers_marking_the_caller_and_asks_with_progress() {
     assert_eq!(
         list,
         format!(
-            "alpha: online, claude, {} (you)\nbeta: online, claude, {}\n",
+            "alpha: online, claude, tmux, {} (you)\nbeta: online, claude, tmux, {}\n",
             path(&a.work),
             path(&b.work)
         )
@@ -190,7 +190,7 @@ fn mcp_ask_peers_labels_each_answer_and_each_failure() {
     let path = b.work.canonicalize().unwrap();
     assert!(
         list.contains(&format!(
-            "beta: online, claude, {} - the billing service\n",
+            "beta: online, claude, tmux, {} - the billing service\n",
             path.display()
         )),
         "{list}"

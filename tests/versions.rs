@@ -50,6 +50,33 @@ fn claude_code_newest_tested_release_passes_the_core_flows() {
     claude_core_flows(&claude);
 }
 
+/// The last release without an inbox is typed into, as before: asked, notified, hostile
+/// text inert (the flows of the pinned release's typing test).
+#[test]
+fn claude_code_last_release_without_an_inbox_is_typed_into() {
+    let Some(claude) = need_claude(claude_code::LAST_WITHOUT_AN_INBOX) else {
+        return;
+    };
+    crate::claude::answers_asks_and_gets_notifications(&claude);
+}
+
+/// The oldest and the newest release repowire posts to, outside tmux: the inbox's core.
+#[test]
+fn claude_code_oldest_release_with_an_inbox_is_a_full_peer_outside_tmux() {
+    let Some(claude) = need_claude(claude_code::FIRST_WITH_AN_INBOX) else {
+        return;
+    };
+    crate::claude_inbox::reached_through_its_inbox(&claude, false);
+}
+
+#[test]
+fn claude_code_newest_tested_release_is_a_full_peer_outside_tmux() {
+    let Some(claude) = need_claude(agent("claude").tested().1) else {
+        return;
+    };
+    crate::claude_inbox::reached_through_its_inbox(&claude, false);
+}
+
 /// Claude Code 2.0.x sends no `last_assistant_message` in its Stop payload, so the answer
 /// comes from its transcript. Only the first ask of a session was answered; every later one
 /// said the turn ended without a text reply. Ten in a row, each with its own answer.

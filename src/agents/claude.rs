@@ -32,11 +32,15 @@ pub(super) const CLAUDE: Agent = Agent(&Claude);
 /// (2.0.x runs the hook that early at times; it is written within milliseconds).
 const TRANSCRIPT_PATIENCE: Duration = Duration::from_secs(2);
 
-/// The first release whose hooks are given the session's inbox.
-const INBOX_SINCE: &str = "2.1.224";
+/// The first release whose hooks are given the session's inbox (measured: 2.1.224 to 2.1.247,
+/// though they announce `peerProtocol` 1, give none).
+const INBOX_SINCE: &str = "2.1.248";
+/// How long a SessionStart hook waits for the session's `sessions/PID.json`.
+const SESSION_FILE_PATIENCE: Duration = Duration::from_secs(5);
 /// The inbox protocol (`peerProtocol`) repowire was tested with.
 const INBOX_PROTOCOL: u64 = 1;
-/// Each of these in a session's environment turns its messaging off.
+/// Claude Code's documentation says each of these in a session's environment turns its
+/// messaging off (2.1.248 to 2.1.332 give their hooks the inbox with the first two set).
 pub(super) const MESSAGING_OFF: [&str; 3] = [
     "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC",
     "DISABLE_TELEMETRY",
@@ -144,7 +148,7 @@ impl Kind for Claude {
         true
     }
 
-    /// Cross-session messaging (2.1.224 and later): every hook's environment names the
+    /// Cross-session messaging (2.1.248 and later): every hook's environment names the
     /// session's socket and token, and `sessions/PID.json` in the configuration directory
     /// tells the protocol the socket speaks. The frame that carries a message is not
     /// documented, so only protocol 1 of the tested releases is used.
@@ -154,12 +158,13 @@ impl Kind for Claude {
             var("CLAUDE_CODE_MESSAGING_SOCKET"),
             var("CLAUDE_CODE_MESSAGING_TOKEN"),
         ) else {
-            return Err(match MESSAGING_OFF.iter().find(|v| var(v).is_some()) {
-                Some(v) => format!("messaging is off in this session: {v} is set"),
-                None => format!(
-                    "its hooks are given no inbox (Claude Code before {INBOX_SINCE}, or on Bedrock, Vertex or Foundry)"
-                ),
-            });
+            let off = MESSAGING_OFF.iter().find(|v| var(v).is_some());
+            return Err(format!(
+                "its hooks are given no inbox (releases before {INBOX_SINCE} have none; messaging is off on Bedrock, Vertex or Foundry{})",
+                off.map_or(String::new(), |v| format!(
+                    ", and documented off with {v}, which is set"
+                ))
+            ));
         };
         if token.len() > 256 || !token.bytes().all(|b| b.is_ascii_alphanumeric()) {
             return Err("its inbox token is not the kind repowire knows".into());
@@ -174,13 +179,28 @@ impl Kind for Claude {
             .config_dir()
             .map_err(|e| format!("{e:#}"))?
             .join(format!("sessions/{pid}.json"));
-        let info: Value = std::fs::File::open(&file)
-            .and_then(|f| {
+        // Claude Code writes it while its SessionStart hooks run (measured with 2.1.330: at
+        // times just after).
+        let read = || {
+            std::fs::File::open(&file).and_then(|f| {
                 let mut bytes = Vec::new();
                 std::io::Read::read_to_end(&mut std::io::Read::take(f, 64 * 1024), &mut bytes)?;
-                Ok(serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+                Ok(serde_json::from_slice::<Value>(&bytes).ok())
             })
-            .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+        };
+        let end = std::time::Instant::now() + SESSION_FILE_PATIENCE;
+        let info = loop {
+            match read() {
+                Ok(Some(info)) => break info,
+                Err(e) if std::time::Instant::now() >= end => {
+                    return Err(format!("cannot read {}: {e}", file.display()));
+                }
+                Ok(None) if std::time::Instant::now() >= end => {
+                    return Err(format!("{} is not JSON", file.display()));
+                }
+                _ => std::thread::sleep(Duration::from_millis(10)),
+            }
+        };
         let protocol = info.get("peerProtocol").and_then(Value::as_u64);
         if protocol != Some(INBOX_PROTOCOL) {
             return Err(format!(
@@ -264,7 +284,11 @@ impl Kind for Claude {
     /// Two checks: the hooks (without them no session becomes a peer) and the MCP server.
     fn health(&self, ours: &Ours) -> Vec<Health> {
         match ClaudeFiles::locate() {
-            Ok(files) => vec![check_hooks(&files, ours), check_mcp(&files, ours)],
+            Ok(files) => vec![
+                check_hooks(&files, ours),
+                check_mcp(&files, ours),
+                check_inbox(&files),
+            ],
             Err(e) => vec![Health::problem(
                 "claude",
                 format!("{e:#}"),
@@ -389,6 +413,58 @@ fn mcp_differs(entry: &Value, want: &Value) -> Option<&'static str> {
 
 /// What of Claude Code's MCP server entry says what runs.
 const MCP_KEYS: [&str; 3] = ["type", "command", "args"];
+
+/// What keeps questions from reaching a session through its inbox: `crossSessionInbound`
+/// set to hold or refuse them (a problem: they fail), or the variables documented to turn
+/// messaging off, in the settings' `env` or in this environment (a choice: sessions without
+/// an inbox are typed into).
+fn check_inbox(files: &ClaudeFiles) -> Health {
+    let path = files.settings.display();
+    let Ok(settings) = read_object(&files.settings) else {
+        return Health::ok("inbox", format!("{path} unreadable (see hooks)"));
+    };
+    let inbound = settings.get("crossSessionInbound").and_then(Value::as_str);
+    if let Some(how @ ("hold" | "refuse")) = inbound {
+        return Health::problem(
+            "inbox",
+            format!(
+                "crossSessionInbound is {how:?} in {path}: questions posted to a session's inbox are not taken, and fail"
+            ),
+            format!("set \"crossSessionInbound\": \"accept\" in {path}"),
+        );
+    }
+    let env = settings.get("env").and_then(Value::as_object);
+    let off: Vec<String> = MESSAGING_OFF
+        .iter()
+        .filter_map(|v| {
+            let set = |x: Option<&str>| x.is_some_and(|x| !x.is_empty());
+            if set(env.and_then(|e| e.get(*v)).and_then(Value::as_str)) {
+                Some(format!("{v} in {path}'s env"))
+            } else if set(std::env::var(v).ok().as_deref()) {
+                Some(format!("{v} in this environment"))
+            } else {
+                None
+            }
+        })
+        .collect();
+    if !off.is_empty() {
+        return Health::ok(
+            "inbox",
+            format!(
+                "{} set: Claude Code's documentation says that turns its messaging off (2.1.248 to 2.1.332 keep it on); a session whose hooks get no inbox is typed into in tmux, and answers by fork only outside it",
+                off.join(" and ")
+            ),
+        );
+    }
+    Health::ok(
+        "inbox",
+        format!(
+            "sessions of {INBOX_SINCE} to {} are posted to (crossSessionInbound: {})",
+            IDENTITY.tested.1,
+            inbound.unwrap_or("accept")
+        ),
+    )
+}
 
 fn check_hooks(files: &ClaudeFiles, ours: &Ours) -> Health {
     let path = files.settings.display();

@@ -157,7 +157,7 @@ struct RegisterArgs {
 #[tool_router]
 impl Server {
     #[tool(
-        description = "List the other agent sessions (peers) you can ask: name, status (online/busy/offline), agent, how it is reached (inbox, tmux or fork), repository path, what it knows. Marks you."
+        description = "List the other agent sessions (peers) you can ask: name, status, agent, how it is reached (inbox, tmux, fork), repository path, what it knows. Marks you."
     )]
     async fn list_peers(&self) -> Result<String, String> {
         self.blocking(|spool| {

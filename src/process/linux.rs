@@ -30,6 +30,18 @@ pub(super) fn command_line(pid: u32) -> Vec<String> {
     argv
 }
 
+/// `/proc/PID/environ`: the environment it started with, as `NAME=VALUE` strings (`None`:
+/// not readable, another user's process).
+pub(super) fn environ(pid: u32) -> Option<Vec<Vec<u8>>> {
+    let raw = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    Some(
+        raw.split(|&b| b == 0)
+            .filter(|v| !v.is_empty())
+            .map(<[u8]>::to_vec)
+            .collect(),
+    )
+}
+
 /// `/proc/PID/comm`: the program's name.
 pub(super) fn name(pid: u32) -> Option<String> {
     let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;

@@ -88,6 +88,32 @@ fn procargs(pid: u32) -> Option<Vec<u8>> {
     Some(buf)
 }
 
+/// The environment process `pid` started with, as `NAME=VALUE` strings (`None`: not
+/// readable, another user's process).
+pub(super) fn environ(pid: u32) -> Option<Vec<Vec<u8>>> {
+    let raw = procargs(pid)?;
+    let argc = usize::try_from(i32::from_ne_bytes(raw.get(..4)?.try_into().ok()?)).ok()?;
+    let strings = strings_after_path(&raw[4..]);
+    Some(
+        strings
+            .skip(argc)
+            .take_while(|s| !s.is_empty())
+            .map(<[u8]>::to_vec)
+            .collect(),
+    )
+}
+
+/// The NUL-separated strings after the executable's path (and its NUL padding) in a
+/// `KERN_PROCARGS2` buffer (without its `argc`): the arguments, then the environment.
+fn strings_after_path(rest: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let path_end = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
+    let start = rest[path_end..]
+        .iter()
+        .position(|&b| b != 0)
+        .map_or(rest.len(), |i| path_end + i);
+    rest[start..].split(|&b| b == 0)
+}
+
 /// The arguments in a `KERN_PROCARGS2` buffer.
 fn parse_procargs(raw: &[u8]) -> Vec<String> {
     let Some(argc) = raw

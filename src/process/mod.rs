@@ -119,6 +119,29 @@ where
     sys::without_sigpipe(fd, || stdin.write_all(bytes).and_then(|()| stdin.flush()))
 }
 
+/// The environment `process` started with, while it still runs: `NAME=VALUE` pairs; `None`
+/// when it has exited or is not readable (another user's).
+pub fn environ(process: Process) -> Option<Vec<(std::ffi::OsString, std::ffi::OsString)>> {
+    use std::os::unix::ffi::OsStrExt;
+    if !process.alive() {
+        return None;
+    }
+    let vars = sys::environ(process.pid)?;
+    // Read from the process that was asked for, not one that took its pid since.
+    if !process.alive() {
+        return None;
+    }
+    Some(
+        vars.iter()
+            .filter_map(|v| {
+                let eq = v.iter().position(|&b| b == b'=').filter(|&i| i > 0)?;
+                let os = |b: &[u8]| std::ffi::OsStr::from_bytes(b).to_os_string();
+                Some((os(&v[..eq]), os(&v[eq + 1..])))
+            })
+            .collect(),
+    )
+}
+
 /// Whether this system lets repowire read its own process (a sandbox may not).
 pub fn readable() -> bool {
     Stat::read(std::process::id()).is_some()

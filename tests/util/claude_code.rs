@@ -31,6 +31,17 @@ pub const PINNED: &str = "2.1.330";
 pub const START_TIMEOUT: Duration = Duration::from_secs(90);
 /// Whole round trips through one or more Claude Code turns.
 pub const ASK_TIMEOUT: Duration = Duration::from_secs(120);
+/// The first Claude Code release whose hooks are given the session's inbox, and the release
+/// before it (measured: 2.1.224 to 2.1.247 give none, though they announce `peerProtocol` 1).
+pub const FIRST_WITH_AN_INBOX: &str = "2.1.248";
+pub const LAST_WITHOUT_AN_INBOX: &str = "2.1.247";
+
+/// Whether Claude Code `version` gives its hooks the session's inbox.
+pub fn has_inbox(version: &str) -> bool {
+    let nums = |v: &str| -> Vec<u32> { v.split('.').filter_map(|n| n.parse().ok()).collect() };
+    nums(version) >= nums(FIRST_WITH_AN_INBOX)
+}
+
 /// The hook events the logger records.
 const LOGGED: [&str; 5] = [
     "SessionStart",
@@ -217,6 +228,8 @@ impl ClaudeCode {
             "TERM=xterm-256color".into(),
             format!("ANTHROPIC_BASE_URL={}", model.url()),
             "ANTHROPIC_AUTH_TOKEN=fake".into(),
+            // (Claude Code's documentation says the first and the last turn its cross-session
+            // messaging off; 2.1.248 to 2.1.332 give their hooks the inbox all the same.)
             "DISABLE_TELEMETRY=1".into(),
             "DISABLE_AUTOUPDATER=1".into(),
             "DISABLE_ERROR_REPORTING=1".into(),

@@ -682,3 +682,64 @@ fn the_tests_sh_quote_quotes_as_sh_reads() {
         );
     }
 }
+
+/// `tmux` wrapped on a `PATH` of its own: every call is written down, then run by the real
+/// tmux. A test gives [`TmuxLog::path`] to repowire (the asker, the agent and so its hooks) to
+/// see what repowire asked tmux to do.
+pub struct TmuxLog {
+    pub calls: PathBuf,
+    /// `PATH` with the wrapper first.
+    pub path: String,
+}
+
+impl TmuxLog {
+    pub fn new(dir: &Path) -> TmuxLog {
+        let calls = dir.join("tmux-calls");
+        let wrapped = dir.join("wrapped-tmux");
+        std::fs::create_dir_all(&wrapped).unwrap();
+        let real = Command::new("sh")
+            .args(["-c", "command -v tmux"])
+            .output()
+            .unwrap();
+        let real = text(&real.stdout).trim().to_string();
+        assert!(!real.is_empty(), "no tmux on PATH");
+        let script = wrapped.join("tmux");
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\nprintf '%s\\n' \"$*\" >> {}\nexec {} \"$@\"\n",
+                sh_quote(&calls.display().to_string()),
+                sh_quote(&real)
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let path = format!(
+            "{}:{}",
+            wrapped.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        TmuxLog { calls, path }
+    }
+
+    /// Every call so far, one line each.
+    pub fn calls(&self) -> String {
+        std::fs::read_to_string(&self.calls).unwrap_or_default()
+    }
+
+    /// The calls that typed or pasted into `pane` (tmux_interface spells some commands short).
+    pub fn typed_into(&self, pane: &str) -> Vec<String> {
+        self.calls()
+            .lines()
+            .filter(|l| {
+                let words: Vec<&str> = l.split_whitespace().collect();
+                words.contains(&pane)
+                    && words
+                        .iter()
+                        .any(|w| ["send-keys", "send", "paste-buffer", "pasteb"].contains(w))
+            })
+            .map(str::to_string)
+            .collect()
+    }
+}

@@ -140,6 +140,8 @@ pub struct Person {
     pub spool: PathBuf,
     /// How long an ask may take.
     pub timeout: Duration,
+    /// Their `PATH`, when not the test's.
+    pub path: Option<String>,
 }
 
 impl Person {
@@ -147,12 +149,16 @@ impl Person {
         Person {
             spool: spool.to_path_buf(),
             timeout,
+            path: None,
         }
     }
 
     /// `repowire ARGS` run by a person at a terminal (not in any pane), on this spool.
     pub fn rw(&self, args: &[&str]) -> Output {
         let mut c = rw(&self.spool);
+        if let Some(path) = &self.path {
+            c.env("PATH", path);
+        }
         c.args(args);
         run_for(c, self.timeout + Duration::from_secs(30))
     }
