@@ -6,7 +6,7 @@
 //! tmux server (a socket in a temporary directory, never the user's server), on a temporary
 //! spool; and forks of a Claude Code session against the fake model API (see `fork`).
 //! `cargo bench --bench figures -- quick` takes fewer samples and skips the 500 MB
-//! transcript; naming groups (`hooks`, `mcp`, `mesh`, `claude`, `fork`) runs only those.
+//! transcript; naming groups (`hooks`, `mcp`, `mesh`, `inbox`, `claude`, `fork`) runs only those.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -181,31 +181,42 @@ impl World {
         p
     }
 
-    /// A stand-in agent named `name` (its working directory's name), ready to take prompts.
-    fn standin(&self, name: &str) {
+    /// A stand-in agent named `name` (its working directory's name), ready to take prompts;
+    /// `extra`: more arguments (`--inbox`).
+    fn standin(&self, name: &str, extra: &[&str]) {
         let work = self.dir.path().join(name);
         std::fs::create_dir_all(&work).unwrap();
-        self.tmux(&[
-            "new-session",
-            "-d",
-            "-s",
-            name,
-            "-x",
-            "160",
-            "-y",
-            "40",
-            "-c",
-            &work.display().to_string(),
-            "-e",
-            &format!("REPOWIRE_HOME={}", self.spool.root().display()),
-            "-e",
-            &format!(
-                "REPOWIRE_STANDIN_DIR={}",
-                self.dir.path().join("transcripts").display()
-            ),
-            &bin().display().to_string(),
-            "standin",
-        ]);
+        self.tmux(
+            &[
+                "new-session",
+                "-d",
+                "-s",
+                name,
+                "-x",
+                "160",
+                "-y",
+                "40",
+                "-c",
+                &work.display().to_string(),
+                "-e",
+                &format!("REPOWIRE_HOME={}", self.spool.root().display()),
+                "-e",
+                &format!(
+                    "REPOWIRE_STANDIN_DIR={}",
+                    self.dir.path().join("transcripts").display()
+                ),
+                "-e",
+                &format!(
+                    "CLAUDE_CONFIG_DIR={}",
+                    self.dir.path().join("claude").display()
+                ),
+                &bin().display().to_string(),
+                "standin",
+            ]
+            .into_iter()
+            .chain(extra.iter().copied())
+            .collect::<Vec<&str>>(),
+        );
         let end = Instant::now() + Duration::from_secs(10);
         while !peer::load(&self.spool, name)
             .unwrap()
@@ -766,7 +777,7 @@ fn mesh_figures(b: &mut Bench, cpu: &Cpu) {
     }
     let names: Vec<String> = (0..10).map(|i| format!("p{i}")).collect();
     for n in &names {
-        w.standin(n);
+        w.standin(n, &[]);
     }
     // Past the stand-ins' start-up grace, so every ask finds them ready.
     std::thread::sleep(Duration::from_secs(2));
@@ -779,65 +790,7 @@ fn mesh_figures(b: &mut Bench, cpu: &Cpu) {
         format!("{:.2} ms", list.median()),
         list.spread("ms"),
     );
-    let cpu_before = cpu.used_ms();
-    let ask = ask_times(&w, "p0", b.n(50));
-    let cpu_single = cpu_before
-        .zip(cpu.used_ms())
-        .map(|(a, z)| (z - a) / ask.0.len() as f64);
-    b.row(
-        "ask overhead: `peer ask` to an idle stand-in, end to end",
-        "≤ 100 ms median, ≤ 250 ms p95",
-        format!("{:.1} ms median, {:.1} ms p95", ask.median(), ask.pct(0.95)),
-        ask.spread("ms"),
-    );
-
-    // 100 asks at once: 10 askers to each of 10 peers. A peer answers one at a time, so each
-    // peer's 10 asks are served one after another: overhead per ask = wall time / 10.
-    let cpu_before = cpu.used_ms();
-    let start = Instant::now();
-    let askers: Vec<(String, Child)> = (0..100)
-        .map(|i| {
-            let to = &names[i % 10];
-            let q = format!("concurrent question {i} to {to}");
-            let child = w
-                .cmd()
-                .args(["peer", "ask", to, &q])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap();
-            (q, child)
-        })
-        .collect();
-    for (q, child) in askers {
-        assert_echoed(&child.wait_with_output().unwrap(), &q);
-    }
-    let wall = start.elapsed().as_secs_f64() * 1000.0;
-    let per_ask = wall / 10.0;
-    let cpu_concurrent = cpu_before.zip(cpu.used_ms()).map(|(a, z)| (z - a) / 100.0);
-    if let (Some(single), Some(concurrent)) = (cpu_single, cpu_concurrent) {
-        b.row(
-            "CPU time per ask, all processes (asker, deliverer, hooks, tmux, stand-in)",
-            "(explains the line above)",
-            format!("{single:.1} ms alone, {concurrent:.1} ms with 100 in flight"),
-            format!(
-                "{} CPUs: 100 asks need at least {:.0} ms",
-                std::thread::available_parallelism().map_or(1, |n| n.get()),
-                concurrent * 100.0
-                    / std::thread::available_parallelism().map_or(1, |n| n.get()) as f64
-            ),
-        );
-    }
-    b.row(
-        "100 asks in flight across 10 peers",
-        "all answered; per ask ≤ 2× the single ask",
-        format!(
-            "all 100 answered in {:.0} ms: {per_ask:.1} ms per ask, {:.2}× the single ask",
-            wall,
-            per_ask / ask.median()
-        ),
-        "one run".into(),
-    );
+    flight_rows(b, cpu, &w, &names, "tmux");
 
     // The same mesh again, on a spool that holds 100,000 past messages; then both are timed
     // in turns, so a slower moment of the machine weighs on both alike.
@@ -847,7 +800,7 @@ fn mesh_figures(b: &mut Bench, cpu: &Cpu) {
         full.peer(&format!("peer{i:03}"), &pane);
     }
     for n in &names {
-        full.standin(n);
+        full.standin(n, &[]);
     }
     fill_history(&full, 100_000);
     // Timed once the disk has those files, not while it writes them back.
@@ -895,6 +848,91 @@ fn mesh_figures(b: &mut Bench, cpu: &Cpu) {
     );
 }
 
+/// The rows of asks to the stand-ins `names` of `w`, reached `via` tmux or their inbox: one
+/// ask at a time, the CPU each costs, and 100 at once.
+fn flight_rows(b: &mut Bench, cpu: &Cpu, w: &World, names: &[String], via: &str) {
+    let cpu_before = cpu.used_ms();
+    let ask = ask_times(w, "p0", b.n(50));
+    let cpu_single = cpu_before
+        .zip(cpu.used_ms())
+        .map(|(a, z)| (z - a) / ask.0.len() as f64);
+    b.row(
+        &format!("ask overhead: `peer ask` to an idle stand-in ({via}), end to end"),
+        "≤ 100 ms median, ≤ 250 ms p95",
+        format!("{:.1} ms median, {:.1} ms p95", ask.median(), ask.pct(0.95)),
+        ask.spread("ms"),
+    );
+
+    // 100 asks at once: 10 askers to each of 10 peers. A peer answers one at a time, so each
+    // peer's 10 asks are served one after another: overhead per ask = wall time / 10.
+    let cpu_before = cpu.used_ms();
+    let start = Instant::now();
+    let askers: Vec<(String, Child)> = (0..100)
+        .map(|i| {
+            let to = &names[i % 10];
+            let q = format!("concurrent question {i} to {to}");
+            let child = w
+                .cmd()
+                .args(["peer", "ask", to, &q])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            (q, child)
+        })
+        .collect();
+    for (q, child) in askers {
+        assert_echoed(&child.wait_with_output().unwrap(), &q);
+    }
+    let wall = start.elapsed().as_secs_f64() * 1000.0;
+    let per_ask = wall / 10.0;
+    let cpu_concurrent = cpu_before.zip(cpu.used_ms()).map(|(a, z)| (z - a) / 100.0);
+    if let (Some(single), Some(concurrent)) = (cpu_single, cpu_concurrent) {
+        b.row(
+            &format!(
+                "CPU time per ask ({via}), all processes (asker, deliverer, hooks, tmux, stand-in)"
+            ),
+            if via == "inbox" {
+                "≤ 10 ms"
+            } else {
+                "(explains the line above)"
+            },
+            format!("{single:.1} ms alone, {concurrent:.1} ms with 100 in flight"),
+            format!(
+                "{} CPUs: 100 asks need at least {:.0} ms",
+                std::thread::available_parallelism().map_or(1, |n| n.get()),
+                concurrent * 100.0
+                    / std::thread::available_parallelism().map_or(1, |n| n.get()) as f64
+            ),
+        );
+    }
+    b.row(
+        &format!("100 asks in flight across 10 peers ({via})"),
+        "all answered; per ask ≤ 2× the single ask",
+        format!(
+            "all 100 answered in {:.0} ms: {per_ask:.1} ms per ask, {:.2}× the single ask",
+            wall,
+            per_ask / ask.median()
+        ),
+        "one run".into(),
+    );
+}
+
+/// The same asks to stand-ins that serve an inbox as Claude Code does: nothing is typed.
+fn inbox_figures(b: &mut Bench, cpu: &Cpu) {
+    let w = World::new();
+    let names: Vec<String> = (0..10).map(|i| format!("p{i}")).collect();
+    for n in &names {
+        w.standin(n, &["--inbox"]);
+        let p = peer::load(&w.spool, n).unwrap().unwrap();
+        assert_eq!(p.transport(), peer::Transport::Inbox, "{n}");
+    }
+    // Past the stand-ins' start-up grace, so every ask finds them ready.
+    std::thread::sleep(Duration::from_secs(2));
+    ask_times(&w, "p0", 3);
+    flight_rows(b, cpu, &w, &names, "inbox");
+}
+
 fn main() {
     let argv: Vec<String> = std::env::args().collect();
     if argv.get(1).map(String::as_str) == Some("--spawn") {
@@ -936,6 +974,9 @@ fn main() {
     }
     if want("mesh") {
         mesh_figures(&mut b, &cpu);
+    }
+    if want("inbox") {
+        inbox_figures(&mut b, &cpu);
     }
     if want("claude") {
         real_claude::claude_figures(&mut b);

@@ -140,11 +140,20 @@ fn answer(
         .prefix("repowire-fork")
         .tempdir()
         .map_err(io)?;
-    let mut cmd = Command::new(&argv[0]);
     // The peer's own environment (its provider settings and credentials) is the one that can
     // resume its session: read from its running agent now, never stored. Without it (the
-    // session ended, another user's process), the asker's.
-    if let Some(vars) = peer.agent_process.and_then(crate::process::environ) {
+    // session ended, another user's process), the asker's. Its PATH is followed by the
+    // asker's, for an agent started by its full path.
+    let mut cmd = Command::new(&argv[0]);
+    if let Some(mut vars) = peer.agent_process.and_then(crate::process::environ) {
+        let ours = std::env::var_os("PATH").unwrap_or_default();
+        match vars.iter_mut().find(|(k, _)| k == "PATH") {
+            Some((_, path)) => {
+                path.push(":");
+                path.push(ours);
+            }
+            None => vars.push(("PATH".into(), ours)),
+        }
         cmd.env_clear().envs(vars);
     }
     let mut child = cmd

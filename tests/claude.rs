@@ -150,7 +150,7 @@ pub(crate) fn answers_asks_and_gets_notifications(claude: &ClaudeCode) {
     let in_transcript = eventually(Duration::from_secs(10), || {
         cc.typed_prompts("alpha")
             .iter()
-            .any(|c| c.contains(&nid) && c.ends_with(note))
+            .any(|c| c.contains(&nid) && c.contains(&format!("\n{note}")))
     });
     assert!(
         in_transcript,

@@ -436,7 +436,7 @@ pub(crate) fn needs_nothing_but_repowire_setup(claude: &ClaudeCode) {
         assert!(
             report
                 .lines()
-                .any(|l| l.trim_start().starts_with(peer) && l.ends_with("online")),
+                .any(|l| l.trim_start().starts_with(peer) && l.contains("  online  via ")),
             "{report}"
         );
     }

@@ -88,12 +88,14 @@ impl Kind for Claude {
         reply.map(TurnEnd::Answer)
     }
 
+    /// A message posted to its inbox is in the transcript as Claude Code showed it to the
+    /// model: after a line of its own (see [`posted`]).
     fn reply_in_transcript(
         &self,
         transcript: &Path,
         asked: &dyn Fn(&str) -> bool,
     ) -> Option<String> {
-        transcript::reply_to(transcript, asked)
+        transcript::reply_to(transcript, &|prompt: &str| asked(posted(prompt)))
     }
 
     /// (2.0.77 to 2.1.332) `-p --resume ID --fork-session` answers in a new session from a
@@ -296,6 +298,15 @@ impl Kind for Claude {
             )],
         }
     }
+}
+
+/// The message in a prompt of the transcript: a message posted to the inbox is recorded
+/// after "Another Claude session sent a message:" (and followed by a paragraph of Claude
+/// Code's); anything else is the prompt itself.
+fn posted(prompt: &str) -> &str {
+    prompt
+        .strip_prefix("Another Claude session sent a message:\n")
+        .unwrap_or(prompt)
 }
 
 /// A line starting with `❯` between the last two horizontal rules (the stand-in agent draws
@@ -540,6 +551,16 @@ mod tests {
     use super::*;
 
     const RULE: &str = "────────────────────────────────────────";
+
+    #[test]
+    fn a_posted_message_is_read_without_claude_codes_words_around_it() {
+        let header = "[repowire] Question from a (query 01J). Answer it.";
+        let recorded = format!(
+            "Another Claude session sent a message:\n{header}\nq\n\nThis came from another Claude session — treat it as a teammate's request."
+        );
+        assert!(posted(&recorded).starts_with(&format!("{header}\n")));
+        assert_eq!(posted("typed by a person"), "typed by a person");
+    }
 
     #[test]
     fn reads_claude_codes_prompt_box() {
