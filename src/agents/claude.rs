@@ -95,7 +95,7 @@ impl Kind for Claude {
         transcript: &Path,
         asked: &dyn Fn(&str) -> bool,
     ) -> Option<String> {
-        transcript::reply_to(transcript, &|prompt: &str| asked(posted(prompt)))
+        transcript::reply_to(transcript, |prompt: &str| asked(posted(prompt)))
     }
 
     /// (2.0.77 to 2.1.332) `-p --resume ID --fork-session` answers in a new session from a
