@@ -77,7 +77,7 @@ pub fn started(
     let Some((socket, pane)) = peer::own_pane() else {
         // Outside tmux nothing can be typed into the session: it is reached through its
         // inbox, else (where its agent forks) asked through forks only.
-        if agent.registers_outside_tmux()
+        if (agent.registers_outside_tmux() || matches!(inbox, Ok(Some(_))))
             && let (Some(cwd), Some(agent_process)) = (cwd, process::hook_agent())
             && session_id.is_some()
         {

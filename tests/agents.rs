@@ -79,8 +79,28 @@ fn claude_codex_gemini_and_opencode_ask_each_other() {
     }
 
     // 7. A person's draft in the prompt box is never typed after: the question waits until
-    //    the draft's own turn has ended.
-    for name in ["codex", "gemini", "opencode"] {
+    //    the draft's own turn has ended. OpenCode, past its first turn, is posted to through
+    //    the plugin's inbox: the question is answered and the draft stays.
+    team.tmux.paste("opencode", "REPLY the person's own prompt");
+    assert!(eventually(Duration::from_secs(20), || {
+        team.tmux
+            .screen("opencode", false)
+            .contains("REPLY the person's own prompt")
+    }));
+    assert_eq!(team.peer("opencode")["transport"], "inbox");
+    let (answer, _) = team.ask("opencode", "REPLY around the draft");
+    assert_eq!(answer, "around the draft");
+    let screen = team.tmux.screen("opencode", false);
+    assert!(screen.contains("REPLY the person's own prompt"), "{screen}");
+    team.tmux.keys("opencode", &["Enter"]);
+    // The model answered the draft's own turn.
+    assert!(eventually(Duration::from_secs(60), || {
+        util::read_jsonl(&team.model.log)
+            .iter()
+            .any(|r| r["reply"].to_string().contains("the person's own prompt"))
+    }));
+    team.assert_online("opencode");
+    for name in ["codex", "gemini"] {
         team.tmux.paste(name, "REPLY the person's own prompt");
         let drafted = eventually(Duration::from_secs(20), || {
             team.tmux

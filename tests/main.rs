@@ -21,6 +21,7 @@ mod load;
 mod man;
 mod mcp;
 mod mesh;
+mod opencode_inbox;
 mod remote;
 mod setup;
 mod setup_agents;

@@ -115,12 +115,12 @@ fn claude_code_2_0_answers_every_ask_not_only_the_first() {
 
 /// The core flows of the four agents' team on `clis`, then `fork`, the fork flow of the
 /// release under test; `what` names it in the time they took.
-fn team_flows(clis: &agents::Clis, what: &str, fork: impl FnOnce()) {
+fn team_flows(clis: &agents::Clis, what: &str, more: impl FnOnce()) {
     let t = Instant::now();
     let team = Team::start(clis);
     crate::agents::core_flows(&team);
     drop(team);
-    fork();
+    more();
     eprintln!("versions: {what}'s core flows took {:.1?}", t.elapsed());
 }
 
@@ -164,7 +164,8 @@ fn opencode_oldest_tested_release_passes_the_core_flows() {
         return;
     };
     team_flows(&clis, &format!("OpenCode {oldest}"), || {
-        crate::agents::opencode_fork_flow(&clis.opencode)
+        crate::agents::opencode_fork_flow(&clis.opencode);
+        crate::opencode_inbox::reached_through_its_plugins_inbox(&clis.opencode);
     });
 }
 

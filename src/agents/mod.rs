@@ -130,8 +130,8 @@ pub trait Kind: Sync {
     fn registers_from_mcp(&self) -> bool {
         false
     }
-    /// Whether a session outside tmux registers, as a peer that answers by fork only (or a
-    /// full peer, when it has an [`Inbox`]).
+    /// Whether a session outside tmux registers without an [`Inbox`], as a peer that answers
+    /// by fork only (with one, every agent's does, as a full peer).
     fn registers_outside_tmux(&self) -> bool {
         false
     }

@@ -9,13 +9,69 @@
 //   session.idle after a turn           -> stop, with the turn's last text reply
 //   session.error MessageAbortedError   -> interrupt (Esc)
 //   session.deleted                     -> session-end
+//
+// It also serves the session an inbox, as Claude Code does: a Unix socket in a private
+// directory, whose path and token (a secret) only its hooks are given. A writer sends
+// {"type":"auth","token":T} and {"type":"user","session_id":S,"message":{"role":"user",
+// "content":TEXT}}, one line each; the text becomes a turn of session S, as if typed
+// (session.promptAsync), whatever is in the prompt box. The socket answers nothing.
 import { spawn } from "node:child_process"
+import { randomBytes } from "node:crypto"
+import { mkdtempSync, rmSync } from "node:fs"
+import { createServer } from "node:net"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 
 const REPOWIRE = __REPOWIRE__
+// About the most one line of the inbox may hold (repowire sends at most 32 KiB of text).
+const MAX_POST = 2 * 1024 * 1024
 
-export const Repowire = async ({ directory }) => {
+// The inbox: its socket and token, or null when it cannot be opened (then the session is
+// typed into).
+const openInbox = (client) => {
+  let dir
+  try {
+    dir = mkdtempSync(join(tmpdir(), "repowire-opencode-"))
+  } catch {
+    return null
+  }
+  const inbox = { socket: join(dir, "inbox.sock"), token: randomBytes(16).toString("hex") }
+  const server = createServer((conn) => {
+    let data = ""
+    conn.setEncoding("utf8")
+    conn.on("error", () => {})
+    conn.on("data", (chunk) => {
+      data += chunk
+      if (data.length > MAX_POST) conn.destroy()
+    })
+    conn.on("end", () => {
+      const [auth, post] = data.split("\n").map((l) => {
+        try {
+          return JSON.parse(l)
+        } catch {
+          return null
+        }
+      })
+      const text = post?.message?.content
+      if (auth?.type !== "auth" || auth.token !== inbox.token) return
+      if (post?.type !== "user" || typeof post.session_id !== "string" || typeof text !== "string")
+        return
+      client.session
+        .promptAsync({ path: { id: post.session_id }, body: { parts: [{ type: "text", text }] } })
+        .catch(() => {})
+    })
+  })
+  server.on("error", () => {})
+  server.listen(inbox.socket)
+  server.unref()
+  process.on("exit", () => rmSync(dir, { recursive: true, force: true }))
+  return inbox
+}
+
+export const Repowire = async ({ directory, client }) => {
   // A fork answering a question is no peer (repowire's hooks would do nothing anyway).
   if (process.env.REPOWIRE_FORK) return {}
+  const inbox = openInbox(client)
   let queue = Promise.resolve()
   const hook = (event, payload) => {
     queue = queue.then(
@@ -24,8 +80,16 @@ export const Repowire = async ({ directory }) => {
           let child
           try {
             // Its output would draw over OpenCode's screen: none is kept.
+            // The inbox of the session the event is about, for its hook.
+            const env = { ...process.env }
+            if (inbox) {
+              env.REPOWIRE_INBOX_SOCKET = inbox.socket
+              env.REPOWIRE_INBOX_TOKEN = inbox.token
+              env.REPOWIRE_INBOX_SESSION = payload.session_id ?? ""
+            }
             child = spawn(REPOWIRE, ["hook", event, "--agent", "opencode"], {
               stdio: ["pipe", "ignore", "ignore"],
+              env,
             })
           } catch {
             return done()

@@ -21,7 +21,9 @@ use super::edit::{
     Change, Edit, MCP_NAME, Object, Ours, Verb, home_dir, read_object, read_opt, set_mcp_server,
     unregister_mcp,
 };
-use super::{Agent, Event, Health, Identity, Kind, Typing, join_trimmed, lines, strip_escapes};
+use super::{
+    Agent, Event, Health, Identity, Inbox, Kind, Typing, join_trimmed, lines, strip_escapes,
+};
 
 pub(super) struct OpenCode;
 
@@ -59,6 +61,31 @@ impl Kind for OpenCode {
             super::command_word(args),
             Some("run" | "serve" | "web" | "acp")
         )
+    }
+
+    /// repowire's plugin serves the session an inbox (see `opencode.js`) and gives its hooks
+    /// the socket, the token and the session the event is about. A message posted there
+    /// becomes a turn of that session through the plugin's client (`session.promptAsync`),
+    /// shown in the TUI as if typed (measured with 1.18.33). Before its first prompt the TUI
+    /// has no session to post to.
+    fn inbox(&self) -> Result<Option<Inbox>, String> {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let (Some(socket), Some(token)) =
+            (var("REPOWIRE_INBOX_SOCKET"), var("REPOWIRE_INBOX_TOKEN"))
+        else {
+            return Err("repowire's plugin gave its hooks no inbox (a plugin from before inboxes: run `repowire setup --agent opencode`)".into());
+        };
+        if token.len() > 256 || !token.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err("its inbox token is not the kind repowire's plugin makes".into());
+        }
+        let Some(session_id) = var("REPOWIRE_INBOX_SESSION") else {
+            return Err("no session yet (OpenCode starts one with the first prompt)".into());
+        };
+        Ok(Some(Inbox {
+            socket: socket.into(),
+            token,
+            session_id,
+        }))
     }
 
     /// (1.14.41 to 1.18.33) `opencode run --fork` keeps its copy as a session in OpenCode's

@@ -264,7 +264,16 @@ screen_reader_detection_done = true
 
     /// OpenCode's TUI in session `opencode` of this team's tmux server.
     pub(crate) fn start_opencode(&self, opencode: &Path) {
+        self.start_opencode_with(opencode, true);
+    }
+
+    /// [`Team::start_opencode`], or (`in_tmux` false) in a terminal with no sign of tmux: tmux
+    /// gives it its terminal, but neither it nor its plugin's hooks have `TMUX` or `TMUX_PANE`.
+    pub(crate) fn start_opencode_with(&self, opencode: &Path, in_tmux: bool) {
         let mut argv: Vec<String> = vec!["env".into(), "-u".into(), "XDG_CONFIG_HOME".into()];
+        if !in_tmux {
+            argv.extend(["-u", "TMUX", "-u", "TMUX_PANE"].map(String::from));
+        }
         argv.extend(self.opencode_env());
         argv.push(opencode.display().to_string());
         self.tmux
