@@ -918,12 +918,36 @@ fn flight_rows(b: &mut Bench, cpu: &Cpu, w: &World, names: &[String], via: &str)
     );
 }
 
-/// The same asks to stand-ins that serve an inbox as Claude Code does: nothing is typed.
+/// The same asks to stand-ins that serve an inbox as Claude Code does, each outside tmux (its
+/// input a pipe, its output dropped, as a session in a terminal tmux does not run): nothing is
+/// typed and no tmux runs, so the CPU is the asker's, the deliverer's, the hooks' and the
+/// stand-in's alone.
 fn inbox_figures(b: &mut Bench, cpu: &Cpu) {
     let w = World::new();
     let names: Vec<String> = (0..10).map(|i| format!("p{i}")).collect();
+    let mut standins: Vec<Child> = Vec::new();
     for n in &names {
-        w.standin(n, &["--inbox"]);
+        let work = w.dir.path().join(n);
+        std::fs::create_dir_all(&work).unwrap();
+        let child = Command::new(bin())
+            .args(["standin", "--inbox"])
+            .current_dir(&work)
+            .env("REPOWIRE_HOME", w.spool.root())
+            .env("CLAUDE_CONFIG_DIR", w.dir.path().join("claude"))
+            .env("REPOWIRE_STANDIN_DIR", w.dir.path().join("transcripts"))
+            .env_remove("TMUX")
+            .env_remove("TMUX_PANE")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        standins.push(child);
+        let end = Instant::now() + Duration::from_secs(10);
+        while !peer::load(&w.spool, n).unwrap().is_some_and(|p| p.online) {
+            assert!(Instant::now() < end, "stand-in {n} did not register");
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let p = peer::load(&w.spool, n).unwrap().unwrap();
         assert_eq!(p.transport(), peer::Transport::Inbox, "{n}");
     }
@@ -931,6 +955,10 @@ fn inbox_figures(b: &mut Bench, cpu: &Cpu) {
     std::thread::sleep(Duration::from_secs(2));
     ask_times(&w, "p0", 3);
     flight_rows(b, cpu, &w, &names, "inbox");
+    for mut c in standins {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
 }
 
 fn main() {

@@ -28,7 +28,8 @@ fn turn_figures(b: &mut Bench, claude: &ClaudeCode, via: &str, target: &str) {
     let cc = Claude::start(claude, json!({}), json!({}));
     assert_eq!(cc.peer("beta")["transport"], via);
     cc.ask("beta", "REPLY warm");
-    let (mut trips, mut turns, mut ours) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut trips, mut turns, mut ours, mut handed) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for i in 0..b.n(20).max(6) {
         let t0 = unix_now();
         let (answer, took) = cc.ask("beta", &format!("REPLY answer {i}"));
@@ -47,11 +48,24 @@ fn turn_figures(b: &mut Bench, claude: &ClaudeCode, via: &str, target: &str) {
         let stopped = after("Stop", submitted).expect("a Stop hook ran");
         let trip = took.as_secs_f64() * 1e3;
         let turn = (stopped - submitted) * 1e3;
+        let id = cc.last_sent("user", "beta");
+        let delivered = cc
+            .events_of(&id)
+            .into_iter()
+            .find(|(e, _)| e == "delivered")
+            .and_then(|(_, e)| e["ts_ms"].as_f64())
+            .expect("a delivered entry");
+        handed.push(submitted * 1e3 - delivered);
         trips.push(trip);
         turns.push(turn);
         ours.push(trip - turn);
     }
-    let (trips, turns, ours) = (Samples(trips), Samples(turns), Samples(ours));
+    let (trips, turns, ours, handed) = (
+        Samples(trips),
+        Samples(turns),
+        Samples(ours),
+        Samples(handed),
+    );
     let v = &claude.version;
     b.row(
         &format!("`peer ask` to a real Claude Code {v} session ({via}, fake API), round trip"),
@@ -64,6 +78,19 @@ fn turn_figures(b: &mut Bench, claude: &ClaudeCode, via: &str, target: &str) {
         "(explains the line below)",
         format!("{:.0} ms median", turns.median()),
         turns.spread("ms"),
+    );
+    b.row(
+        &format!(
+            "of what follows, from `delivered` to its UserPromptSubmit hook ({})",
+            if via == "inbox" {
+                "the post, then Claude Code starting the turn"
+            } else {
+                "repowire typing, then Claude Code reading it"
+            }
+        ),
+        "(explains the line below)",
+        format!("{:.0} ms median", handed.median()),
+        handed.spread("ms"),
     );
     b.row(
         &format!(

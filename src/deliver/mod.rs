@@ -197,6 +197,7 @@ fn deliver_one(spool: &Spool, peer: &Peer, msg: Message) -> Result<bool> {
     message::log(spool, history::Event::Delivered, &msg, None);
 
     let text = message::prompt_text(&msg);
+    let mut way = way;
     let handed = match &way {
         Way::Pane(pane) => pane.hand_over(&text),
         Way::Inbox(inbox) => match inbox::post(inbox, &text) {
@@ -213,7 +214,9 @@ fn deliver_one(spool: &Spool, peer: &Peer, msg: Message) -> Result<bool> {
                     requeue(spool, peer, &msg)?;
                     return Ok(false);
                 }
-                pane.hand_over(&text)
+                let typed = pane.hand_over(&text);
+                way = Way::Pane(pane);
+                typed
             }
             Err(inbox::Failed::NotSent(why)) => Err(why),
         },
