@@ -890,7 +890,8 @@ fn flight_rows(b: &mut Bench, cpu: &Cpu, w: &World, names: &[String], via: &str)
     if let (Some(single), Some(concurrent)) = (cpu_single, cpu_concurrent) {
         b.row(
             &format!(
-                "CPU time per ask ({via}), all processes (asker, deliverer, hooks, tmux, stand-in)"
+                "CPU time per ask ({via}), all processes (asker, deliverer, hooks, stand-in{})",
+                if via == "tmux" { ", tmux" } else { "" }
             ),
             if via == "inbox" {
                 "≤ 10 ms"

@@ -4,10 +4,12 @@
 //!
 //! What it promises:
 //! - it needs nothing but tmux: the agents are the built-in stand-in (`repowire standin`),
-//!   which calls the hooks as Claude Code does;
+//!   which calls the hooks as Claude Code does; backend serves an inbox as Claude Code does
+//!   (questions are posted to it), frontend has none (it would be typed into);
 //! - it never touches the user's spool or tmux server: everything it runs gets a temporary
 //!   spool as `REPOWIRE_HOME`, and the agents live on `tmux -L repowire-demo-<pid>`, started
-//!   with `-f /dev/null` so no tmux.conf changes how they behave;
+//!   with `-f /dev/null` so no tmux.conf changes how they behave; backend announces its inbox
+//!   in a configuration directory of the demo's (`CLAUDE_CONFIG_DIR`), never `~/.claude`;
 //! - it leaves nothing behind: the tmux server is killed and the temporary directory removed
 //!   when it ends, whether it finished, failed or was stopped (Ctrl-C, SIGTERM, SIGHUP).
 
@@ -125,23 +127,31 @@ impl Demo {
         ));
         demo.say("(The stand-ins are not models: each answers with its prompt's REPLY line.)");
         demo.say(&format!(
+            "{ANSWERER} has an inbox, as Claude Code does: questions are posted to it, not typed."
+        ));
+        demo.say(&format!(
             "Starting them in {}/{{{ASKER},{ANSWERER}}}",
             demo.dir.path().display()
         ));
-        demo.start_agent(ANSWERER)?;
+        demo.start_agent(ANSWERER, true)?;
         let socket = demo.tmux(&["display-message", "-p", "#{socket_path}"])?;
         demo.socket = Some(PathBuf::from(socket.trim_end()));
-        demo.start_agent(ASKER)?;
+        demo.start_agent(ASKER, false)?;
         Ok(demo)
     }
 
     /// Starts the stand-in agent `name` in tmux session `name`, working in a directory of that
-    /// name (which its SessionStart hook makes its peer name).
-    fn start_agent(&self, name: &str) -> Result<()> {
+    /// name (which its SessionStart hook makes its peer name), with an inbox or without.
+    fn start_agent(&self, name: &str, inbox: bool) -> Result<()> {
         let work = self.dir.path().join(name);
         std::fs::create_dir(&work).with_context(|| format!("cannot create {}", work.display()))?;
         let env = |key: &str, value: &Path| format!("{key}={}", value.display());
-        self.tmux(&[
+        let (home, transcripts, config) = (
+            env("REPOWIRE_HOME", self.spool.root()),
+            env("REPOWIRE_STANDIN_DIR", &self.dir.path().join("transcripts")),
+            env("CLAUDE_CONFIG_DIR", &self.dir.path().join("claude")),
+        );
+        let mut args: Vec<&OsStr> = vec![
             OsStr::new("new-session"),
             "-d".as_ref(),
             "-s".as_ref(),
@@ -149,14 +159,21 @@ impl Demo {
             "-c".as_ref(),
             work.as_ref(),
             "-e".as_ref(),
-            env("REPOWIRE_HOME", self.spool.root()).as_ref(),
+            home.as_ref(),
             // Its transcripts, which would otherwise go to a folder shared in the temp dir.
             "-e".as_ref(),
-            env("REPOWIRE_STANDIN_DIR", &self.dir.path().join("transcripts")).as_ref(),
+            transcripts.as_ref(),
+            // Where an inbox is announced, which would otherwise be ~/.claude.
+            "-e".as_ref(),
+            config.as_ref(),
             self.exe.as_ref(),
             "standin".as_ref(),
-        ])
-        .with_context(|| format!("cannot start the {name} agent"))?;
+        ];
+        if inbox {
+            args.push("--inbox".as_ref());
+        }
+        self.tmux(&args)
+            .with_context(|| format!("cannot start the {name} agent"))?;
         Ok(())
     }
 

@@ -153,6 +153,16 @@ fn demo_shows_an_ask_and_a_notification_then_leaves_nothing_behind() {
     ] {
         assert!(out.contains(needle), "no {needle:?} in:\n{out}");
     }
+    // Backend is posted to through its inbox, frontend would be typed into (and announcing
+    // the inbox left nothing in HOME's ~/.claude: see assert_left_nothing).
+    let listed = |name: &str, via: &str| {
+        out.lines()
+            .any(|l| l.trim_start().starts_with(name) && l.contains(&format!(" {via} ")))
+    };
+    assert!(
+        listed("backend", "inbox") && listed("frontend", "tmux"),
+        "{out}"
+    );
     // In the order it happened.
     let at = |s: &str| out.find(s).unwrap();
     assert!(at("queued") < at("delivered") && at("delivered") < at("answered:"));
