@@ -468,3 +468,59 @@ pub(crate) fn needs_nothing_but_repowire_setup(claude: &ClaudeCode) {
     eprintln!("setup: ask beta round trip {took:.2?}");
     assert_eq!(answer, "yes, set up by repowire setup");
 }
+
+/// `repowire status` reports what keeps questions from Claude Code's inbox: a
+/// `crossSessionInbound` that holds or refuses them is a problem with its fix; a variable
+/// documented to turn messaging off is said, not failed; by default all is well.
+#[test]
+fn status_reports_what_keeps_questions_from_claude_codes_inbox() {
+    need_tmux!();
+    let h = Files::new();
+    h.ok(&["setup"]);
+    let inbox = |h: &Files| -> (Option<i32>, Value) {
+        let (code, report) = h.status_json();
+        let check = report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["check"] == "inbox")
+            .unwrap_or_else(|| panic!("no inbox check: {report:#}"))
+            .clone();
+        (code, check)
+    };
+    let (code, c) = inbox(&h);
+    assert_eq!((code, &c["ok"]), (Some(0), &json!(true)), "{c}");
+    assert!(c["detail"].as_str().unwrap().contains("accept"), "{c}");
+
+    let mut settings: Value =
+        serde_json::from_slice(&std::fs::read(h.settings()).unwrap()).unwrap();
+    settings["env"] = json!({"DISABLE_TELEMETRY": "1"});
+    std::fs::write(h.settings(), settings.to_string()).unwrap();
+    let (code, c) = inbox(&h);
+    assert_eq!((code, &c["ok"]), (Some(0), &json!(true)), "{c}");
+    assert!(
+        c["detail"].as_str().unwrap().contains("DISABLE_TELEMETRY"),
+        "{c}"
+    );
+
+    for how in ["hold", "refuse"] {
+        settings["crossSessionInbound"] = json!(how);
+        std::fs::write(h.settings(), settings.to_string()).unwrap();
+        let (code, c) = inbox(&h);
+        assert_eq!((code, &c["ok"]), (Some(1), &json!(false)), "{c}");
+        assert!(
+            c["detail"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("\"{how}\"")),
+            "{c}"
+        );
+        assert!(
+            c["fix"]
+                .as_str()
+                .unwrap()
+                .contains("\"crossSessionInbound\": \"accept\""),
+            "{c}"
+        );
+    }
+}
