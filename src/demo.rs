@@ -149,7 +149,7 @@ impl Demo {
         let (home, transcripts, config) = (
             env("REPOWIRE_HOME", self.spool.root()),
             env("REPOWIRE_STANDIN_DIR", &self.dir.path().join("transcripts")),
-            env("CLAUDE_CONFIG_DIR", &self.dir.path().join("claude")),
+            env("CLAUDE_CONFIG_DIR", &self.dir.path().join("agent-config")),
         );
         let mut args: Vec<&OsStr> = vec![
             OsStr::new("new-session"),

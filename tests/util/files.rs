@@ -199,15 +199,28 @@ impl Files {
 }
 
 /// `$PATH` without the directories that hold claude, codex, gemini or opencode: `setup` without
-/// `--agent` sets up every agent it finds, and the tests decide which ones are there.
+/// `--agent` sets up every agent it finds, and the tests decide which ones are there. tmux
+/// stays: a directory of its own holds a link to it, for when it sits beside an agent (npm's
+/// global bin is `/usr/bin` on some systems).
 pub fn path_without_agents() -> std::ffi::OsString {
     let path = std::env::var_os("PATH").unwrap_or_default();
+    let tools = super::target_dir().join("tmp/tools-without-agents");
+    let tmux = std::env::split_paths(&path)
+        .map(|d| d.join("tmux"))
+        .find(|t| t.is_file());
+    if let Some(tmux) = tmux
+        && !tools.join("tmux").exists()
+    {
+        std::fs::create_dir_all(&tools).unwrap();
+        // Another test may have made it meanwhile.
+        let _ = std::os::unix::fs::symlink(tmux, tools.join("tmux"));
+    }
     let dirs = std::env::split_paths(&path).filter(|d| {
         !["claude", "codex", "gemini", "opencode"]
             .iter()
             .any(|a| d.join(a).exists())
     });
-    std::env::join_paths(dirs).unwrap()
+    std::env::join_paths(std::iter::once(tools).chain(dirs)).unwrap()
 }
 
 pub fn backup(path: &Path) -> PathBuf {
