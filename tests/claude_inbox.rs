@@ -209,9 +209,13 @@ fn claude_code_in_tmux_is_posted_to_never_typed_into() {
     let Some(claude) = need_claude(PINNED) else {
         return;
     };
+    posted_to_in_tmux(&claude);
+}
+
+pub(crate) fn posted_to_in_tmux(claude: &ClaudeCode) {
     let dir = tempfile::tempdir().unwrap();
     let tmux = TmuxLog::new(dir.path());
-    let cc = sessions(&claude, true, json!({}), Some(&tmux));
+    let cc = sessions(claude, true, json!({}), Some(&tmux));
     let (answer, _) = cc.ask("beta", "REPLY posted, not typed");
     assert_eq!(answer, "posted, not typed");
     let out = cc.rw_ok(&["peer", "notify", "alpha", "REPLY noted"]);

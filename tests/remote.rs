@@ -425,6 +425,7 @@ fn list_all_shows_remote_peers_and_an_unreachable_host_within_its_bound() {
         .unwrap_or_else(|| panic!("no beta@devbox: {all:?}"));
     assert_eq!(beta["host"], "devbox");
     assert_eq!(beta["status"], "online");
+    assert_eq!(beta["transport"], "tmux");
     assert_eq!(
         beta["path"].as_str().unwrap(),
         b.work.canonicalize().unwrap().to_str().unwrap()

@@ -60,21 +60,24 @@ fn claude_code_last_release_without_an_inbox_is_typed_into() {
     crate::claude::answers_asks_and_gets_notifications(&claude);
 }
 
-/// The oldest and the newest release repowire posts to, outside tmux: the inbox's core.
+/// The oldest and the newest release repowire posts to: the inbox's core outside tmux, and in
+/// tmux nothing typed.
 #[test]
-fn claude_code_oldest_release_with_an_inbox_is_a_full_peer_outside_tmux() {
+fn claude_code_oldest_release_with_an_inbox_is_posted_to_in_and_outside_tmux() {
     let Some(claude) = need_claude(claude_code::FIRST_WITH_AN_INBOX) else {
         return;
     };
     crate::claude_inbox::reached_through_its_inbox(&claude, false);
+    crate::claude_inbox::posted_to_in_tmux(&claude);
 }
 
 #[test]
-fn claude_code_newest_tested_release_is_a_full_peer_outside_tmux() {
+fn claude_code_newest_tested_release_is_posted_to_in_and_outside_tmux() {
     let Some(claude) = need_claude(agent("claude").tested().1) else {
         return;
     };
     crate::claude_inbox::reached_through_its_inbox(&claude, false);
+    crate::claude_inbox::posted_to_in_tmux(&claude);
 }
 
 /// Claude Code 2.0.x sends no `last_assistant_message` in its Stop payload, so the answer

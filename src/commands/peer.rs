@@ -496,6 +496,9 @@ struct RemoteRow<'a> {
     last_activity_ms: u64,
     queued: usize,
     description: Option<&'a str>,
+    /// How the peer is reached there; absent when that host's repowire does not say.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    transport: Option<&'a str>,
 }
 
 /// A remote host that could not be listed, in `peer list --all --json`.
@@ -559,6 +562,7 @@ fn list(spool: &Spool, json: bool, all: bool) -> Result<()> {
                             last_activity_ms: p.last_activity_ms,
                             queued: p.queued,
                             description: p.description.as_deref(),
+                            transport: p.transport.as_deref(),
                         })?);
                     }
                 }
