@@ -10,10 +10,11 @@ use crate::agents::{Agent, Event};
 use crate::commands::{ConfigCommand, GcArgs, LogArgs, PeerCommand};
 use crate::setup::{HooksCommand, SetupArgs};
 
-/// Let AI coding-agent sessions in tmux ask each other questions.
+/// Let AI coding-agent sessions ask each other questions.
 ///
-/// Each agent session (Claude Code in a tmux pane) is a peer. A question to a peer is typed
-/// into its pane when it is idle; its answer comes back from the peer's Stop hook. There is no
+/// Each agent session (Claude Code, Codex, Gemini CLI or OpenCode) is a peer. A question to a
+/// peer reaches it when it is idle: posted to the agent's own inbox where it has one, else
+/// typed into its tmux pane; its answer comes back from the peer's Stop hook. There is no
 /// daemon: the state is a spool directory of plain files (see repowire-spool(5)).
 #[derive(Debug, Parser)]
 #[command(

@@ -79,12 +79,16 @@ fn top_shows_peers_waits_and_messages_live_and_restores_the_terminal() {
     let m = Mesh::new();
     let _a = m.warm_agent("alpha");
     let _b = m.warm_agent("beta");
+    let _c = m.agent_outside_tmux("gamma", &["--inbox"]);
     start_top(&m);
     assert!(
-        peer_line(&m, "alpha", &["claude", "online"]),
+        peer_line(&m, "alpha", &["claude", "tmux", "online"]),
         "{}",
         screen(&m)
     );
+    // How each is reached.
+    assert!(shows(&m, "VIA"), "{}", screen(&m));
+    assert!(peer_line(&m, "gamma", &["inbox"]), "{}", screen(&m));
     assert!(peer_line(&m, "beta", &["online"]), "{}", screen(&m));
     assert!(shows(&m, "nobody waits"), "{}", screen(&m));
 

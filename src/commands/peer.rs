@@ -28,6 +28,10 @@ use crate::time::now_ms;
 pub enum PeerCommand {
     /// List the peers with their status (online, busy, offline), pane, path and last activity
     ///
+    /// VIA says how each is reached: inbox (posted to the agent's own inbox, in tmux or not),
+    /// tmux (typed into its pane) or fork (outside tmux without an inbox: asked through
+    /// read-only forks of its session only).
+    ///
     /// With --all, also the peers of the hosts listed under `remotes:` in config.yaml, named
     /// NAME@HOST, asked over ssh all at once; a host that does not answer within 5 seconds is
     /// shown as unreachable, with the reason.
@@ -112,8 +116,9 @@ pub enum PeerCommand {
 
     /// Ask a peer (or several) a question and print the answer
     ///
-    /// The question reaches the peer when it is idle (posted to its inbox, else typed into its pane), after the questions queued
-    /// before it. The answer is printed on stdout. On a terminal, progress goes to stderr.
+    /// The question reaches the peer when it is idle (posted to its inbox, else typed into its
+    /// pane), after the questions queued before it. The answer is printed on stdout. On a
+    /// terminal, progress goes to stderr.
     ///
     /// Several names (or --all: every peer not offline, but you) ask each of them at once.
     /// Each answer is printed as it comes, under a line `==> NAME <==`; a peer that does not

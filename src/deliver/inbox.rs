@@ -15,7 +15,7 @@ use crate::process;
 /// A post that takes longer than this is given up (the session is stuck, not reading).
 const POST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Claude Code takes at most about 1 MiB a line.
-pub(super) const MAX_LINE: usize = 1024 * 1024;
+const MAX_LINE: usize = 1024 * 1024;
 
 /// How a post failed.
 #[derive(Debug)]

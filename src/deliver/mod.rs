@@ -153,7 +153,7 @@ enum Way<'a> {
 /// Hands one message to the peer and waits until the agent's prompt hook confirms it took
 /// it. Returns false when delivery to this peer must stop for now.
 fn deliver_one(spool: &Spool, peer: &Peer, msg: Message) -> Result<bool> {
-    let way = match peer.transport() {
+    let mut way = match peer.transport() {
         Transport::Inbox => match peer::load_inbox(spool, &peer.name)? {
             Some(inbox) => Way::Inbox(inbox),
             None => {
@@ -197,7 +197,6 @@ fn deliver_one(spool: &Spool, peer: &Peer, msg: Message) -> Result<bool> {
     message::log(spool, history::Event::Delivered, &msg, None);
 
     let text = message::prompt_text(&msg);
-    let mut way = way;
     let handed = match &way {
         Way::Pane(pane) => pane.hand_over(&text),
         Way::Inbox(inbox) => match inbox::post(inbox, &text) {

@@ -91,51 +91,43 @@ fn procargs(pid: u32) -> Option<Vec<u8>> {
 /// The environment process `pid` started with, as `NAME=VALUE` strings (`None`: not
 /// readable, another user's process).
 pub(super) fn environ(pid: u32) -> Option<Vec<Vec<u8>>> {
-    let raw = procargs(pid)?;
-    let argc = usize::try_from(i32::from_ne_bytes(raw.get(..4)?.try_into().ok()?)).ok()?;
-    let strings = strings_after_path(&raw[4..]);
-    Some(
-        strings
-            .skip(argc)
-            .take_while(|s| !s.is_empty())
-            .map(<[u8]>::to_vec)
-            .collect(),
-    )
+    Some(parse_environ(&procargs(pid)?))
 }
 
-/// The NUL-separated strings after the executable's path (and its NUL padding) in a
-/// `KERN_PROCARGS2` buffer (without its `argc`): the arguments, then the environment.
-fn strings_after_path(rest: &[u8]) -> impl Iterator<Item = &[u8]> {
-    let path_end = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
+/// The argument count of a `KERN_PROCARGS2` buffer, and the NUL-separated strings after the
+/// executable's path and its NUL padding: the arguments, then the environment.
+fn procargs_strings(raw: &[u8]) -> Option<(usize, impl Iterator<Item = &[u8]>)> {
+    let argc = usize::try_from(i32::from_ne_bytes(raw.get(..4)?.try_into().ok()?)).ok()?;
+    let rest = &raw[4..];
+    let path_end = rest.iter().position(|&b| b == 0)?;
     let start = rest[path_end..]
         .iter()
         .position(|&b| b != 0)
         .map_or(rest.len(), |i| path_end + i);
-    rest[start..].split(|&b| b == 0)
+    Some((argc, rest[start..].split(|&b| b == 0)))
 }
 
 /// The arguments in a `KERN_PROCARGS2` buffer.
 fn parse_procargs(raw: &[u8]) -> Vec<String> {
-    let Some(argc) = raw
-        .get(..4)
-        .and_then(|b| b.try_into().ok())
-        .map(i32::from_ne_bytes)
-    else {
+    let Some((argc, strings)) = procargs_strings(raw) else {
         return Vec::new();
     };
-    let rest = &raw[4..];
-    // The executable's path, then NUL padding up to the first argument.
-    let Some(path_end) = rest.iter().position(|&b| b == 0) else {
-        return Vec::new();
-    };
-    let args_start = rest[path_end..]
-        .iter()
-        .position(|&b| b != 0)
-        .map_or(rest.len(), |i| path_end + i);
-    rest[args_start..]
-        .split(|&b| b == 0)
-        .take(usize::try_from(argc).unwrap_or(0))
+    strings
+        .take(argc)
         .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect()
+}
+
+/// The environment in a `KERN_PROCARGS2` buffer: the strings after the arguments, up to the
+/// first empty one.
+fn parse_environ(raw: &[u8]) -> Vec<Vec<u8>> {
+    let Some((argc, strings)) = procargs_strings(raw) else {
+        return Vec::new();
+    };
+    strings
+        .skip(argc)
+        .take_while(|s| !s.is_empty())
+        .map(<[u8]>::to_vec)
         .collect()
 }
 
@@ -168,5 +160,16 @@ mod tests {
         raw.extend_from_slice(b"/bin/codex\0\0\0\0codex\0app-server\0HOME=/x\0");
         assert_eq!(parse_procargs(&raw), ["codex", "app-server"]);
         assert!(parse_procargs(b"").is_empty());
+    }
+
+    #[test]
+    fn parses_the_environment_after_the_arguments() {
+        let mut raw = 1i32.to_ne_bytes().to_vec();
+        raw.extend_from_slice(b"/bin/claude\0\0\0claude\0HOME=/x\0PATH=/bin:/usr/bin\0\0\0junk");
+        assert_eq!(
+            parse_environ(&raw),
+            [b"HOME=/x".to_vec(), b"PATH=/bin:/usr/bin".to_vec()]
+        );
+        assert!(parse_environ(b"").is_empty());
     }
 }
