@@ -225,7 +225,7 @@ fn answer(
                 .into_iter()
                 .rev()
                 .collect();
-            Err(format!("{why} (exit {status}; stderr: {tail:?})"))
+            Err(format!("{why} ({status}; stderr: {tail:?})"))
         }
     }
 }

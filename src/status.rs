@@ -263,14 +263,14 @@ fn check_version(agent: Agent) -> Option<Check> {
     })
 }
 
-/// What `program --version` prints, if it runs within 5 s (a hung one is killed: status
-/// must answer).
+/// What `program --version` prints, on stdout then stderr (Pi prints it there), if it runs
+/// within 5 s (a hung one is killed: status must answer).
 fn version_output(program: &str) -> Option<String> {
     let mut child = Command::new(program)
         .arg("--version")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .ok()?;
     let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
@@ -284,6 +284,7 @@ fn version_output(program: &str) -> Option<String> {
     }
     let mut out = String::new();
     std::io::Read::read_to_string(&mut child.stdout.take()?, &mut out).ok()?;
+    std::io::Read::read_to_string(&mut child.stderr.take()?, &mut out).ok()?;
     Some(out)
 }
 

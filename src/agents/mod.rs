@@ -25,6 +25,7 @@ pub(crate) mod edit;
 mod gemini;
 pub(crate) mod hooks;
 mod opencode;
+mod pi;
 pub mod transcript;
 
 use edit::Ours;
@@ -176,11 +177,12 @@ pub struct Agent(&'static dyn Kind);
 
 impl Agent {
     /// Every agent repowire knows; the first is the default (of `--agent` and team files).
-    pub const ALL: [Agent; 4] = [
+    pub const ALL: [Agent; 5] = [
         claude::CLAUDE,
         codex::CODEX,
         gemini::GEMINI,
         opencode::OPENCODE,
+        pi::PI,
     ];
 
     /// The agent called `name`, if repowire knows one.
@@ -188,7 +190,7 @@ impl Agent {
         Agent::ALL.into_iter().find(|a| a.name() == name)
     }
 
-    /// The names of every agent, for messages: "claude, codex, gemini or opencode".
+    /// The names of every agent, for messages: "claude, codex, gemini, opencode or pi".
     pub fn names() -> String {
         let names: Vec<&str> = Agent::ALL.iter().map(|a| a.name()).collect();
         match names.split_last() {
@@ -293,6 +295,30 @@ pub struct Inbox {
     pub token: String,
     /// The session the messages are for.
     pub session_id: String,
+}
+
+/// The inbox a plugin of repowire's (`what`: "plugin", "extension") serves agent `name`'s
+/// session and gives the hook in `REPOWIRE_INBOX_SOCKET`, `REPOWIRE_INBOX_TOKEN` and
+/// `REPOWIRE_INBOX_SESSION`; `no_session` says why the last may be empty.
+fn inbox_from_plugin(what: &str, name: &str, no_session: &str) -> Result<Option<Inbox>, String> {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let (Some(socket), Some(token)) = (var("REPOWIRE_INBOX_SOCKET"), var("REPOWIRE_INBOX_TOKEN"))
+    else {
+        return Err(format!(
+            "repowire's {what} gave its hooks no inbox (a {what} from before inboxes, or it could not open one: run `repowire setup --agent {name}`)"
+        ));
+    };
+    if token.len() > 256 || !token.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(format!("its inbox token is not the kind repowire's {what} makes"));
+    }
+    let Some(session_id) = var("REPOWIRE_INBOX_SESSION") else {
+        return Err(no_session.into());
+    };
+    Ok(Some(Inbox {
+        socket: socket.into(),
+        token,
+        session_id,
+    }))
 }
 
 /// Whether release `a` is newer than `b` (both `N.N.N`).
@@ -514,6 +540,6 @@ mod tests {
         }
         let err = serde_json::from_str::<Agent>("\"nobody\"").unwrap_err();
         assert!(err.to_string().contains("unknown agent 'nobody'"), "{err}");
-        assert_eq!(Agent::names(), "claude, codex, gemini or opencode");
+        assert_eq!(Agent::names(), "claude, codex, gemini, opencode or pi");
     }
 }

@@ -69,23 +69,11 @@ impl Kind for OpenCode {
     /// shown in the TUI as if typed (measured with 1.18.33). Before its first prompt the TUI
     /// has no session to post to.
     fn inbox(&self) -> Result<Option<Inbox>, String> {
-        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-        let (Some(socket), Some(token)) =
-            (var("REPOWIRE_INBOX_SOCKET"), var("REPOWIRE_INBOX_TOKEN"))
-        else {
-            return Err("repowire's plugin gave its hooks no inbox (a plugin from before inboxes: run `repowire setup --agent opencode`)".into());
-        };
-        if token.len() > 256 || !token.bytes().all(|b| b.is_ascii_alphanumeric()) {
-            return Err("its inbox token is not the kind repowire's plugin makes".into());
-        }
-        let Some(session_id) = var("REPOWIRE_INBOX_SESSION") else {
-            return Err("no session yet (OpenCode starts one with the first prompt)".into());
-        };
-        Ok(Some(Inbox {
-            socket: socket.into(),
-            token,
-            session_id,
-        }))
+        super::inbox_from_plugin(
+            "plugin",
+            self.name(),
+            "no session yet (OpenCode starts one with the first prompt)",
+        )
     }
 
     /// (1.14.41 to 1.18.33) `opencode run --fork` keeps its copy as a session in OpenCode's

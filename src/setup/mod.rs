@@ -129,7 +129,7 @@ pub fn setup(home: &Path, args: &SetupArgs) -> Result<()> {
         agents[0].name()
     );
     if changed {
-        println!("Sessions already running see the MCP server after a restart.");
+        println!("Sessions already running see these changes after a restart.");
     }
     Ok(())
 }
