@@ -1,7 +1,7 @@
-//! End to end against the real Codex CLI, Gemini CLI and OpenCode, next to a real Claude Code
-//! session, all four in one private tmux server, talking to the project's fake model API on
-//! 127.0.0.1 (`tests/fake_model.py`: Anthropic Messages for Claude Code, OpenAI Responses for
-//! Codex and OpenCode, Gemini's API for Gemini CLI). The fake follows the script in the last prompt (`REPLY
+//! End to end against the real Codex CLI, Gemini CLI, OpenCode and Pi, next to a real Claude
+//! Code session, all five in one private tmux server, talking to the project's fake model API
+//! on 127.0.0.1 (`tests/fake_model.py`: Anthropic Messages for Claude Code and Pi, OpenAI
+//! Responses for Codex and OpenCode, Gemini's API for Gemini CLI). The fake follows the script in the last prompt (`REPLY
 //! <text>`, `CALL_TOOL <name> <json>`, `SLEEP <s>`, else `ECHO: <prompt>`), so every answer
 //! below is exactly what the agent's turn made of what repowire typed.
 //!
@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::util::agents::{
-    ASK_TIMEOUT, CODEX_PINNED, GEMINI_PINNED, NAMES, OPENCODE_PINNED, Team, ask_tool, ci_variables,
-    need_agents, shell_call,
+    ASK_TIMEOUT, CODEX_PINNED, GEMINI_PINNED, NAMES, OPENCODE_PINNED, PI_PINNED, Team, ask_tool,
+    ci_variables, need_agents, shell_call,
 };
 use crate::util::claude_code;
 use crate::util::{
@@ -25,27 +25,28 @@ use crate::util::{
     rw_command, sh_quote, text,
 };
 
-/// The four sessions, each asked from the command line, each asking another through the MCP
-/// tool and through `repowire peer ask` in its own shell tool, each getting a notification;
-/// then Codex, Gemini and OpenCode turns cut short with Esc are reported as interrupted, a
-/// person's draft holds a question back until its own turn is over, and quitting takes them
-/// offline.
+/// The five sessions, each asked from the command line, each asking another through its
+/// repowire tool and through `repowire peer ask` in its own shell tool, each getting a
+/// notification; then Codex, Gemini, OpenCode and Pi turns cut short with Esc are reported as
+/// interrupted, a person's draft holds a typed question back until its own turn is over (and
+/// one posted to an inbox leaves it be), and quitting takes them offline.
 #[test]
-fn claude_codex_gemini_and_opencode_ask_each_other() {
+fn claude_codex_gemini_opencode_and_pi_ask_each_other() {
     let Some(clis) = need_agents(
         claude_code::PINNED,
         CODEX_PINNED,
         GEMINI_PINNED,
         OPENCODE_PINNED,
+        PI_PINNED,
     ) else {
         return;
     };
     let team = Team::start(&clis);
     core_flows(&team);
 
-    // 5. Hostile text reaches Codex, Gemini and OpenCode inert and whole.
+    // 5. Hostile text reaches Codex, Gemini, OpenCode and Pi inert and whole.
     let question = HOSTILE_QUESTION;
-    for name in ["codex", "gemini", "opencode"] {
+    for name in ["codex", "gemini", "opencode", "pi"] {
         let (answer, _) = team.ask(name, question);
         let id = team.last_sent("user", name);
         let header = format!("ECHO: [repowire] Question from user (query {id})");
@@ -67,7 +68,8 @@ fn claude_codex_gemini_and_opencode_ask_each_other() {
         ("codex", "claude"),
         ("gemini", "codex"),
         ("opencode", "gemini"),
-        ("claude", "opencode"),
+        ("pi", "opencode"),
+        ("claude", "pi"),
     ] {
         let reply = format!("{target} answers {asker}'s shell");
         let command = format!(
@@ -79,27 +81,30 @@ fn claude_codex_gemini_and_opencode_ask_each_other() {
     }
 
     // 7. A person's draft in the prompt box is never typed after: the question waits until
-    //    the draft's own turn has ended. OpenCode, past its first turn, is posted to through
-    //    the plugin's inbox: the question is answered and the draft stays.
-    team.tmux.paste("opencode", "REPLY the person's own prompt");
-    assert!(eventually(Duration::from_secs(20), || {
-        team.tmux
-            .screen("opencode", false)
-            .contains("REPLY the person's own prompt")
-    }));
-    assert_eq!(team.peer("opencode")["transport"], "inbox");
-    let (answer, _) = team.ask("opencode", "REPLY around the draft");
-    assert_eq!(answer, "around the draft");
-    let screen = team.tmux.screen("opencode", false);
-    assert!(screen.contains("REPLY the person's own prompt"), "{screen}");
-    team.tmux.keys("opencode", &["Enter"]);
-    // The model answered the draft's own turn.
-    assert!(eventually(Duration::from_secs(60), || {
-        util::read_jsonl(&team.model.log)
-            .iter()
-            .any(|r| r["reply"].to_string().contains("the person's own prompt"))
-    }));
-    team.assert_online("opencode");
+    //    the draft's own turn has ended. OpenCode, past its first turn, and Pi are posted to
+    //    through their plugin's inbox: the question is answered and the draft stays.
+    for name in ["opencode", "pi"] {
+        let draft = format!("REPLY the person's own prompt to {name}");
+        team.tmux.paste(name, &draft);
+        assert!(eventually(Duration::from_secs(20), || {
+            team.tmux.screen(name, false).contains(&draft)
+        }));
+        assert_eq!(team.peer(name)["transport"], "inbox");
+        let (answer, _) = team.ask(name, "REPLY around the draft");
+        assert_eq!(answer, "around the draft");
+        let screen = team.tmux.screen(name, false);
+        assert!(screen.contains(&draft), "{screen}");
+        team.tmux.keys(name, &["Enter"]);
+        // The model answered the draft's own turn.
+        assert!(eventually(Duration::from_secs(60), || {
+            util::read_jsonl(&team.model.log).iter().any(|r| {
+                r["reply"]
+                    .to_string()
+                    .contains(&format!("the person's own prompt to {name}"))
+            })
+        }));
+        team.assert_online(name);
+    }
     for name in ["codex", "gemini"] {
         team.tmux.paste(name, "REPLY the person's own prompt");
         let drafted = eventually(Duration::from_secs(20), || {
@@ -127,7 +132,7 @@ fn claude_codex_gemini_and_opencode_ask_each_other() {
 
     // 8. Quitting ends the session: the peer goes offline (OpenCode tells no plugin that it
     //    exits: its process is gone).
-    for name in ["codex", "gemini", "opencode"] {
+    for name in ["codex", "gemini", "opencode", "pi"] {
         let quit = if name == "opencode" { "/exit" } else { "/quit" };
         team.tmux.paste(name, quit);
         // Input pacing, as a person types: Enter right after a paste is part of it.
@@ -155,7 +160,7 @@ pub(crate) fn core_flows(team: &Team) {
     assert!(listing.contains("AGENT"), "{listing}");
 
     // 1. A person asks each, from the command line.
-    for name in ["codex", "gemini", "opencode", "claude"] {
+    for name in ["codex", "gemini", "opencode", "pi", "claude"] {
         let t = Instant::now();
         let (answer, _) = team.ask(name, &format!("What is 6*7?\nREPLY forty-two, says {name}"));
         eprintln!("agents: user asks {name}: {:.2?}", t.elapsed());
@@ -165,12 +170,14 @@ pub(crate) fn core_flows(team: &Team) {
         team.assert_online(name);
     }
 
-    // 2. Through the MCP tool, round the ring: claude → codex → gemini → opencode → claude.
+    // 2. Through the MCP tool (Pi: repowire's extension's tool of the same name), round the
+    //    ring: claude → codex → gemini → opencode → pi → claude.
     for (asker, target) in [
         ("claude", "codex"),
         ("codex", "gemini"),
         ("gemini", "opencode"),
-        ("opencode", "claude"),
+        ("opencode", "pi"),
+        ("pi", "claude"),
     ] {
         let reply = format!("{target} answers {asker} through MCP");
         let args = json!({"peer_name": target, "query": format!("REPLY {reply}")});
@@ -191,7 +198,7 @@ pub(crate) fn core_flows(team: &Team) {
     }
     // Their models saw them (Claude Code's is checked in tests/claude.rs).
     let api = std::fs::read_to_string(&team.model.log).unwrap();
-    for name in ["codex", "gemini", "opencode"] {
+    for name in ["codex", "gemini", "opencode", "pi"] {
         assert!(
             api.contains(&format!("Heads up, {name}: the API moves")),
             "{name}'s notification never reached its model"
@@ -199,7 +206,7 @@ pub(crate) fn core_flows(team: &Team) {
     }
 
     // 4. A turn cut short with Esc is no answer: the asker hears it was interrupted.
-    for name in ["codex", "gemini", "opencode"] {
+    for name in ["codex", "gemini", "opencode", "pi"] {
         let mut c = util::rw(&team.spool);
         c.args([
             "peer",
@@ -235,15 +242,16 @@ pub(crate) fn core_flows(team: &Team) {
     }
 }
 
-/// `repowire up` starts a Codex, a Gemini CLI and an OpenCode session from a team file (each
+/// `repowire up` starts a Codex, a Gemini CLI, an OpenCode and a Pi session from a team file (each
 /// named by the file, not by its directory), each answers, and `repowire down` ends their
 /// processes.
 #[test]
-fn codex_gemini_and_opencode_come_up_from_a_team_file_and_go_down() {
-    let (Some(codex), Some(gemini), Some(opencode)) = (
+fn codex_gemini_opencode_and_pi_come_up_from_a_team_file_and_go_down() {
+    let (Some(codex), Some(gemini), Some(opencode), Some(pi)) = (
         need_agent("codex", CODEX_PINNED),
         need_agent("gemini", GEMINI_PINNED),
         need_agent("opencode", OPENCODE_PINNED),
+        need_agent("pi", PI_PINNED),
     ) else {
         return;
     };
@@ -270,7 +278,7 @@ fn codex_gemini_and_opencode_come_up_from_a_team_file_and_go_down() {
     std::fs::write(
         &file,
         format!(
-            "tmux_session: team\npeers:\n  web: {{ path: codex, agent: codex, command: \"HOME={} CODEX_HOME={} FAKE_API_KEY=fake exec {} --dangerously-bypass-hook-trust\" }}\n  ops: {{ path: gemini, agent: gemini, command: \"{unset}HOME={} GEMINI_API_KEY=fake GOOGLE_GEMINI_BASE_URL={} exec {} --approval-mode=yolo\" }}\n  app: {{ path: opencode, agent: opencode, command: \"unset XDG_CONFIG_HOME; {} exec {}\" }}\n",
+            "tmux_session: team\npeers:\n  web: {{ path: codex, agent: codex, command: \"HOME={} CODEX_HOME={} FAKE_API_KEY=fake exec {} --dangerously-bypass-hook-trust\" }}\n  ops: {{ path: gemini, agent: gemini, command: \"{unset}HOME={} GEMINI_API_KEY=fake GOOGLE_GEMINI_BASE_URL={} exec {} --approval-mode=yolo\" }}\n  app: {{ path: opencode, agent: opencode, command: \"unset XDG_CONFIG_HOME; {} exec {}\" }}\n  dev: {{ path: pi, agent: pi, command: \"{} exec {}\" }}\n",
             cx.display(),
             cx.join(".codex").display(),
             codex.display(),
@@ -279,6 +287,8 @@ fn codex_gemini_and_opencode_come_up_from_a_team_file_and_go_down() {
             gemini.display(),
             team.opencode_env().join(" "),
             opencode.display(),
+            team.pi_env().join(" "),
+            pi.display(),
         ),
     )
     .unwrap();
@@ -286,10 +296,11 @@ fn codex_gemini_and_opencode_come_up_from_a_team_file_and_go_down() {
         let mut c = util::rw(&team.spool);
         c.args(args)
             // Where `up` looks for each agent's setup: Gemini CLI's in HOME, Codex's in
-            // CODEX_HOME, OpenCode's in XDG_CONFIG_HOME.
+            // CODEX_HOME, OpenCode's in XDG_CONFIG_HOME, Pi's in PI_CODING_AGENT_DIR.
             .env("HOME", &gm)
             .env("CODEX_HOME", cx.join(".codex"))
             .env("XDG_CONFIG_HOME", team.root.join("oc/.config"))
+            .env("PI_CODING_AGENT_DIR", team.root.join("pih/.pi/agent"))
             .env("TMUX_TMPDIR", &tmux_tmpdir);
         run_for(c, Duration::from_secs(150))
     };
@@ -298,10 +309,15 @@ fn codex_gemini_and_opencode_come_up_from_a_team_file_and_go_down() {
     let said = text(&up.stdout);
     assert!(up.status.success(), "{said}{}", text(&up.stderr));
     eprintln!(
-        "agents: `repowire up` of Codex, Gemini CLI and OpenCode took {:.2?}:\n{said}",
+        "agents: `repowire up` of Codex, Gemini CLI, OpenCode and Pi took {:.2?}:\n{said}",
         t.elapsed()
     );
-    for (name, agent) in [("web", "codex"), ("ops", "gemini"), ("app", "opencode")] {
+    for (name, agent) in [
+        ("web", "codex"),
+        ("ops", "gemini"),
+        ("app", "opencode"),
+        ("dev", "pi"),
+    ] {
         let p = team.peer(name);
         assert_eq!(
             (&p["status"], &p["agent"]),
@@ -324,9 +340,12 @@ fn codex_gemini_and_opencode_come_up_from_a_team_file_and_go_down() {
     let (answer, took) = team.ask("app", "REPLY opencode, up from a team file");
     eprintln!("agents: ask to app (OpenCode) {took:.2?}");
     assert_eq!(answer, "opencode, up from a team file");
+    let (answer, took) = team.ask("dev", "REPLY pi, up from a team file");
+    eprintln!("agents: ask to dev (Pi) {took:.2?}");
+    assert_eq!(answer, "pi, up from a team file");
 
     // Their agents' processes, which `down` must end.
-    let pids: Vec<u64> = ["web", "ops", "app"]
+    let pids: Vec<u64> = ["web", "ops", "app", "dev"]
         .iter()
         .map(|n| {
             let record: serde_json::Value = serde_json::from_slice(
@@ -343,7 +362,7 @@ fn codex_gemini_and_opencode_come_up_from_a_team_file_and_go_down() {
     let said = text(&down.stdout);
     assert!(down.status.success(), "{said}{}", text(&down.stderr));
     eprintln!("agents: `repowire down` took {:.2?}:\n{said}", t.elapsed());
-    for name in ["web", "ops", "app"] {
+    for name in ["web", "ops", "app", "dev"] {
         assert!(said.contains(&format!("{name}  stopped")), "{said}");
         assert_eq!(team.peer(name)["status"], "offline");
     }

@@ -22,6 +22,7 @@ mod man;
 mod mcp;
 mod mesh;
 mod opencode_inbox;
+mod pi;
 mod remote;
 mod setup;
 mod setup_agents;

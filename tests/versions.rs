@@ -140,6 +140,7 @@ fn codex_newest_tested_release_passes_the_core_flows() {
         newest,
         GEMINI_PINNED,
         agents::OPENCODE_PINNED,
+        agents::PI_PINNED,
     ) else {
         return;
     };
@@ -163,12 +164,39 @@ fn opencode_oldest_tested_release_passes_the_core_flows() {
         agents::CODEX_PINNED,
         GEMINI_PINNED,
         oldest,
+        agents::PI_PINNED,
     ) else {
         return;
     };
     team_flows(&clis, &format!("OpenCode {oldest}"), || {
         crate::agents::opencode_fork_flow(&clis.opencode);
         crate::opencode_inbox::reached_through_its_plugins_inbox(&clis.opencode);
+    });
+}
+
+/// Pi's oldest tested release (the pinned one is the newest, and the latest on the registry
+/// when this was written) joins the other agents' pinned releases for the core flows, the
+/// fork and the inbox outside tmux.
+#[test]
+fn pi_oldest_tested_release_passes_the_core_flows() {
+    let (oldest, newest) = agent("pi").tested();
+    assert_eq!(
+        newest,
+        agents::PI_PINNED,
+        "the pinned Pi is the newest tested; else run the core flows on the newest here too"
+    );
+    let Some(clis) = agents::need_agents(
+        claude_code::PINNED,
+        agents::CODEX_PINNED,
+        GEMINI_PINNED,
+        agents::OPENCODE_PINNED,
+        oldest,
+    ) else {
+        return;
+    };
+    team_flows(&clis, &format!("Pi {oldest}"), || {
+        crate::pi::fork_flow(&clis.pi);
+        crate::pi::reached_through_its_extensions_inbox(&clis.pi);
     });
 }
 
@@ -185,6 +213,7 @@ fn the_pinned_releases_are_within_the_tested_range() {
     assert!(within(agent("codex"), agents::CODEX_PINNED));
     assert_eq!(agent("gemini").tested(), (GEMINI_PINNED, GEMINI_PINNED));
     assert!(within(agent("opencode"), agents::OPENCODE_PINNED));
+    assert!(within(agent("pi"), agents::PI_PINNED));
 }
 
 /// `repowire status` reads each agent's `--version`: older than the oldest tested is a
@@ -260,9 +289,11 @@ fn status_compares_each_installed_agent_with_the_tested_releases() {
 
     fake("claude", &format!("echo '{claude_oldest} (Claude Code)'"));
     fake("codex", &format!("echo 'codex-cli {codex_newest}'"));
+    // Pi prints its release on stderr.
+    fake("pi", &format!("echo {} >&2", agent("pi").tested().0));
     let (_, report) = status();
     let found = versions(&report);
-    assert_eq!(found.len(), 2, "one check per agent on PATH: {found:?}");
+    assert_eq!(found.len(), 3, "one check per agent on PATH: {found:?}");
     assert!(
         found.iter().all(|c| c["level"] == "ok"),
         "tested releases: {found:?}"

@@ -309,7 +309,9 @@ fn inbox_from_plugin(what: &str, name: &str, no_session: &str) -> Result<Option<
         ));
     };
     if token.len() > 256 || !token.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return Err(format!("its inbox token is not the kind repowire's {what} makes"));
+        return Err(format!(
+            "its inbox token is not the kind repowire's {what} makes"
+        ));
     }
     let Some(session_id) = var("REPOWIRE_INBOX_SESSION") else {
         return Err(no_session.into());

@@ -79,9 +79,11 @@ impl Kind for Pi {
         prompt: &str,
         _dir: &Path,
     ) -> Result<Vec<String>, String> {
-        Ok(["sh", "-c", FORK_SCRIPT, "repowire-fork", session_id, prompt]
-            .map(String::from)
-            .to_vec())
+        Ok(
+            ["sh", "-c", FORK_SCRIPT, "repowire-fork", session_id, prompt]
+                .map(String::from)
+                .to_vec(),
+        )
     }
 
     fn fork_answer(&self, stdout: &str) -> Result<String, String> {
@@ -122,7 +124,10 @@ impl Kind for Pi {
 
     fn uninstall(&self) -> Result<Vec<Edit<'static>>> {
         Ok(vec![Edit::whole(extension_path()?, |text| match text {
-            Some(t) if is_ours(t) => Ok((None, vec![Change::new(Verb::Remove, "repowire's extension")])),
+            Some(t) if is_ours(t) => Ok((
+                None,
+                vec![Change::new(Verb::Remove, "repowire's extension")],
+            )),
             other => Ok((other.map(str::to_string), Vec::new())),
         })])
     }

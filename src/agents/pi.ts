@@ -23,7 +23,7 @@
 // (pi.sendUserMessage), as if typed, whatever is in the prompt box. The socket answers nothing.
 import { spawn } from "node:child_process"
 import { randomBytes } from "node:crypto"
-import { mkdtempSync, rmSync } from "node:fs"
+import { existsSync, mkdtempSync, rmSync } from "node:fs"
 import { createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -43,9 +43,9 @@ const interactive = () => {
   return Boolean(process.stdin.isTTY) && !other && !args.includes("-p") && !args.includes("--print")
 }
 
-// The inbox: its socket and token, and `close`; null when it cannot be opened (then the
-// session is typed into). `post(sessionId, text)` gets each message.
-const openInbox = (post) => {
+// The inbox: its socket and token, and `close`, once it listens; null when it cannot be
+// opened (then the session is typed into). `post(sessionId, text)` gets each message.
+const openInbox = async (post) => {
   let dir
   try {
     dir = mkdtempSync(join(tmpdir(), "repowire-pi-"))
@@ -76,15 +76,27 @@ const openInbox = (post) => {
       post(msg.session_id, text)
     })
   })
+  const socket = join(dir, "inbox.sock")
+  try {
+    await new Promise((listening, failed) => {
+      server.once("error", failed)
+      server.listen(socket, listening)
+    })
+    // Node listens at a cut path where the path is too long for a socket.
+    if (!existsSync(socket)) throw new Error("no socket at " + socket)
+  } catch {
+    server.close()
+    rmSync(dir, { recursive: true, force: true })
+    return null
+  }
   server.on("error", () => {})
-  server.listen(join(dir, "inbox.sock"))
   server.unref()
   const close = () => {
     server.close()
     rmSync(dir, { recursive: true, force: true })
   }
   process.on("exit", close)
-  return { socket: join(dir, "inbox.sock"), token, close }
+  return { socket, token, close }
 }
 
 // repowire's MCP server as a child, and the tools it lists; null when it does not start.
@@ -230,7 +242,7 @@ export default async function (pi) {
     }
     if (waiting.length > 0) draining = setTimeout(drain, 200)
   }
-  const inbox = openInbox((sessionId, text) => {
+  const inbox = await openInbox((sessionId, text) => {
     if (sessionId !== session) return
     waiting.push(text)
     if (!draining) drain()

@@ -1,4 +1,4 @@
-//! The real Codex CLI, Gemini CLI and OpenCode next to a real Claude Code, all four in one
+//! The real Codex CLI, Gemini CLI, OpenCode and Pi next to a real Claude Code, all five in one
 //! private tmux server, talking to the project's fake model API (see tests/agents.rs).
 
 use std::path::{Path, PathBuf};
@@ -15,11 +15,12 @@ use super::{
 pub const CODEX_PINNED: &str = "0.169.0";
 pub const GEMINI_PINNED: &str = "0.61.0";
 pub const OPENCODE_PINNED: &str = "1.18.33";
+pub const PI_PINNED: &str = "0.73.1";
 /// Start-up of all three to registered peers; a few seconds here, generous for a busy box.
 pub(crate) const START_TIMEOUT: Duration = Duration::from_secs(120);
 /// One round trip through one or two agent turns.
 pub(crate) const ASK_TIMEOUT: Duration = Duration::from_secs(120);
-pub(crate) const NAMES: [&str; 4] = ["claude", "codex", "gemini", "opencode"];
+pub(crate) const NAMES: [&str; 5] = ["claude", "codex", "gemini", "opencode", "pi"];
 
 /// The agent CLIs of a [`Team`].
 pub struct Clis {
@@ -27,15 +28,23 @@ pub struct Clis {
     pub codex: PathBuf,
     pub gemini: PathBuf,
     pub opencode: PathBuf,
+    pub pi: PathBuf,
 }
 
-/// The four agents' releases, or `None` after printing `SKIPPED: <why>`.
-pub fn need_agents(claude: &str, codex: &str, gemini: &str, opencode: &str) -> Option<Clis> {
+/// The five agents' releases, or `None` after printing `SKIPPED: <why>`.
+pub fn need_agents(
+    claude: &str,
+    codex: &str,
+    gemini: &str,
+    opencode: &str,
+    pi: &str,
+) -> Option<Clis> {
     Some(Clis {
         claude: need_claude(claude)?,
         codex: need_agent("codex", codex)?,
         gemini: need_agent("gemini", gemini)?,
         opencode: need_agent("opencode", opencode)?,
+        pi: need_agent("pi", pi)?,
     })
 }
 
@@ -52,6 +61,7 @@ pub(crate) fn shell_call(agent: &str, command: &str) -> String {
             "CALL_TOOL bash {}",
             json!({"command": command, "description": "ask a peer"})
         ),
+        "pi" => format!("CALL_TOOL bash {}", json!({ "command": command })),
         _ => format!(
             "CALL_TOOL Bash {}",
             json!({"command": command, "description": "ask a peer"})
@@ -63,6 +73,7 @@ pub(crate) fn ask_tool(agent: &str) -> &'static str {
     match agent {
         "gemini" => "mcp_repowire_ask_peer",
         "opencode" => "repowire_ask_peer",
+        "pi" => "ask_peer",
         _ => "mcp__repowire__ask_peer",
     }
 }
@@ -77,8 +88,9 @@ pub(crate) fn ci_variables() -> Vec<String> {
         .collect()
 }
 
-/// A Claude Code, a Codex, a Gemini CLI and an OpenCode session, in directories `claude`,
-/// `codex`, `gemini` and `opencode` (so those are their peer names), in one tmux server, sharing a spool. Dropping it
+/// A Claude Code, a Codex, a Gemini CLI, an OpenCode and a Pi session, in directories
+/// `claude`, `codex`, `gemini`, `opencode` and `pi` (so those are their peer names), in one
+/// tmux server, sharing a spool. Dropping it
 /// stops everything it started (the directory is kept when the test failed).
 pub struct Team {
     dir: Option<tempfile::TempDir>,
@@ -103,12 +115,14 @@ impl Team {
             codex,
             gemini,
             opencode,
+            pi,
         } = clis;
         let team = Team::prepare();
         let t = Instant::now();
         team.start_claude(claude);
         team.start_codex(codex, &[]);
         team.start_opencode(opencode);
+        team.start_pi(pi, true);
         let spool = team.spool.display().to_string();
         let mut gemini_argv: Vec<String> = vec!["env".into()];
         for k in ci_variables() {
@@ -132,12 +146,12 @@ impl Team {
                     .any(|p| p["name"] == *n && p["status"] == "online")
             })
         });
-        assert!(online, "the four sessions did not all become online peers");
-        eprintln!("agents: all four online peers after {:.2?}", t.elapsed());
+        assert!(online, "the five sessions did not all become online peers");
+        eprintln!("agents: all five online peers after {:.2?}", t.elapsed());
         team
     }
 
-    /// The directories, the fake API, and the homes of Codex, Gemini CLI and OpenCode after
+    /// The directories, the fake API, and the homes of Codex, Gemini CLI, OpenCode and Pi after
     /// `repowire setup`, with no session started.
     pub(crate) fn prepare() -> Team {
         let guard = util::one_at_a_time();
@@ -159,6 +173,7 @@ impl Team {
         team.write_codex_home();
         team.write_gemini_home();
         team.write_opencode_home();
+        team.write_pi_home();
         team
     }
 
@@ -169,6 +184,7 @@ impl Team {
             .env("HOME", home)
             .env("CODEX_HOME", home.join(".codex"))
             .env_remove("XDG_CONFIG_HOME")
+            .env_remove("PI_CODING_AGENT_DIR")
             .env("REPOWIRE_HOME", &self.spool)
             .env_remove("TMUX")
             .env_remove("TMUX_PANE");
@@ -278,6 +294,52 @@ screen_reader_detection_done = true
         argv.push(opencode.display().to_string());
         self.tmux
             .new_session("opencode", &self.root.join("opencode"), &argv);
+    }
+
+    /// Pi's home: its models configuration for the fake API (its Anthropic Messages
+    /// provider type at a local URL) as the default model, then `repowire setup --agent pi`.
+    pub(crate) fn write_pi_home(&self) {
+        let dir = self.root.join("pih/.pi/agent");
+        std::fs::create_dir_all(&dir).unwrap();
+        let models = json!({"providers": {"fake": {
+            "baseUrl": self.model.url(),
+            "api": "anthropic-messages",
+            "apiKey": "fake",
+            "models": [{"id": "claude-fake"}],
+        }}});
+        std::fs::write(dir.join("models.json"), models.to_string()).unwrap();
+        let settings = json!({"defaultProvider": "fake", "defaultModel": "claude-fake"});
+        std::fs::write(dir.join("settings.json"), settings.to_string()).unwrap();
+        self.setup("pi", &self.root.join("pih"));
+    }
+
+    /// The environment Pi runs in: its home, the spool, and no downloads (`PI_OFFLINE`: it
+    /// would fetch fd and ripgrep).
+    pub(crate) fn pi_env(&self) -> Vec<String> {
+        vec![
+            format!("HOME={}", self.root.join("pih").display()),
+            format!("REPOWIRE_HOME={}", self.spool.display()),
+            "PI_OFFLINE=1".into(),
+        ]
+    }
+
+    /// Pi in session `pi` of this team's tmux server; `in_tmux` false: in a terminal with no
+    /// sign of tmux (tmux gives it its terminal, but neither it nor its extension's hooks
+    /// have `TMUX` or `TMUX_PANE`).
+    pub(crate) fn start_pi(&self, pi: &Path, in_tmux: bool) {
+        self.start_pi_with(pi, in_tmux, &[]);
+    }
+
+    /// [`Team::start_pi`] with `env` (`NAME=VALUE`) added to its environment.
+    pub(crate) fn start_pi_with(&self, pi: &Path, in_tmux: bool, env: &[String]) {
+        let mut argv: Vec<String> = vec!["env".into(), "-u".into(), "PI_CODING_AGENT_DIR".into()];
+        if !in_tmux {
+            argv.extend(["-u", "TMUX", "-u", "TMUX_PANE"].map(String::from));
+        }
+        argv.extend(self.pi_env());
+        argv.extend(env.iter().cloned());
+        argv.push(pi.display().to_string());
+        self.tmux.new_session("pi", &self.root.join("pi"), &argv);
     }
 
     /// Codex in session `codex` of this team's tmux server, `env` (`NAME=VALUE`) added to its
