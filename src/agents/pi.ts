@@ -294,7 +294,10 @@ export default async function (pi) {
   pi.on("agent_end", (event, c) => {
     ctx = c
     const last = [...(event.messages ?? [])].reverse().find((m) => m.role === "assistant")
-    if (last?.stopReason === "aborted") return hook("interrupt", { session_id: session })
+    if (last?.stopReason === "aborted") {
+      hook("interrupt", { session_id: session })
+      return
+    }
     const text = (Array.isArray(last?.content) ? last.content : [])
       .filter((c) => c.type === "text")
       .map((c) => c.text)
