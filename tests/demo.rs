@@ -233,7 +233,7 @@ fn assert_private(dir: &Path) {
     use std::os::unix::fs::PermissionsExt;
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(dir), 0o700, "{}", dir.display());
-    let transcripts: Vec<_> = walk(&dir.join("transcripts"))
+    let transcripts: Vec<_> = crate::util::files::walk(&dir.join("transcripts"))
         .into_iter()
         .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
         .collect();
@@ -246,20 +246,6 @@ fn assert_private(dir: &Path) {
         assert_eq!(mode(&t), 0o600, "{}", t.display());
         assert_eq!(mode(t.parent().unwrap()), 0o700, "{}", t.display());
     }
-}
-
-/// Every file below `dir`.
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
 
 #[test]

@@ -236,7 +236,7 @@ pub(crate) fn fork_flow(pi: &Path) {
     let (fact, mut long) = team.busy_after_a_fact("pi", 120);
     let sessions_dir = team.root.join("pih/.pi/agent/sessions");
     let sessions = || {
-        walk(&sessions_dir)
+        util::files::walk(&sessions_dir)
             .into_iter()
             .filter(|f| f.extension().is_some_and(|e| e == "jsonl"))
             .count()
@@ -301,18 +301,4 @@ pub(crate) fn fork_flow(pi: &Path) {
     assert_eq!(team.peers().len(), 1, "{:?}", team.peers());
     let _ = long.kill();
     let _ = long.wait();
-}
-
-/// Every file under `dir`.
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }

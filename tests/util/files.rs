@@ -236,3 +236,17 @@ pub fn ordered(v: &Value) -> String {
 pub fn hook_command(event: &str) -> String {
     format!("{} hook {event}", rw_command())
 }
+
+/// Every file below `dir`.
+pub fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
